@@ -1,0 +1,31 @@
+"""download@<dataset>: fetch the raw source into data/raw/<dataset>/."""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vovnet import cli  # noqa: E402
+from vovnet.config import load_params  # noqa: E402
+from vovnet.data.download import fetch  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--source", help="override datasets.<name>.source")
+    ap.add_argument("--out", help="default data/raw/<dataset>")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    if args.dataset not in params["datasets"]:
+        raise cli.VovnetError(f"params.yaml: no dataset {args.dataset!r} under datasets: (have {', '.join(params['datasets'])})")
+    cfg = dict(params["datasets"][args.dataset])
+    if args.source:
+        cfg["source"] = args.source
+    fetch(args.dataset, cfg, args.out or f"data/raw/{args.dataset}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,34 @@
+"""merge: the training mix (train/val) and the held-out evaluation part, with the leakage guard."""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vovnet import cli  # noqa: E402
+from vovnet.config import load_params  # noqa: E402
+from vovnet.data.merge import merge, write_merged  # noqa: E402
+from vovnet.io_utils import write_json  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--root", default="data/processed")
+    ap.add_argument("--merge", type=cli.str2bool, help="override merge.enabled")
+    ap.add_argument("--stats", default="metrics/merge.json")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    cfg = dict(params["merge"])
+    if args.merge is not None:
+        cfg["enabled"] = args.merge
+    out, stats = merge(cfg, params["seed"], args.root)
+    write_merged(out, cfg["name"], args.root)
+    write_json(args.stats, stats)
+    print(f"merge: train {stats['train']}, val {stats['val']}, heldout {stats['heldout']}, "
+          f"duplicates dropped {stats['duplicates_dropped']}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,34 @@
+"""Shared CLI plumbing for the stage entry points: one-line errors, logging, offline defaults."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+from vovnet import VovnetError
+
+
+def str2bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def run(main: Callable[[], int | None]) -> None:
+    logging.basicConfig(level=os.environ.get("VOVNET_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Stages must never phone home; datasets/transformers telemetry off.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    try:
+        code = main()
+    except VovnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,1 @@
+"""Data layer: raw sources -> normalized JSONL records + a content-addressed image store."""

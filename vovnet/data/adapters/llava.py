@@ -1,0 +1,92 @@
+"""LLaVA-style JSON (LLaVA-Instruct-150K layout): [{id, image: "name.jpg", conversations: [...]}, ...].
+
+Images are bare names resolved under `image_root` / VOVNET_IMAGE_ROOTS / VOVNET_IMAGE_ROOT; a name that
+would leave its root (absolute, `..`, or a symlink pointing outside) is rejected and never read.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from vovnet import VovnetError
+from vovnet.config import image_roots
+from vovnet.data.records import ImageRef, Reject, Row, clean_text, make_record
+
+
+def find_json(raw_dir: Path, split: str) -> Path:
+    files = sorted(raw_dir.rglob("*.json"))
+    named = [p for p in files if split in p.stem]
+    if named:
+        return named[0]
+    if len(files) == 1:
+        return files[0]
+    raise VovnetError(f"{raw_dir}: expected one LLaVA JSON file (or one named for split {split!r}), found {len(files)}")
+
+
+def resolve_in_roots(name: str, roots: list[Path]) -> Path:
+    """The file `name` under the first root that has it. Raises Reject (unsafe) or FileNotFoundError."""
+    if not name or "\x00" in name:
+        raise Reject("image", "empty image name")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise Reject("image", f"image path {name!r} escapes its root (absolute or '..')")
+    for root in roots:
+        real_root = root.resolve()
+        candidate = (root / rel).resolve()
+        if not candidate.is_relative_to(real_root):
+            raise Reject("image", f"image path {name!r} resolves outside {root} (symlink)")
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(name)
+
+
+def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
+    path = find_json(raw_dir, split)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise VovnetError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise VovnetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+    if not isinstance(data, list):
+        raise VovnetError(f"{path}: expected a JSON list of conversations, got {type(data).__name__}")
+    roots = image_roots(cfg)
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            yield Row(index=i, key=f"row{i}", group=f"row{i}", fields={"_error": "record is not an object"})
+            continue
+        key = str(item.get("id", f"row{i}"))
+        images, fields = [], dict(item)
+        name = item.get("image")
+        if isinstance(name, str) and name:
+            try:
+                images.append(ImageRef("image", "path", resolve_in_roots(name, roots)))
+            except Reject as rej:
+                fields["_error"] = rej.reason
+            except FileNotFoundError:
+                msg = f"image {name!r} not found under any root ({', '.join(map(str, roots)) or 'none set'})"
+                if cfg["on_missing_image"] == "error":
+                    raise VovnetError(f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
+                                      "or on_missing_image: reject") from None
+                fields["_error"] = msg
+        yield Row(index=i, key=key, group=key, fields=fields, images=images)
+
+
+def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
+    f = row.fields
+    if "_error" in f:
+        raise Reject("image" if "image" in f["_error"] else "record", f["_error"])
+    turns = f.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise Reject("conversations", "missing or empty")
+    human = next((t for t in turns if isinstance(t, dict) and t.get("from") == "human"), None)
+    gpt = next((t for t in turns if isinstance(t, dict) and t.get("from") == "gpt"), None)
+    if human is None or gpt is None:
+        raise Reject("conversations", "needs a human turn and a gpt turn")
+    question = clean_text(str(human.get("value", "")).replace("<image>", ""))
+    answer = clean_text(gpt.get("value"))
+    if answer is None:
+        raise Reject("conversations", "empty gpt answer")
+    meta = {"turns": len(turns), "image_name": f.get("image")}
+    return make_record(dataset, split, row, question=question, text=answer, images=images, meta=meta)

@@ -1,0 +1,9 @@
+"""MMBench-Lite: the MMBench layout (TSV/HF), typically split `lite` (lmms-lab/LMMs-Eval-Lite, mmbench_en_dev).
+
+It is a subset of MMBench dev, so its answers are known; merge keeps it out of the held-out part.
+"""
+from __future__ import annotations
+
+from vovnet.data.adapters.mmbench import build, iter_rows  # same raw layout
+
+__all__ = ["build", "iter_rows"]

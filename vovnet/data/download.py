@@ -1,0 +1,142 @@
+"""download@<dataset>: fetch a source (http(s) URL, local path/file URL, or hf:<id>) into data/raw/<name>/.
+
+Tokens come only from HF_TOKEN / HUGGINGFACE_HUB_TOKEN and are passed in memory, never written.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from vovnet import VovnetError
+from vovnet.io_utils import atomic_path
+
+log = logging.getLogger("vovnet.download")
+SCHEMES = ("http", "https", "file", "hf")
+CHUNK = 1 << 20
+
+
+def hf_token() -> str | None:
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_HUB_TOKEN") or None
+
+
+def source_kind(source: str) -> str:
+    if source.startswith("hf:"):
+        return "hf"
+    scheme = urllib.parse.urlparse(source).scheme
+    if scheme in ("http", "https"):
+        return "url"
+    if scheme == "file":
+        return "file"
+    if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
+        raise VovnetError(f"unsupported source {source!r}: only {', '.join(SCHEMES)} sources and local paths")
+    return "file"
+
+
+def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: float = 1.0) -> None:
+    raw_dir = Path(raw_dir)
+    source = cfg["source"]
+    kind = source_kind(source)
+    with atomic_path(raw_dir) as tmp:
+        tmp.mkdir()
+        if kind == "hf":
+            _fetch_hf(source[3:], cfg, tmp)
+        elif kind == "url":
+            dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")
+            download_url(source, dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
+        else:
+            path = Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source)
+            if not path.exists():
+                raise VovnetError(f"datasets.{name}.source: {path} does not exist")
+            if path.is_dir():
+                shutil.copytree(path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache", "__pycache__"))
+            else:
+                shutil.copy2(path, tmp / path.name)
+                _check_md5(tmp / path.name, _expected_md5(cfg, path.name))
+
+
+def _expected_md5(cfg: dict, filename: str) -> str | None:
+    md5 = cfg.get("md5")
+    if isinstance(md5, dict):
+        return md5.get(filename)
+    return md5
+
+
+def _check_md5(path: Path, expected: str | None) -> None:
+    if not expected:
+        return
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != expected.lower():
+        raise VovnetError(f"{path.name}: md5 {digest.hexdigest()} does not match the published {expected}")
+
+
+def download_url(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, md5: str | None = None,
+                 timeout: float = 60) -> None:
+    """Stream to dest + '.part', resuming with Range after a dropped connection; verify size and md5."""
+    part = dest.with_name(dest.name + ".part")
+    expected_size = None
+    for attempt in range(retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                if have and resp.status != 206:  # server ignored Range: restart from scratch
+                    have = 0
+                length = resp.headers.get("Content-Length")
+                if length is not None:
+                    expected_size = have + int(length)
+                with open(part, "ab" if have else "wb") as fh:
+                    while chunk := resp.read(CHUNK):
+                        fh.write(chunk)
+            size = part.stat().st_size
+            if expected_size is not None and size < expected_size:
+                raise ConnectionError(f"connection dropped at {size} of {expected_size} bytes")
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403, 404):
+                raise VovnetError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+            err = exc
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            err = exc
+        if attempt == retries:
+            raise VovnetError(f"{url}: download failed after {retries + 1} attempts ({err})")
+        wait = backoff * 2**attempt
+        log.warning("download of %s interrupted (%s); retry %d/%d in %.1fs", url, err, attempt + 1, retries, wait)
+        time.sleep(wait)
+    _check_md5(part, md5)
+    os.replace(part, dest)
+
+
+def _fetch_hf(repo_id: str, cfg: dict, dest: Path) -> None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    subset = cfg.get("subset")
+    patterns = None
+    if isinstance(subset, list):
+        patterns = ["README.md", "*.json"] + [f"{s}/*" for s in subset]
+    elif isinstance(subset, str) and subset != "all":
+        patterns = ["README.md", "*.json", f"{subset}/*", f"*{subset}*"]
+    try:
+        snapshot_download(repo_id, repo_type="dataset", revision=cfg.get("revision"), local_dir=dest,
+                          allow_patterns=patterns, token=hf_token())
+    except LocalEntryNotFoundError:
+        raise VovnetError(
+            f"hf:{repo_id} is not in the local Hugging Face cache and the hub is unreachable or HF_HUB_OFFLINE=1; "
+            f"on a connected machine run `huggingface-cli download --repo-type dataset {repo_id}` "
+            "(or `dvc repro download@...` then `dvc push`, and `dvc pull` here)"
+        ) from None
+    except Exception as exc:  # hub errors (auth, missing repo, network) become one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VovnetError(f"hf:{repo_id}: {type(exc).__name__}: {first}") from None
+    # huggingface_hub keeps download metadata (with timestamps) under .cache; it is not data.
+    shutil.rmtree(dest / ".cache", ignore_errors=True)
