@@ -31,8 +31,74 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "on_missing_image": "error",  # llava: error | reject
 }
 
+MODEL = {
+    "name": "models/tiny-qwen3-vl",     # local directory or hub id of the Instruct model
+    "full_model_name": None,            # Thinking model used for FULL_VISION when use_thinking_for_full
+    "use_thinking_for_full": False,
+    "train_full_model": False,          # the Thinking model is frozen (inference only) unless true
+    "trust_remote_code": False,
+    "dtype": "auto",                    # auto: bf16 if supported, fp16 on V100, fp32 on CPU
+    "attn_implementation": "sdpa",
+    "train_vision_tower": False,
+    "lora": {"r": 8, "alpha": 16, "dropout": 0.0,
+             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+    "tiny": {"hidden_size": 64, "layers": 2, "vision_depth": 2, "vocab_size": 1024, "seed": 0},
+}
+POLICY = {
+    "hidden": 64,
+    "lambda_cost": 0.1,        # weight of the normalised expected vision tokens
+    "cost_norm": 0,            # tokens that count as cost 1.0; 0 = the sample's own FULL cost
+    "mode": "soft",            # soft (probability-weighted branch losses) | gumbel (hard, straight-through)
+    "gumbel_tau": 1.0,
+    "gain_loss": "regress",    # regress | rank | none: supervise the head with the per-sample value of vision
+    "gain_weight": 1.0,
+    "cost_shift": 0.0,         # inference-time shift of action scores by their cost (Pareto sweeps)
+}
+VISION_BUDGET = {
+    "coarse": {"min_pixels": 256, "max_pixels": 1024},
+    "full": {"min_pixels": 16384, "max_pixels": 65536},
+}
+TRAIN = {
+    "seed": 0,
+    "lr": 1.0e-4,
+    "head_lr": 1.0e-3,
+    "weight_decay": 0.0,
+    "batch_size": 4,
+    "grad_accum": 1,
+    "max_grad_norm": 1.0,
+    "scheduler": "cosine",
+    "warmup_ratio": 0.1,
+    "gradient_checkpointing": False,
+    "max_length": 2048,
+    "num_workers": 0,
+    "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2}},
+    "stage2": {"epochs": 1, "train_lora": False},
+    "log_every": 5,
+    "save_every": 20,
+    "resume": "auto",          # auto: continue from the latest checkpoint | never
+    "checkpoint_dir": "checkpoints/train",
+    "train_file": "data/processed/mmbench_core/mmbench_core_train.jsonl",
+    "output_dir": "models/vovnet",
+}
+EVALUATION = {
+    "sets": {},                 # name -> {dataset, split, protocol, images}
+    "model_dir": "models/vovnet",
+    "batch_size": 8,
+    "max_new_tokens": 16,
+    "seed": 0,                  # MMMU's random fallback and the random baseline
+    "max_samples": None,
+    "uncertainty_threshold": None,  # null: the median text-pass entropy
+    "cost_shifts": [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0],
+    "allow_overlap": False,
+}
+
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
+    "model": MODEL,
+    "policy": POLICY,
+    "vision_budget": VISION_BUDGET,
+    "train": TRAIN,
+    "evaluation": EVALUATION,
     "datasets": {},
     "normalize": {"workers": 1, "max_image_pixels": 89_478_485, "export_parquet": False},
     "merge": {
@@ -108,18 +174,9 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return _to_plain(data) if data is not None else {}
 
 
-_SECTION_DEFAULTS: dict[str, dict] = {}
-
-
-def register_section(name: str, defaults: dict) -> None:
-    """Model/training/evaluation modules add their sections so there is still one schema."""
-    _SECTION_DEFAULTS[name] = defaults
-
-
 def load_params(path: str | os.PathLike = "params.yaml") -> dict:
     raw = read_yaml(path)
-    defaults = {**DEFAULTS, **_SECTION_DEFAULTS}
-    params = _merge_defaults(raw, defaults, "", strict=False)
+    params = _merge_defaults(raw, DEFAULTS, "", strict=False)
     params["datasets"] = {name: dataset_config(name, cfg) for name, cfg in (raw.get("datasets") or {}).items()}
     return params
 

@@ -102,7 +102,8 @@ class ImageStoreWriter:
             info = tarfile.TarInfo(f"{sha}.{_ext(meta['format'])}")
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             self._tar.addfile(info, io.BytesIO(data))
-            entry["offset"] = info.offset_data
+            # the member's data ends the archive so far, padded to a 512-byte block
+            entry["offset"] = self._tar.offset - (-(-len(data) // tarfile.BLOCKSIZE)) * tarfile.BLOCKSIZE
         self.index[sha] = entry
 
     def close(self) -> None:

@@ -51,10 +51,11 @@ def colour_image(rng: random.Random, colour: str, size: int = 64) -> Image.Image
     return img
 
 
-def shape_image(shape: str, size: int = 64) -> Image.Image:
-    img = Image.new("RGB", (size, size), (245, 245, 245))
+def shape_image(shape: str, rng: random.Random, size: int = 64) -> Image.Image:
+    img = Image.new("RGB", (size, size), tuple(rng.randint(225, 255) for _ in range(3)))
     d = ImageDraw.Draw(img)
-    box = (12, 12, size - 12, size - 12)
+    m = rng.randint(8, 14)
+    box = (m, m, size - m, size - m)
     if shape == "circle":
         d.ellipse(box, fill=(20, 20, 20))
     elif shape == "square":
@@ -83,7 +84,7 @@ def mmbench_rows(rng: random.Random, n_colour: int = 10, n_shape: int = 6) -> li
         shape = SHAPES[i % 3]
         opts = list(SHAPES)
         rng.shuffle(opts)
-        items.append(("Which shape is drawn in the image?", opts, opts.index(shape), _png(shape_image(shape)),
+        items.append(("Which shape is drawn in the image?", opts, opts.index(shape), _png(shape_image(shape, rng)),
                       "shape_recognition", "perception"))
     for q, opts in FACTS:
         shuffled = list(opts)
@@ -149,8 +150,8 @@ def make_mmmu(out: Path, rng: random.Random) -> None:
     subjects["Math"].append({**blank, "id": "validation_Math_4",
                              "question": "<image 1> and <image 2>: which image shows a circle?",
                              "options": "['The first', 'The second']", "answer": "B",
-                             "image_1": {"bytes": _png(shape_image("square")), "path": None},
-                             "image_2": {"bytes": _png(shape_image("circle")), "path": None},
+                             "image_1": {"bytes": _png(shape_image("square", rng)), "path": None},
+                             "image_2": {"bytes": _png(shape_image("circle", rng)), "path": None},
                              "question_type": "multiple-choice", "img_type": "['Diagrams']", "subfield": "Geometry",
                              "topic_difficulty": "Easy", "explanation": ""})
     configs = []

@@ -1,0 +1,34 @@
+"""evaluate@<set>: generate with the trained policy, score with the benchmark's protocol, baselines, Pareto."""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vovnet import cli  # noqa: E402
+from vovnet.config import load_params  # noqa: E402
+from vovnet.evaluation.core import evaluate_set  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--set", required=True, help="a name under evaluation.sets")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", help="default eval/<set>")
+    ap.add_argument("--max_samples", type=int)
+    args = ap.parse_args()
+    params = load_params(args.params)
+    sets = params["evaluation"]["sets"]
+    if args.set not in sets:
+        raise cli.VovnetError(f"params.yaml: no evaluation set {args.set!r} (have {', '.join(sets) or 'none'})")
+    if args.max_samples is not None:
+        params["evaluation"]["max_samples"] = args.max_samples
+    m = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
+    acc = m.get("accuracy")
+    print(f"{args.set}: accuracy {'n/a (no answers; submission written)' if acc is None else f'{acc:.4f}'}"
+          f", mean vision tokens {m.get('mean_vision_tokens', 'n/a')}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

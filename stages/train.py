@@ -1,0 +1,35 @@
+"""train: two-stage VoVNet training (LoRA warm-up, then the value-of-vision policy) -> models/vovnet/.
+
+One process: `python stages/train.py`; many: `accelerate launch --num_processes 8 stages/train.py`.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vovnet import cli  # noqa: E402
+from vovnet.config import load_params  # noqa: E402
+from vovnet.io_utils import write_json  # noqa: E402
+from vovnet.training.trainer import train  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--metrics", default="metrics/train.json")
+    ap.add_argument("--lr", type=float, help="override train.lr")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    if args.lr is not None:
+        params["train"]["lr"] = args.lr
+    summary = train(params)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        write_json(args.metrics, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

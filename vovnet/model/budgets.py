@@ -1,0 +1,18 @@
+"""Vision budgets and their real cost: the processor's own grid (image_grid_thw) and merge size."""
+from __future__ import annotations
+
+import torch
+
+ACTIONS = ("no", "coarse", "full")
+NO, COARSE, FULL = 0, 1, 2
+
+
+def image_inputs(image_processor, images: list, budget: dict) -> dict:
+    """pixel_values / image_grid_thw for `images` resized within the budget's pixel limits."""
+    size = {"shortest_edge": int(budget["min_pixels"]), "longest_edge": int(budget["max_pixels"])}
+    out = image_processor(images=images, size=size, return_tensors="pt")
+    return {"pixel_values": out["pixel_values"], "image_grid_thw": out["image_grid_thw"]}
+
+
+def tokens_per_image(image_grid_thw: torch.Tensor, merge_size: int) -> list[int]:
+    return [int(n) for n in (image_grid_thw.prod(dim=-1) // (merge_size**2)).tolist()]

@@ -1,0 +1,103 @@
+"""The one model factory: Qwen3-VL + processor from a local directory or hub id, dtype, LoRA."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from vovnet import VovnetError
+
+log = logging.getLogger("vovnet.model")
+
+LANGUAGE_MODULE_PATTERN = r".*language_model.*\.({})$"
+
+
+def check_model_dir(path: str | os.PathLike) -> None:
+    """A local model directory must hold config, safetensors weights, tokenizer and processor files."""
+    p = Path(path)
+    if not p.is_dir():
+        if Path(path).is_absolute() or str(path).startswith(("models/", "./", "../")):
+            raise VovnetError(f"model directory {p} not found (build it with `dvc repro model`, `dvc pull`, "
+                              "or place the weights there; see README 'Model weights')")
+        return  # a hub id
+    missing = []
+    if not (p / "config.json").exists():
+        missing.append("config.json")
+    if not list(p.glob("*.safetensors")):
+        missing.append("weights (*.safetensors)" + (" — found .bin; convert to safetensors" if list(p.glob("*.bin")) else ""))
+    if not ((p / "tokenizer.json").exists() or (p / "vocab.json").exists()):
+        missing.append("tokenizer (tokenizer.json)")
+    if not ((p / "preprocessor_config.json").exists() or (p / "processor_config.json").exists()):
+        missing.append("processor (preprocessor_config.json)")
+    if missing:
+        raise VovnetError(f"model directory {p} is incomplete: missing {', '.join(missing)}")
+
+
+def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
+    """auto: bf16 where the GPU supports it, fp16 on GPUs without bf16 (V100), fp32 on CPU."""
+    if name != "auto":
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[name]
+        except KeyError:
+            raise VovnetError(f"params.yaml: model.dtype: unknown dtype {name!r}") from None
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def _remote_code(cfg: dict, name: str) -> bool:
+    if cfg["trust_remote_code"]:
+        log.warning("trust_remote_code is ON: code from %s will be executed", name)
+    return bool(cfg["trust_remote_code"])
+
+
+def load_processor(name: str, cfg: dict, check: bool = True):
+    from transformers import AutoProcessor
+
+    if check:
+        check_model_dir(name)
+    try:
+        return AutoProcessor.from_pretrained(name, trust_remote_code=_remote_code(cfg, name))
+    except OSError as exc:
+        raise VovnetError(f"cannot load processor from {name}: {str(exc).splitlines()[0]}") from None
+
+
+def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
+    from transformers import AutoModelForImageTextToText
+
+    check_model_dir(name)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            name, dtype=dtype, attn_implementation=cfg["attn_implementation"],
+            trust_remote_code=_remote_code(cfg, name), use_safetensors=True)
+    except OSError as exc:
+        raise VovnetError(f"cannot load model from {name}: {str(exc).splitlines()[0]}") from None
+    if model.config.model_type not in ("qwen3_vl", "qwen3_vl_moe"):
+        log.warning("model %s is %s, not Qwen3-VL; proceeding", name, model.config.model_type)
+    return model
+
+
+def add_lora(model, cfg: dict):
+    """LoRA on the language model's projections only (explicit pattern: the vision tower is untouched)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg["lora"]
+    pattern = LANGUAGE_MODULE_PATTERN.format("|".join(lora["target_modules"]))
+    peft_cfg = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                          target_modules=pattern, bias="none")
+    model = get_peft_model(model, peft_cfg)
+    if cfg["train_vision_tower"]:
+        for name, p in model.named_parameters():
+            if ".visual." in name:
+                p.requires_grad_(True)
+    return model
+
+
+def freeze(model) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()

@@ -1,0 +1,103 @@
+"""VoVNet: a Qwen3-VL (with LoRA) plus the value-of-vision policy head.
+
+Stage 1 trains LoRA on the task with vision (mixed actions). Stage 2 trains the head: the text-only
+pass gives its features, every action's per-sample task loss is computed, and the loss is
+  task(mixture or straight-through choice) + lambda_cost * E[normalised vision tokens] + gain term.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vovnet.model.budgets import ACTIONS
+from vovnet.model.policy import PolicyHead, gumbel_straight_through, text_pass_features
+from vovnet.training.losses import per_sample_lm_loss
+
+MODEL_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+HEAD_FILE, HEAD_CONFIG = "head.safetensors", "head_config.json"
+
+
+def model_inputs(batch: dict, with_labels: bool = True) -> dict:
+    keys = MODEL_KEYS if with_labels else tuple(k for k in MODEL_KEYS if k != "labels")
+    return {k: batch[k] for k in keys if k in batch}
+
+
+class VoVNet(nn.Module):
+    def __init__(self, lm: nn.Module, head: PolicyHead, full_lm: nn.Module | None = None):
+        super().__init__()
+        self.lm, self.head = lm, head
+        self.full_lm = full_lm  # the optional Thinking model for FULL_VISION (frozen unless asked)
+
+    def lm_for(self, action: str) -> nn.Module:
+        return self.full_lm if action == "full" and self.full_lm is not None else self.lm
+
+    def text_pass(self, batch: dict, with_labels: bool = True):
+        """The text-only pass: (per-sample loss or None, policy features)."""
+        out = self.lm(**model_inputs(batch, with_labels), output_hidden_states=True)
+        idx = batch["last_prompt_index"]
+        rows = torch.arange(idx.shape[0], device=idx.device)
+        hidden = out.hidden_states[-1][rows, idx]
+        entropy, margin = text_pass_features(out.logits[rows, idx])
+        loss = per_sample_lm_loss(out.logits, batch["labels"])[0] if with_labels else None
+        return loss, (hidden.detach(), entropy.detach(), margin.detach())  # the head does not steer the LM
+
+    def policy_scores(self, features) -> torch.Tensor:
+        return self.head(*features)
+
+    def forward(self, batches: dict, stage: int, action: str = "full", policy_cfg: dict | None = None,
+                train_lora: bool = False, generator: torch.Generator | None = None) -> dict:
+        if stage == 1:
+            out = self.lm_for(action)(**model_inputs(batches[action]))
+            return {"loss": out.loss, "task": out.loss.detach()}
+        return self._stage2(batches, policy_cfg, train_lora, generator)
+
+    def _stage2(self, batches: dict, cfg: dict, train_lora: bool, generator) -> dict:
+        grad = torch.enable_grad() if train_lora else torch.no_grad()
+        with grad:
+            loss_no, features = self.text_pass(batches["no"])
+            losses = [loss_no]
+            for a in ACTIONS[1:]:
+                out = self.lm_for(a)(**model_inputs(batches[a]))
+                losses.append(per_sample_lm_loss(out.logits, batches[a]["labels"])[0])
+        branch = torch.stack(losses, dim=-1)  # (B, 3)
+        scores = self.policy_scores(features)
+        probs = torch.softmax(scores, dim=-1)
+        weights = probs if cfg["mode"] == "soft" else gumbel_straight_through(scores, cfg["gumbel_tau"], generator)
+        tokens = torch.stack([batches[a]["vision_tokens"] for a in ACTIONS], dim=-1).to(scores.device)
+        norm = tokens[:, -1:].clamp(min=1) if not cfg["cost_norm"] else torch.full_like(tokens[:, -1:], cfg["cost_norm"])
+        cost = tokens / norm
+        task = (weights * branch).sum(-1).mean()
+        exp_cost = (weights * cost).sum(-1).mean()
+        loss = task + cfg["lambda_cost"] * exp_cost
+        gain_term = torch.zeros((), device=scores.device)
+        if cfg["gain_loss"] != "none":
+            # Value of vision per action, from losses computed without gradients: loss_no - loss_a.
+            utility = (branch[:, :1] - branch).detach() - cfg["lambda_cost"] * cost
+            if cfg["gain_loss"] == "regress":
+                rel = scores - scores[:, :1]
+                gain_term = torch.nn.functional.mse_loss(rel, utility)
+            else:  # rank: the best action under the utility is the target class
+                gain_term = torch.nn.functional.cross_entropy(scores, utility.argmax(-1))
+            loss = loss + cfg["gain_weight"] * gain_term
+        chosen = weights.argmax(-1)
+        return {"loss": loss, "task": task.detach(), "cost": exp_cost.detach(), "gain": gain_term.detach(),
+                "actions": torch.bincount(chosen, minlength=3).float() / chosen.numel(),
+                "vision_tokens": tokens.gather(1, chosen[:, None]).mean().detach()}
+
+
+def save_head(head: PolicyHead, out_dir: str | Path) -> None:
+    out = Path(out_dir)
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(out / HEAD_FILE))
+    (out / HEAD_CONFIG).write_text(json.dumps({"hidden_size": head.hidden_size, "width": head.width}, indent=2) + "\n")
+
+
+def load_head(model_dir: str | Path) -> PolicyHead:
+    d = Path(model_dir)
+    cfg = json.loads((d / HEAD_CONFIG).read_text())
+    head = PolicyHead(cfg["hidden_size"], cfg["width"])
+    head.load_state_dict(load_file(str(d / HEAD_FILE)))
+    return head

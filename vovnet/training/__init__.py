@@ -1,0 +1,1 @@
+"""Training layer: encoding records per action, losses, the two-stage accelerate loop."""

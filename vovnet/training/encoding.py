@@ -1,0 +1,106 @@
+"""Records -> model inputs for each action (NO / COARSE / FULL), with the real vision-token cost."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from vovnet import VovnetError
+from vovnet.data.image_store import ImageStore
+from vovnet.model import prompts
+from vovnet.model.budgets import ACTIONS, image_inputs, tokens_per_image
+
+IGNORE = -100
+
+
+class Encoder:
+    def __init__(self, processor, budgets: dict, max_length: int):
+        self.processor, self.budgets, self.max_length = processor, budgets, max_length
+        self.tokenizer = processor.tokenizer
+        self.merge_size = processor.image_processor.merge_size
+        self.image_token_id = processor.image_token_id
+
+    def encode(self, rec: dict, images: list, action: str, with_target: bool = True) -> dict:
+        vis = {}
+        n_tokens: list[int] = []
+        if action != "no" and images:
+            vis = image_inputs(self.processor.image_processor, images, self.budgets[action])
+            n_tokens = tokens_per_image(vis["image_grid_thw"], self.merge_size)
+        prompt_ids = self.tokenizer(prompts.prompt(rec, n_tokens), add_special_tokens=False)["input_ids"]
+        answer_ids = []
+        if with_target:
+            tgt = prompts.target(rec)
+            if tgt is None:
+                raise VovnetError(f"record {rec['id']}: no answer to train on")
+            answer_ids = self.tokenizer(tgt + prompts.END, add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + answer_ids
+        if len(ids) > self.max_length:
+            raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceeds train.max_length "
+                              f"{self.max_length}; raise it or lower vision_budget.{action}.max_pixels")
+        return {"input_ids": ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids, "prompt_len": len(prompt_ids),
+                "vision_tokens": sum(n_tokens), **vis}
+
+    def encode_all(self, rec: dict, images: list, with_target: bool = True) -> dict:
+        return {a: self.encode(rec, images, a, with_target) for a in ACTIONS}
+
+
+def collate(samples: list[dict], pad_id: int, image_token_id: int, left_pad: bool = False) -> dict:
+    """Pad one action's encodings into a batch (right padding for training, left for generation)."""
+    width = max(len(s["input_ids"]) for s in samples)
+    ids, labels, mask = [], [], []
+    for s in samples:
+        pad = width - len(s["input_ids"])
+        if left_pad:
+            ids.append([pad_id] * pad + s["input_ids"])
+            labels.append([IGNORE] * pad + s["labels"])
+            mask.append([0] * pad + [1] * len(s["input_ids"]))
+        else:
+            ids.append(s["input_ids"] + [pad_id] * pad)
+            labels.append(s["labels"] + [IGNORE] * pad)
+            mask.append([1] * len(s["input_ids"]) + [0] * pad)
+    input_ids = torch.tensor(ids)
+    batch = {"input_ids": input_ids, "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels),
+             "mm_token_type_ids": (input_ids == image_token_id).int()}
+    with_px = [s for s in samples if "pixel_values" in s]
+    if with_px:
+        batch["pixel_values"] = torch.cat([s["pixel_values"] for s in with_px])
+        batch["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_px])
+    offset = width if left_pad else 0
+    batch["last_prompt_index"] = torch.tensor(
+        [(offset - len(s["input_ids"]) if left_pad else 0) + s["prompt_len"] - 1 for s in samples])
+    batch["vision_tokens"] = torch.tensor([s["vision_tokens"] for s in samples], dtype=torch.float32)
+    return batch
+
+
+class RecordDataset(Dataset):
+    """Records plus their images, read from each record's own dataset image store."""
+
+    def __init__(self, records: list[dict], encoder: Encoder, processed_root: str | Path = "data/processed",
+                 with_target: bool = True):
+        self.records, self.encoder, self.with_target = records, encoder, with_target
+        self.root = Path(processed_root)
+        self._stores: dict[str, ImageStore] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def images(self, rec: dict) -> list:
+        if not rec["images"]:
+            return []
+        store = self._stores.get(rec["dataset"])
+        if store is None:
+            store = self._stores[rec["dataset"]] = ImageStore(self.root / rec["dataset"])
+        return [store.open(im["sha256"]) for im in rec["images"]]
+
+    def __getitem__(self, i: int) -> dict:
+        rec = self.records[i]
+        return self.encoder.encode_all(rec, self.images(rec), self.with_target)
+
+
+class ActionCollator:
+    def __init__(self, pad_id: int, image_token_id: int, left_pad: bool = False):
+        self.pad_id, self.image_token_id, self.left_pad = pad_id, image_token_id, left_pad
+
+    def __call__(self, samples: list[dict]) -> dict:
+        return {a: collate([s[a] for s in samples], self.pad_id, self.image_token_id, self.left_pad) for a in ACTIONS}
