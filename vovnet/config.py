@@ -176,7 +176,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict:
     raw = read_yaml(path)
-    params = _merge_defaults(raw, DEFAULTS, "", strict=False)
+    params = _merge_defaults(raw, DEFAULTS, "")
     params["datasets"] = {name: dataset_config(name, cfg) for name, cfg in (raw.get("datasets") or {}).items()}
     return params
 

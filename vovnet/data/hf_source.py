@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -27,8 +28,15 @@ def iter_split(path: str | Path, subset: str | None, split: str, streaming: bool
     import datasets
 
     path = str(path)
+    # A private, throw-away Arrow cache: the shared ~/.cache can serve stale tables for a local folder
+    # whose files changed, and nothing of a run should outlive it outside its outputs.
+    with tempfile.TemporaryDirectory(prefix="vovnet-hf-") as cache:
+        yield from _iter_split(datasets, path, subset, split, streaming, image_columns, required, cache)
+
+
+def _iter_split(datasets, path, subset, split, streaming, image_columns, required, cache):
     try:
-        ds = datasets.load_dataset(path, subset, split=split, streaming=streaming)
+        ds = datasets.load_dataset(path, subset, split=split, streaming=streaming, cache_dir=cache)
     except ValueError as exc:
         msg = str(exc)
         if "Config name is missing" in msg or "BuilderConfig" in msg:

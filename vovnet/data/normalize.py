@@ -32,7 +32,7 @@ def _payload(ref) -> bytes:
         return decode_base64(ref.value)
     if ref.kind == "bytes":
         if ref.value is None:
-            raise ImageError("missing image")
+            raise ImageError(f"{ref.field} is referenced but empty or absent")
         return ref.value
     if ref.kind == "path":
         return Path(ref.value).read_bytes()

@@ -71,7 +71,8 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
             except TsvRowError as err:
                 yield err
         return
-    subset = cfg["subset"] or (cfg["lang"] if hf_source.config_names(raw_dir) else None)
+    # lmms-lab/MMBench has configs en/cn; lmms-lab/MMBench_EN has none
+    subset = cfg["subset"] or (cfg["lang"] if cfg["lang"] in hf_source.config_names(raw_dir) else None)
     rows = hf_source.iter_split(raw_dir, subset, split, cfg["streaming"], image_columns=("image",),
                                 required=("index", "question", "A", "image"))
     for i, cells in enumerate(rows):

@@ -1,0 +1,79 @@
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from conftest import ds_cfg
+from vovnet import VovnetError
+from vovnet.data.download import download_url, fetch
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class FlakyHandler(http.server.BaseHTTPRequestHandler):
+    drops_left = 1
+    requests: list = []
+
+    def do_GET(self):
+        rng = self.headers.get("Range")
+        FlakyHandler.requests.append(rng)
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = PAYLOAD[start:]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if FlakyHandler.drops_left > 0:
+            FlakyHandler.drops_left -= 1
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.connection.shutdown(2)  # drop mid-file
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    FlakyHandler.drops_left, FlakyHandler.requests = 1, []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/MMBench_DEV_EN.tsv"
+    srv.shutdown()
+
+
+def test_interrupted_download_resumes_and_verifies_md5(tmp_path, server):
+    dest = tmp_path / "f.tsv"
+    download_url(server, dest, retries=3, backoff=0.01, md5=hashlib.md5(PAYLOAD).hexdigest())
+    assert dest.read_bytes() == PAYLOAD
+    assert FlakyHandler.requests[0] is None and FlakyHandler.requests[1].startswith("bytes=")  # resumed with Range
+
+
+def test_md5_mismatch_never_commits(tmp_path, server):
+    with pytest.raises(VovnetError, match="does not match the published"):
+        fetch("mmbench", ds_cfg("mmbench", source=server, md5="0" * 32), tmp_path / "raw", retries=3, backoff=0.01)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_local_sources_and_bad_schemes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.tsv").write_text("x")
+    fetch("mmbench", ds_cfg("mmbench", source=str(src)), tmp_path / "raw")
+    assert (tmp_path / "raw" / "a.tsv").read_text() == "x"
+    fetch("mmbench", ds_cfg("mmbench", source=f"file://{src / 'a.tsv'}"), tmp_path / "raw2")
+    assert (tmp_path / "raw2" / "a.tsv").exists()
+    with pytest.raises(VovnetError, match="only http, https, file, hf"):
+        fetch("mmbench", ds_cfg("mmbench", source="ftp://host/x.tsv"), tmp_path / "raw3")
+    with pytest.raises(VovnetError, match="does not exist"):
+        fetch("mmbench", ds_cfg("mmbench", source=str(tmp_path / "missing")), tmp_path / "raw4")
+
+
+def test_hf_source_offline_without_cache_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*huggingface-cli download --repo-type dataset"):
+        fetch("mmmu", ds_cfg("mmmu", source="hf:MMMU/MMMU"), tmp_path / "raw")

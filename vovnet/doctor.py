@@ -1,0 +1,85 @@
+"""`python -m vovnet doctor`: one line per thing a GPU-server user should know before a long run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from vovnet import VovnetError
+from vovnet.config import load_params, processed_file
+
+
+def _dvc(*args: str) -> tuple[int, str]:
+    try:
+        p = subprocess.run(["dvc", *args], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    return p.returncode, p.stdout + p.stderr
+
+
+def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
+    """(status, message) with status ok | warn | fail."""
+    from vovnet.model.loading import check_model_dir
+
+    out: list[tuple[str, str]] = []
+    params = load_params(params_path)
+    names = [params["model"]["name"]]
+    if params["model"]["use_thinking_for_full"]:
+        names.append(params["model"]["full_model_name"])
+    for name in names:
+        try:
+            check_model_dir(name)
+            out.append(("ok", f"model {name}: complete"))
+        except VovnetError as exc:
+            out.append(("fail", f"model: {exc}"))
+    for name, s in params["evaluation"]["sets"].items():
+        f = processed_file(s["dataset"], s["split"])
+        out.append(("ok", f"data {f}: present") if f.exists() else
+                   ("fail", f"data {f}: missing (evaluation set {name}; run `dvc pull` or `dvc repro`)"))
+    train_file = Path(params["train"]["train_file"])
+    out.append(("ok", f"data {train_file}: present") if train_file.exists() else
+               ("fail", f"data {train_file}: missing (run `dvc pull` or `dvc repro merge`)"))
+    code, text = _dvc("status", "--json")
+    if code == 0:
+        stale = json.loads(text or "{}")
+        out.append(("ok", "dvc status: pipeline up to date") if not stale else
+                   ("warn", f"dvc status: {len(stale)} stage(s) would rerun: {', '.join(sorted(stale)[:6])}"))
+    else:
+        out.append(("warn", f"dvc status failed: {text.strip().splitlines()[-1] if text.strip() else code}"))
+    code, text = _dvc("remote", "list")
+    remotes = [line.split() for line in text.splitlines() if line.strip()] if code == 0 else []
+    if not remotes:
+        out.append(("warn", "dvc remote: none configured (`dvc remote add -d store <url>`)"))
+    for name, url, *_ in remotes:
+        if "://" not in url or url.startswith("file://"):
+            path = Path(url.removeprefix("file://"))
+            out.append(("ok", f"remote {name}: {path} reachable") if path.is_dir() else
+                       ("fail", f"remote {name}: {path} not found"))
+        else:
+            out.append(("ok", f"remote {name}: {url} (network remote; `dvc pull` will test it)"))
+    try:
+        import torch
+
+        n = torch.cuda.device_count()
+        if n:
+            bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+            out.append(("ok", f"gpu: {n} x {torch.cuda.get_device_name(0)}, "
+                              f"{'bf16' if bf16 else 'fp16 only (no bf16: dtype auto uses fp16)'}"))
+        else:
+            out.append(("warn", "gpu: none visible (training runs on CPU in fp32)"))
+    except Exception as exc:  # a broken CUDA install should be reported, not crash the doctor
+        out.append(("warn", f"gpu: cannot query ({type(exc).__name__}: {exc})"))
+    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        val = os.environ.get(flag)
+        out.append(("ok", f"{flag}={val}") if val == "1" else
+                   ("warn", f"{flag} is not 1 (set it on servers without internet)"))
+    return out
+
+
+def run_doctor(params_path: str = "params.yaml") -> int:
+    results = checks(params_path)
+    for status, msg in results:
+        print(f"[{status}] {msg}")
+    return 1 if any(s == "fail" for s, _ in results) else 0
