@@ -76,3 +76,37 @@ def tiny_model_dir(tmp_path_factory, params):
     out = tmp_path_factory.mktemp("models") / "tiny"
     build_tiny_model(out, params["model"])
     return out
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory, tiny_model_dir):
+    """A working folder with the samples normalized and merged, and the tiny model, as `dvc repro` makes them."""
+    import shutil
+
+    from vovnet.data.download import fetch
+    from vovnet.data.merge import merge, write_merged
+    from vovnet.data.normalize import normalize_dataset
+
+    ws = tmp_path_factory.mktemp("ws")
+    shutil.copytree(ROOT / "data" / "samples", ws / "data" / "samples")
+    shutil.copy(ROOT / "params.yaml", ws / "params.yaml")
+    shutil.copytree(tiny_model_dir, ws / "models" / "tiny-qwen3-vl")
+    cwd = os.getcwd()
+    os.chdir(ws)
+    try:
+        params = load_params("params.yaml")
+        for name, cfg in params["datasets"].items():
+            fetch(name, cfg, f"data/raw/{name}")
+            normalize_dataset(name, cfg, f"data/raw/{name}", f"data/processed/{name}", seed=0,
+                              max_image_pixels=params["normalize"]["max_image_pixels"])
+        out, _ = merge(params["merge"], params["seed"])
+        write_merged(out, params["merge"]["name"])
+    finally:
+        os.chdir(cwd)
+    return ws
+
+
+@pytest.fixture
+def in_workspace(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    return workspace

@@ -1,0 +1,106 @@
+import copy
+import json
+
+import pytest
+import torch
+
+from vovnet.config import load_params
+from vovnet.io_utils import read_jsonl
+from vovnet.model.budgets import ACTIONS
+from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
+from vovnet.training.encoding import IGNORE, ActionCollator, Encoder, RecordDataset
+from vovnet.training.losses import per_sample_lm_loss
+
+
+@pytest.fixture
+def setup(in_workspace):
+    params = load_params("params.yaml")
+    torch.manual_seed(0)
+    model, processor = build_vovnet(params)
+    encoder = Encoder(processor, params["vision_budget"], 2048)
+    records = list(read_jsonl(params["train"]["train_file"]))[:4]
+    ds = RecordDataset(records, encoder)
+    collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
+    return params, model, processor, encoder, ds, collator, records
+
+
+def test_task_loss_is_the_models_own_loss_on_answer_tokens(setup):
+    params, model, processor, encoder, ds, collator, records = setup
+    batch = collator([ds[i] for i in range(4)])["full"]
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values",
+                                    "image_grid_thw")}
+    out = model.lm(**inputs)
+    per, count = per_sample_lm_loss(out.logits, batch["labels"])
+    assert torch.allclose((per * count).sum() / count.sum(), out.loss, atol=1e-5)
+    enc = ds[0]["full"]
+    answer = processor.tokenizer(encoder_target(records[0]), add_special_tokens=False)["input_ids"]
+    assert [t for t in enc["labels"] if t != IGNORE] == answer  # only the answer (+ end token) counts
+    assert enc["labels"][: enc["prompt_len"]] == [IGNORE] * enc["prompt_len"]
+
+
+def encoder_target(rec):
+    from vovnet.model import prompts
+
+    return prompts.target(rec) + prompts.END
+
+
+def test_policy_inputs_do_not_see_the_answer(setup):
+    params, model, processor, encoder, ds, collator, records = setup
+    rec = records[0]
+    other = copy.deepcopy(rec)
+    other["answer"]["label"] = (rec["answer"]["label"] + 1) % len(rec["choices"])
+    imgs = ds.images(rec)
+    a = collator([encoder.encode_all(rec, imgs), encoder.encode_all(other, imgs)])["no"]
+    assert not torch.equal(a["input_ids"][0], a["input_ids"][1])  # the sequences do differ (answers)
+    with torch.no_grad():
+        _, feats = model.text_pass(a)
+        scores = model.policy_scores(feats)
+    for f in feats:
+        assert torch.allclose(f[0], f[1], atol=1e-6)
+    assert torch.allclose(scores[0], scores[1], atol=1e-6)
+
+
+def test_action_costs_are_the_processors_token_counts(setup):
+    params, model, processor, encoder, ds, collator, records = setup
+    rec = records[0]
+    imgs = ds.images(rec)
+    for action in ("coarse", "full"):
+        b = params["vision_budget"][action]
+        out = processor(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=imgs,
+                        images_kwargs={"size": {"shortest_edge": b["min_pixels"], "longest_edge": b["max_pixels"]}},
+                        return_tensors="pt")
+        n = int((out["input_ids"] == processor.image_token_id).sum())
+        assert encoder.encode(rec, imgs, action)["vision_tokens"] == n
+    costs = [encoder.encode(rec, imgs, a)["vision_tokens"] for a in ACTIONS]
+    assert costs[0] == 0 < costs[1] < costs[2]
+
+
+def test_only_lora_and_head_are_trainable(setup):
+    model = setup[1]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    assert any(n.startswith("head.") for n in trainable)
+    assert not any(".visual." in n for n in trainable)
+    assert all("language_model" in n for n in trainable if "lora_" in n)
+
+
+def test_save_load_round_trip_gives_identical_outputs(setup, tmp_path):
+    params, model, processor, encoder, ds, collator, records = setup
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))  # non-trivial LoRA B and head
+    model.eval()
+    save_vovnet(model, processor, params, tmp_path / "vov")
+    loaded, _, cfg = load_vovnet(tmp_path / "vov", params)
+    batch = collator([ds[i] for i in range(2)])
+    with torch.no_grad():
+        _, f1 = model.text_pass(batch["no"])
+        _, f2 = loaded.text_pass(batch["no"])
+        s1, s2 = model.policy_scores(f1), loaded.policy_scores(f2)
+        full = {k: batch["full"][k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
+                                               "image_grid_thw")}
+        l1, l2 = model.lm(**full).logits, loaded.lm(**full).logits
+    assert torch.allclose(s1, s2, atol=1e-6) and torch.allclose(l1, l2, atol=1e-5)
+    assert cfg["train"]["lr"] == params["train"]["lr"]
+    assert not list((tmp_path / "vov").glob("*.bin"))  # safetensors only
