@@ -106,6 +106,9 @@ def train(params: dict, accelerator=None) -> dict:
         scheduler.load_state_dict(optim["scheduler"])
         torch.set_rng_state(optim["rng"])
         accelerator.print(f"resuming from {ckpt} (stage {state['stage']}, epoch {state['epoch']}, batch {state['batch']})")
+    ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if ds_plugin is not None:  # we shard data ourselves, so DeepSpeed learns the micro-batch from us
+        ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = bs
     model_p, optimizer_p = accelerator.prepare(model, optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     live = _live(resume=ckpt is not None) if accelerator.is_main_process else None

@@ -1,0 +1,146 @@
+"""Normalize vs its floor on MMBench-style TSVs of N rows (photo-like JPEGs, circular copies).
+
+The floor is the least any normalizer must do, streaming: read the TSV, base64-decode each image cell,
+sha256 it and write the bytes. Each measurement runs in its own process so peak RSS is its own.
+
+    python benchmarks/bench_normalize.py --sizes 1000 10000 50000 --workers 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+csv.field_size_limit(sys.maxsize)
+COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
+           "comment", "split"]
+
+
+def photo_jpegs(n_variants: int, size=(320, 240), seed=0) -> list[bytes]:
+    """Noisy gradients: JPEGs that compress like photos (~30 KB), not like flat colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_variants):
+        y, x = np.mgrid[0 : size[1], 0 : size[0]]
+        base = np.stack([(x * rng.uniform(0.3, 1)) % 256, (y * rng.uniform(0.3, 1)) % 256,
+                         ((x + y) * rng.uniform(0.2, 0.6)) % 256], -1)
+        arr = np.clip(base + rng.normal(0, 28, base.shape), 0, 255).astype("uint8")
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out
+
+
+def unique_jpeg(data: bytes, i: int) -> bytes:
+    """A distinct, valid JPEG per row: a COM segment with the row number right after SOI."""
+    payload = f"row {i}".encode()
+    return data[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+
+
+def write_tsv(path: Path, n_rows: int, seed: int = 0) -> None:
+    """N rows: originals with their image, each followed by 3 circular copies referring to it by index."""
+    variants = photo_jpegs(64, seed=seed)
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(COLUMNS)
+        written, q = 0, 1
+        while written < n_rows:
+            img = base64.b64encode(unique_jpeg(variants[q % len(variants)], q)).decode()
+            opts = ["alpha", "beta", "gamma", "delta"]
+            for k in range(min(4, n_rows - written)):
+                rot = opts[k:] + opts[:k]
+                w.writerow([q + k * 1_000_000, f"Question {q}?", "", *rot, "ABCD"[rot.index("alpha")], "cat",
+                            img if k == 0 else str(q), "bench", "l2", "", "dev"])
+                written += 1
+            q += 1
+            rng.random()
+
+
+def floor(tsv: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(tsv, encoding="utf-8", newline="") as fh, open(out_dir / "blob.bin", "wb") as out:
+        reader = csv.reader(fh, delimiter="\t")
+        header = next(reader)
+        col = header.index("image")
+        for cells in reader:
+            cell = cells[col]
+            if len(cell) > 64:
+                data = base64.b64decode(cell)
+                hashlib.sha256(data).hexdigest()
+                out.write(data)
+
+
+def normalize(tsv: Path, out_dir: Path, workers: int) -> None:
+    from vovnet.config import dataset_config
+    from vovnet.data.normalize import normalize_dataset
+
+    cfg = dataset_config("mmbench", {"source": str(tsv.parent), "splits": ["dev"]})
+    normalize_dataset("mmbench", cfg, tsv.parent, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
+
+
+def child(kind: str, tsv: str, out: str, workers: int) -> None:
+    t0 = time.perf_counter()
+    if kind == "floor":
+        floor(Path(tsv), Path(out))
+    else:
+        normalize(Path(tsv), Path(out), workers)
+    wall = time.perf_counter() - t0
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": max(self_kb, kids_kb) / 1024}))
+
+
+def measure(kind: str, tsv: Path, out: Path, workers: int = 1) -> dict:
+    p = subprocess.run([sys.executable, __file__, "--child", kind, str(tsv), str(out), str(workers)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, tsv, out, workers = args.child
+        child(kind, tsv, out, int(workers))
+        return
+    print(f"{'N':>7} {'MB':>7} {'floor s':>8} {'floor MB':>9} {'workers':>7} {'norm s':>7} {'norm MB':>8} "
+          f"{'ratio':>6} {'target':>7} {'met':>4}")
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="vovnet-bench-") as tmp:
+            raw = Path(tmp) / "raw"
+            raw.mkdir()
+            tsv = raw / "MMBench_DEV_EN.tsv"
+            write_tsv(tsv, n)
+            size_mb = tsv.stat().st_size / 2**20
+            fl = measure("floor", tsv, Path(tmp) / "floor")
+            for w in args.workers:
+                nm = measure("normalize", tsv, Path(tmp) / f"norm{w}", w)
+                ratio = nm["wall_s"] / fl["wall_s"]
+                met = ratio <= 2.0 and nm["peak_rss_mb"] < 150
+                print(f"{n:>7} {size_mb:>7.1f} {fl['wall_s']:>8.2f} {fl['peak_rss_mb']:>9.1f} {w:>7} "
+                      f"{nm['wall_s']:>7.2f} {nm['peak_rss_mb']:>8.1f} {ratio:>6.2f} {'<=2x,<150MB':>7} "
+                      f"{'yes' if met else 'no':>4}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
