@@ -37,10 +37,13 @@ def set_pixel_limit(max_pixels: int) -> None:
 
 
 def decode_base64(text: str) -> bytes:
-    # Some exporters wrap base64 at 76 columns; whitespace is not data, anything else invalid is.
-    cleaned = "".join(text.split())
     try:
-        return base64.b64decode(cleaned, validate=True)
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # Some exporters wrap base64 at 76 columns; whitespace is not data, anything else invalid is.
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ImageError("invalid base64") from None
 

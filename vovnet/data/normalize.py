@@ -6,8 +6,10 @@ a failed or killed run never leaves a partial output where DVC or a later stage 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import multiprocessing as mp
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -64,13 +66,18 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 class SplitNormalizer:
+    """Records are spooled to a temporary file as they come and written sorted at the end, so memory
+    holds only ids and offsets, not records: peak RSS stays flat in the number of rows."""
+
     def __init__(self, name: str, cfg: dict, split: str, adapter, store: ImageStoreWriter):
         self.name, self.cfg, self.split, self.adapter, self.store = name, cfg, split, adapter, store
-        self.records: dict[str, dict] = {}
+        self.spool = tempfile.TemporaryFile()
+        self.offsets: dict[str, tuple[int, int]] = {}
         self.rejects: list[dict] = []
         self.keys: set[str] = set()
-        self.images_by_key: dict[str, list[dict]] = {}
+        self.images_by_key: dict[str, tuple[str, ...]] = {}
         self.deferred: list[tuple[Row, list]] = []
+        self.shas: set[str] = set()
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
         self.rejects.append({"dataset": self.name, "split": self.split, "row": row_index, "source_id": key,
@@ -91,13 +98,17 @@ class SplitNormalizer:
                     self.deferred.append((row, prepared))
                     self.keys.discard(row.key)
                     return
-                images.extend(self.images_by_key[item[1]])
+                images.extend(self._meta(sha) for sha in self.images_by_key[item[1]])
             else:
                 _, data, meta = item
                 self.store.add(data, meta)
                 images.append(meta)
-        self.images_by_key[row.key] = images
+        self.images_by_key[row.key] = tuple(im["sha256"] for im in images)
         self._build(row, images)
+
+    def _meta(self, sha: str) -> dict:
+        e = self.store.index[sha]
+        return {"sha256": sha, "format": e["format"], "width": e["width"], "height": e["height"]}
 
     def _build(self, row: Row, images: list[dict]) -> None:
         try:
@@ -105,10 +116,23 @@ class SplitNormalizer:
         except Reject as rej:
             self.reject(row.index, row.key, rej.field, rej.reason)
             return
-        if record["id"] in self.records:
+        if record["id"] in self.offsets:
             self.reject(row.index, row.key, "id", f"duplicate record id {record['id']} (identical content)")
             return
-        self.records[record["id"]] = record
+        line = (dumps(record) + "\n").encode("utf-8")
+        self.offsets[record["id"]] = (self.spool.tell(), len(line))
+        self.spool.write(line)
+        self.shas.update(im["sha256"] for im in images)
+
+    def write_sorted(self, path: Path) -> Iterator[dict]:
+        """Write the records sorted by id; yields them (in that order) for optional extra exports."""
+        with open(path, "wb") as fh:
+            for rid in sorted(self.offsets):
+                off, n = self.offsets[rid]
+                self.spool.seek(off)
+                line = self.spool.read(n)
+                fh.write(line)
+                yield line
 
     def finish(self) -> None:
         """Rows whose image cell referenced a later row; anything still unresolved is rejected."""
@@ -143,7 +167,9 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
     set_pixel_limit(max_image_pixels)
     adapter = get_adapter(cfg["adapter"])
     stats = {"dataset": name, "adapter": cfg["adapter"], "splits": {}, "rejects": 0, "reject_reasons": {}}
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    # Threads, not processes: JPEG/PNG decoding and sha256 release the GIL, and rows (megabytes of
+    # base64) need no pickling between processes.
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
         with atomic_path(out_dir) as tmp:
             store = ImageStoreWriter(tmp, keep_bytes=cfg["download_images"])
@@ -151,23 +177,34 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
                 rows = iter_selected(adapter, raw_dir, cfg, split, seed)
+                pending = None  # with workers, one batch decodes while the next is read (pipelined)
                 for batch in _batches(rows, BATCH * max(1, workers)):
-                    good = [r for r in batch if isinstance(r, Row)]
                     for bad in (r for r in batch if isinstance(r, TsvRowError)):
                         norm.reject(bad.row, None, "row", bad.reason)
-                    args = [(r, max_image_pixels) for r in good]
-                    prepared = pool.map(_prepare, args) if pool else map(_prepare, args)
-                    for row, prep in prepared:
-                        norm.handle(row, prep)
+                    args = [(r, max_image_pixels) for r in batch if isinstance(r, Row)]
+                    if pool is None:
+                        for row, prep in map(_prepare, args):
+                            norm.handle(row, prep)
+                        continue
+                    submitted = [pool.submit(_prepare, a) for a in args]
+                    if pending is not None:
+                        for fut in pending:
+                            norm.handle(*fut.result())
+                    pending = submitted
+                for fut in pending or []:
+                    norm.handle(*fut.result())
                 norm.finish()
-                records = [norm.records[k] for k in sorted(norm.records)]
-                _write_jsonl(tmp / f"{name}_{split}.jsonl", records)
+                lines = norm.write_sorted(tmp / f"{name}_{split}.jsonl")
                 if export_parquet:
-                    _write_parquet(tmp / f"{name}_{split}.parquet", records)
+                    _write_parquet(tmp / f"{name}_{split}.parquet", lines)
+                else:
+                    for _ in lines:
+                        pass
+                norm.spool.close()
                 all_rejects += norm.rejects
-                stats["splits"][split] = {"records": len(records), "rejects": len(norm.rejects),
-                                          "images": len({im["sha256"] for r in records for im in r["images"]})}
-                log.info("%s/%s: %d records, %d rejects", name, split, len(records), len(norm.rejects))
+                n = len(norm.offsets)
+                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas)}
+                log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
             _write_jsonl(tmp / "rejects.jsonl", all_rejects)
@@ -180,8 +217,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             stats["image_bytes"] = sum(e["size"] for e in store.index.values())
     finally:
         if pool:
-            pool.close()
-            pool.join()
+            pool.shutdown()
     return stats
 
 
@@ -191,12 +227,15 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             fh.write(dumps(r) + "\n")
 
 
-def _write_parquet(path: Path, records: list[dict]) -> None:
+def _write_parquet(path: Path, lines: Iterator[bytes]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # Nested meta varies by dataset; store it as canonical JSON text so every split has one schema.
-    rows = [{**r, "meta": dumps(r["meta"])} for r in records]
+    rows = []
+    for line in lines:
+        r = json.loads(line)
+        rows.append({**r, "meta": dumps(r["meta"])})
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
