@@ -104,3 +104,28 @@ def test_save_load_round_trip_gives_identical_outputs(setup, tmp_path):
     assert torch.allclose(s1, s2, atol=1e-6) and torch.allclose(l1, l2, atol=1e-5)
     assert cfg["train"]["lr"] == params["train"]["lr"]
     assert not list((tmp_path / "vov").glob("*.bin"))  # safetensors only
+
+
+def test_prefix_reuse_matches_the_plain_path(setup):
+    from vovnet.model.prefix_reuse import reuse_forward
+
+    params, model, processor, encoder, ds, collator, records = setup
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.02 * torch.randn_like(p))
+    model.eval()
+    encs = [ds[i] for i in range(4)]
+    batches = collator(encs)
+    with torch.no_grad():
+        plain = []
+        for a in ACTIONS:
+            b = batches[a]
+            out = model.lm(**{k: b[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
+                                                "image_grid_thw") if k in b})
+            plain.append(per_sample_lm_loss(out.logits, b["labels"])[0])
+        _, plain_feats = model.text_pass(batches["no"])
+        reused, feats = reuse_forward(model.lm, encs, processor.tokenizer.pad_token_id, processor.image_token_id, "cpu")
+    assert torch.allclose(torch.stack(plain, -1), reused, atol=1e-4, rtol=1e-4)
+    for f1, f2 in zip(plain_feats, feats):
+        assert torch.allclose(f1, f2, atol=1e-4, rtol=1e-4)

@@ -73,6 +73,7 @@ TRAIN = {
     "num_workers": 0,
     "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2}},
     "stage2": {"epochs": 1, "train_lora": False},
+    "prefix_reuse": True,      # stage 2: run the shared text prefix once and reuse its KV cache per action
     "log_every": 5,
     "save_every": 20,
     "resume": "auto",          # auto: continue from the latest checkpoint | never

@@ -36,7 +36,8 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     base = load_base_model(mcfg["name"], mcfg, dtype)
     lm = add_lora(base, mcfg)
     head = PolicyHead(base.config.text_config.hidden_size, params["policy"]["hidden"])
-    model = VoVNet(lm, head, _full_model(params, dtype, device))
+    model = VoVNet(lm, head, _full_model(params, dtype, device), processor.tokenizer.pad_token_id,
+                   processor.image_token_id)
     return model.to(device) if device is not None else model, processor
 
 

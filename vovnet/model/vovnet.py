@@ -15,6 +15,7 @@ from torch import nn
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.policy import PolicyHead, gumbel_straight_through, text_pass_features
+from vovnet.model.prefix_reuse import reuse_forward
 from vovnet.training.losses import per_sample_lm_loss
 
 MODEL_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw")
@@ -27,10 +28,12 @@ def model_inputs(batch: dict, with_labels: bool = True) -> dict:
 
 
 class VoVNet(nn.Module):
-    def __init__(self, lm: nn.Module, head: PolicyHead, full_lm: nn.Module | None = None):
+    def __init__(self, lm: nn.Module, head: PolicyHead, full_lm: nn.Module | None = None,
+                 pad_id: int = 0, image_token_id: int = 0):
         super().__init__()
         self.lm, self.head = lm, head
         self.full_lm = full_lm  # the optional Thinking model for FULL_VISION (frozen unless asked)
+        self.pad_id, self.image_token_id = pad_id, image_token_id
 
     def lm_for(self, action: str) -> nn.Module:
         return self.full_lm if action == "full" and self.full_lm is not None else self.lm
@@ -49,21 +52,27 @@ class VoVNet(nn.Module):
         return self.head(*features)
 
     def forward(self, batches: dict, stage: int, action: str = "full", policy_cfg: dict | None = None,
-                train_lora: bool = False, generator: torch.Generator | None = None) -> dict:
+                train_lora: bool = False, generator: torch.Generator | None = None, prefix_reuse: bool = False) -> dict:
         if stage == 1:
             out = self.lm_for(action)(**model_inputs(batches[action]))
             return {"loss": out.loss, "task": out.loss.detach()}
-        return self._stage2(batches, policy_cfg, train_lora, generator)
+        return self._stage2(batches, policy_cfg, train_lora, generator, prefix_reuse)
 
-    def _stage2(self, batches: dict, cfg: dict, train_lora: bool, generator) -> dict:
-        grad = torch.enable_grad() if train_lora else torch.no_grad()
-        with grad:
-            loss_no, features = self.text_pass(batches["no"])
-            losses = [loss_no]
-            for a in ACTIONS[1:]:
-                out = self.lm_for(a)(**model_inputs(batches[a]))
-                losses.append(per_sample_lm_loss(out.logits, batches[a]["labels"])[0])
-        branch = torch.stack(losses, dim=-1)  # (B, 3)
+    def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, tuple]:
+        """Every action's per-sample task loss (B, 3) and the text pass's policy features."""
+        if prefix_reuse and self.full_lm is None and "encodings" in batches:
+            return reuse_forward(self.lm, batches["encodings"], self.pad_id, self.image_token_id,
+                                 batches["no"]["input_ids"].device)
+        loss_no, features = self.text_pass(batches["no"])
+        losses = [loss_no]
+        for a in ACTIONS[1:]:
+            out = self.lm_for(a)(**model_inputs(batches[a]))
+            losses.append(per_sample_lm_loss(out.logits, batches[a]["labels"])[0])
+        return torch.stack(losses, dim=-1), features
+
+    def _stage2(self, batches: dict, cfg: dict, train_lora: bool, generator, prefix_reuse: bool) -> dict:
+        with torch.enable_grad() if train_lora else torch.no_grad():
+            branch, features = self.branch_losses(batches, prefix_reuse)  # (B, 3)
         scores = self.policy_scores(features)
         probs = torch.softmax(scores, dim=-1)
         weights = probs if cfg["mode"] == "soft" else gumbel_straight_through(scores, cfg["gumbel_tau"], generator)

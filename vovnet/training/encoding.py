@@ -28,6 +28,7 @@ class Encoder:
             vis = image_inputs(self.processor.image_processor, images, self.budgets[action])
             n_tokens = tokens_per_image(vis["image_grid_thw"], self.merge_size)
         prompt_ids = self.tokenizer(prompts.prompt(rec, n_tokens), add_special_tokens=False)["input_ids"]
+        prefix_len = len(self.tokenizer(prompts.prompt_prefix(rec), add_special_tokens=False)["input_ids"])
         answer_ids = []
         if with_target:
             tgt = prompts.target(rec)
@@ -38,7 +39,7 @@ class Encoder:
         if len(ids) > self.max_length:
             raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceeds train.max_length "
                               f"{self.max_length}; raise it or lower vision_budget.{action}.max_pixels")
-        return {"input_ids": ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids, "prompt_len": len(prompt_ids),
+        return {"input_ids": ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids, "prompt_len": len(prompt_ids), "prefix_len": prefix_len,
                 "vision_tokens": sum(n_tokens), **vis}
 
     def encode_all(self, rec: dict, images: list, with_target: bool = True) -> dict:
@@ -103,4 +104,6 @@ class ActionCollator:
         self.pad_id, self.image_token_id, self.left_pad = pad_id, image_token_id, left_pad
 
     def __call__(self, samples: list[dict]) -> dict:
-        return {a: collate([s[a] for s in samples], self.pad_id, self.image_token_id, self.left_pad) for a in ACTIONS}
+        out = {a: collate([s[a] for s in samples], self.pad_id, self.image_token_id, self.left_pad) for a in ACTIONS}
+        out["encodings"] = samples  # the uncollated encodings, for prefix reuse
+        return out

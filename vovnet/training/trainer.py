@@ -57,7 +57,7 @@ def run_fingerprint(params: dict) -> str:
 
 
 def to_device(batches: dict, device) -> dict:
-    return {a: {k: v.to(device) for k, v in b.items()} for a, b in batches.items()}
+    return {a: ({k: v.to(device) for k, v in b.items()} if a in ACTIONS else b) for a, b in batches.items()}
 
 
 def train(params: dict, accelerator=None) -> dict:
@@ -136,7 +136,8 @@ def train(params: dict, accelerator=None) -> dict:
                 action = ACTIONS[int(torch.multinomial(torch.tensor([mix[a] for a in ACTIONS]), 1, generator=g))]
                 with accelerator.accumulate(model_p):
                     out = model_p(to_device(batches, accelerator.device), stage=stage, action=action,
-                                  policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g)
+                                  policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g,
+                                  prefix_reuse=tcfg["prefix_reuse"])
                     loss = out["loss"]
                     if not torch.isfinite(loss):
                         raise VovnetError(

@@ -1,0 +1,70 @@
+"""Text-pass prefix reuse: the shared prefix `<|im_start|>user\n{text}` is run once, and each action's
+suffix (its image, if any, then the answer) runs on a copy of that KV cache.
+
+Qwen3-VL's multimodal rotary positions depend on the whole sequence, so positions are computed for
+each action's full sequence (prefix + suffix) with the model's own get_rope_index and the suffix part is
+passed explicitly. The prefix is left-padded and suffixes right-padded, so every sample's valid tokens
+stay contiguous, which is what get_rope_index and the attention mask assume.
+"""
+from __future__ import annotations
+
+import torch
+
+from vovnet.model.budgets import ACTIONS
+from vovnet.training.encoding import IGNORE
+from vovnet.training.losses import per_sample_lm_loss
+
+
+def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows])
+
+
+def _rope_model(lm):
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return base.model
+
+
+def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device) -> tuple[torch.Tensor, tuple]:
+    """Per-sample task loss of every action (B, 3) and the text pass's policy features, from one prefix pass.
+
+    `encs` are Encoder.encode_all outputs (one per sample)."""
+    prefix_rows = [e["no"]["input_ids"][: e["no"]["prefix_len"]] for e in encs]
+    for e in encs:  # the prefix must be token-identical in all actions
+        assert all(e[a]["input_ids"][: e["no"]["prefix_len"]] == e["no"]["input_ids"][: e["no"]["prefix_len"]]
+                   for a in ACTIONS)
+    prefix_ids = _pad(prefix_rows, pad_id, left=True).to(device)
+    prefix_mask = _pad([[1] * len(r) for r in prefix_rows], 0, left=True).to(device)
+    P = prefix_ids.shape[1]
+    text_pos = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
+    pre = lm(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_pos[None].expand(3, -1, -1),
+             use_cache=True)
+    cache = pre.cache if getattr(pre, "cache", None) is not None else pre.past_key_values
+    rope = _rope_model(lm)
+    losses, features = [], None
+    for action in ACTIONS:
+        rows = [e[action]["input_ids"][e["no"]["prefix_len"]:] for e in encs]
+        labels = [e[action]["labels"][e["no"]["prefix_len"]:] for e in encs]
+        suffix_ids = _pad(rows, pad_id, left=False).to(device)
+        suffix_labels = _pad(labels, IGNORE, left=False).to(device)
+        full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
+        full_mask = torch.cat([prefix_mask, _pad([[1] * len(r) for r in rows], 0, left=False).to(device)], dim=1)
+        mm = (full_ids == image_token_id).int()
+        vis = [e[action] for e in encs if "pixel_values" in e[action]]
+        extra = {}
+        if vis:
+            extra = {"pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
+                     "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device)}
+        pos, _ = rope.get_rope_index(full_ids, mm, extra.get("image_grid_thw"), None, full_mask)
+        out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:], cache=cache,
+                 mm_token_type_ids=mm[:, P:], use_cache=True, output_hidden_states=action == "no", **extra)
+        losses.append(per_sample_lm_loss(out.logits, suffix_labels)[0])
+        if action == "no":
+            from vovnet.model.policy import text_pass_features
+
+            idx = torch.tensor([e["no"]["prompt_len"] - e["no"]["prefix_len"] - 1 for e in encs], device=device)
+            rows_i = torch.arange(len(encs), device=device)
+            entropy, margin = text_pass_features(out.logits[rows_i, idx])
+            features = (out.hidden_states[-1][rows_i, idx].detach(), entropy.detach(), margin.detach())
+        cache.crop(-(cache.get_seq_length() - P))  # back to the shared prefix for the next action
+    return torch.stack(losses, dim=-1), features
