@@ -1,7 +1,11 @@
 """End to end: `dvc repro` in a temporary copy of the repository (offline, sample preset)."""
+import subprocess
+
 import pytest
 
-from conftest import copy_repo, ran, sh
+from conftest import ENV, copy_repo, ran, sh
+
+FAKE_TOKEN = "hf_vovnet" + "FAKEtoken" + "0123456789abcdef"  # assembled: the source never holds it whole
 
 pytestmark = pytest.mark.slow
 
@@ -12,7 +16,11 @@ def repo(tmp_path_factory):
 
 
 def test_repro_runs_everything_then_nothing(repo):
-    out = sh(repo, "dvc", "repro")
+    env = {**ENV, "HF_TOKEN": FAKE_TOKEN, "HUGGINGFACE_HUB_TOKEN": FAKE_TOKEN}
+    p = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout + p.stderr
+    assert FAKE_TOKEN not in out
     stages = ran(out)
     assert {"merge", "model", "train", "normalize@mmbench", "evaluate@mmbench", "evaluate@mmbench_test"} <= stages
     for f in ("models/vovnet/head.safetensors", "metrics/train.json", "eval/mmbench/metrics.json",
@@ -22,6 +30,25 @@ def test_repro_runs_everything_then_nothing(repo):
     assert "up to date" in sh(repo, "dvc", "status")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "ran")
+    # The token was in the environment of every stage: no output, lock, log, cache or git object holds it.
+    needle = FAKE_TOKEN.encode()
+    hits = [str(p) for p in repo.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    assert hits == []
+
+
+def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
+    first = subprocess.Popen(["dvc", "repro", "-f", "merge"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    seen = ""
+    while "Running stage" not in seen:  # the first holds the lock once it runs a stage
+        line = first.stdout.readline()
+        assert line, seen
+        seen += line
+    second = subprocess.run(["dvc", "repro"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300)
+    rest, _ = first.communicate(timeout=300)
+    assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
+    assert first.returncode == 0, seen + rest
+    assert "up to date" in sh(repo, "dvc", "status")
 
 
 def test_exp_run_lr_reruns_only_train_and_downstream(repo):

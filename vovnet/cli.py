@@ -28,6 +28,10 @@ def run(main: Callable[[], int | None]) -> None:
     except VovnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # disk full, read-only folder, ...: the outputs were written atomically, so none is partial
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; earlier outputs are untouched", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
