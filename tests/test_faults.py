@@ -1,7 +1,5 @@
 """Faults and security defaults: killed stages, write errors, tokens, unsafe loading, property tests."""
 import errno
-import json
-import os
 import re
 import signal
 import subprocess

@@ -10,7 +10,6 @@ import torch
 from vovnet import VovnetError
 from vovnet.config import processed_file
 from vovnet.data.merge import find_overlap
-from vovnet.data.records import LETTERS
 from vovnet.evaluation import policies
 from vovnet.evaluation.generation import generate_all
 from vovnet.evaluation.protocols import get_protocol

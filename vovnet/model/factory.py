@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
 from vovnet import VovnetError
 from vovnet.io_utils import atomic_path
