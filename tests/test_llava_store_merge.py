@@ -144,3 +144,33 @@ def test_merge_drops_exact_duplicates(tmp_path):
     out, stats = merge(MERGE_CFG, seed=0, root=tmp_path)
     assert stats["duplicates_dropped"] == 4
     assert sum(len(v) for v in out.values()) == 10
+
+
+def test_store_reads_are_safe_in_forked_dataloader_workers(tmp_path):
+    """A store opened in the parent and inherited by forked workers must not interleave reads."""
+    import hashlib
+
+    from torch.utils.data import DataLoader, Dataset
+
+    from vovnet.data.image_store import ImageStoreWriter
+
+    w = ImageStoreWriter(tmp_path)
+    shas = []
+    for i in range(40):
+        data = jpeg_bytes(colour=(i * 6, 100, 50), size=(64, 64), seed=i)
+        sha = hashlib.sha256(data).hexdigest()
+        w.add(data, {"sha256": sha, "format": "jpeg", "width": 64, "height": 64})
+        shas.append(sha)
+    w.close()
+    store = ImageStore(tmp_path)
+    store.read(shas[0])  # the parent opens the file before the workers fork
+
+    class Reads(Dataset):
+        def __len__(self):
+            return 400
+
+        def __getitem__(self, i):
+            sha = shas[i % len(shas)]
+            return hashlib.sha256(store.read(sha)).hexdigest() == sha
+
+    assert all(ok for batch in DataLoader(Reads(), batch_size=8, num_workers=2) for ok in batch)

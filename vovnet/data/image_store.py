@@ -144,8 +144,8 @@ class ImageStore:
             )
         if self._fh is None:
             self._fh = open(self.folder / TAR_NAME, "rb")
-        self._fh.seek(entry["offset"])
-        return self._fh.read(entry["size"])
+        # pread: no shared file offset, so DataLoader workers forked with this handle cannot interleave reads
+        return os.pread(self._fh.fileno(), entry["size"], entry["offset"])
 
     def open(self, sha: str) -> Image.Image:
         img = Image.open(io.BytesIO(self.read(sha)))
