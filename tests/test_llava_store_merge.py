@@ -157,7 +157,7 @@ def test_store_reads_are_safe_in_forked_dataloader_workers(tmp_path):
     w = ImageStoreWriter(tmp_path)
     shas = []
     for i in range(40):
-        data = jpeg_bytes(colour=(i * 6, 100, 50), size=(64, 64), seed=i)
+        data = jpeg_bytes(colour=(i * 6, 100, 50), size=(512, 512), seed=i) * 20  # large reads widen the race
         sha = hashlib.sha256(data).hexdigest()
         w.add(data, {"sha256": sha, "format": "jpeg", "width": 64, "height": 64})
         shas.append(sha)
@@ -167,7 +167,7 @@ def test_store_reads_are_safe_in_forked_dataloader_workers(tmp_path):
 
     class Reads(Dataset):
         def __len__(self):
-            return 400
+            return 4000
 
         def __getitem__(self, i):
             sha = shas[i % len(shas)]
