@@ -83,6 +83,13 @@ def test_image_store_roundtrip_and_export(tmp_path):
     for r in recs:
         sha = r["images"][0]["sha256"]
         assert hashlib.sha256(store.read(sha)).hexdigest() == sha  # original bytes, not re-encoded
+    import tarfile
+
+    with tarfile.open(tmp_path / "o" / "images.tar") as tar:  # a standard tar any tool can list and extract
+        members = tar.getmembers()
+        assert sorted(m.name.split(".")[0] for m in members) == sorted(store.index)
+        for m in members:
+            assert tar.extractfile(m).read() == store.read(m.name.split(".")[0]) and m.mtime == 0
     n = store.export([r["images"][0]["sha256"] for r in recs], tmp_path / "export")
     assert n == 2 and sorted(p.suffix for p in (tmp_path / "export").iterdir()) == [".jpg", ".jpg"]
 

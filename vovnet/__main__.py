@@ -13,6 +13,10 @@ def main(argv=None) -> int:
     pr = sub.add_parser("preset", help="switch params.yaml to a preset: sample | fast_dev | paper")
     pr.add_argument("name")
     pr.add_argument("--params", default="params.yaml")
+    dm = sub.add_parser("download-model", help="snapshot a model (safetensors) from the hub into models/<name>")
+    dm.add_argument("repo", help="e.g. Qwen/Qwen3-VL-8B-Instruct")
+    dm.add_argument("--revision", help="a commit hash or tag to pin")
+    dm.add_argument("--out", required=True, help="e.g. models/qwen3-vl-8b-instruct")
     dr = sub.add_parser("doctor", help="what is missing before a long run")
     dr.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
@@ -22,6 +26,12 @@ def main(argv=None) -> int:
 
             write_preset(args.name, args.params)
             print(f"params.yaml now uses the {args.name} preset; run `dvc repro`")
+            return 0
+        if args.cmd == "download-model":
+            from vovnet.model.download import download_model
+
+            download_model(args.repo, args.out, args.revision)
+            print(f"{args.out}: complete; track it with `dvc add {args.out}` and `dvc push`")
             return 0
         from vovnet.doctor import run_doctor
 
