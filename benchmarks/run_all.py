@@ -1,0 +1,29 @@
+"""Runs every benchmark and prints its table: normalize vs floor, DVC store vs loose files, model steps.
+
+    python benchmarks/run_all.py            # full sizes (about 15 minutes on 2 CPUs)
+    python benchmarks/run_all.py --quick    # small sizes, a smoke run
+"""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    runs = [
+        ("1. normalize vs floor", ["bench_normalize.py", "--sizes", *(["1000"] if args.quick else ["1000", "10000", "50000"])]),
+        ("2. DVC: image store vs loose files", ["bench_dvc.py", "--images", "5000" if args.quick else "100000"]),
+        ("3-5. training step, evaluation, data loader", ["bench_model.py"]),
+    ]
+    for title, cmd in runs:
+        print(f"\n== {title} ==", flush=True)
+        subprocess.run([sys.executable, str(HERE / cmd[0]), *cmd[1:]], check=True)
+
+
+if __name__ == "__main__":
+    main()
