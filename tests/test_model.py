@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import torch
@@ -128,3 +129,33 @@ def test_prefix_reuse_matches_the_plain_path(setup):
     assert torch.allclose(torch.stack(plain, -1), reused, atol=1e-4, rtol=1e-4)
     for f1, f2 in zip(plain_feats, feats):
         assert torch.allclose(f1, f2, atol=1e-4, rtol=1e-4)
+
+
+def test_thinking_model_for_full_vision_is_frozen_and_used(in_workspace, tiny_model_dir):
+    params = load_params("params.yaml")
+    params["model"] = {**params["model"], "use_thinking_for_full": True, "full_model_name": str(tiny_model_dir)}
+    model, processor = build_vovnet(params)
+    assert model.full_lm is not None and model.lm_for("full") is model.full_lm and model.lm_for("coarse") is model.lm
+    assert not any(p.requires_grad for p in model.full_lm.parameters())
+    ds = RecordDataset(list(read_jsonl(params["train"]["train_file"]))[:2],
+                       Encoder(processor, params["vision_budget"], 2048))
+    batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)([ds[0], ds[1]])
+    out = model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=True)  # reuse falls back: two models
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.full_lm.parameters())
+    assert any(p.grad is not None for p in model.head.parameters())
+
+
+def test_export_parquet_matches_jsonl(tmp_path):
+    import pyarrow.parquet as pq
+
+    from conftest import ROOT, ds_cfg
+    from vovnet.data.normalize import normalize_dataset
+
+    cfg = ds_cfg("mmbench", splits=["dev"])
+    normalize_dataset("mmbench", cfg, ROOT / "data" / "samples" / "mmbench", tmp_path / "o", seed=0,
+                      max_image_pixels=89_478_485, export_parquet=True)
+    table = pq.read_table(tmp_path / "o" / "mmbench_dev.parquet").to_pylist()
+    lines = [json.loads(x) for x in (tmp_path / "o" / "mmbench_dev.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in table] == [r["id"] for r in lines]
+    assert json.loads(table[0]["meta"]) == lines[0]["meta"] and table[0]["choices"] == lines[0]["choices"]
