@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import random
 import resource
 import subprocess
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STREAMING = os.environ.get("VOVNET_BENCH_STREAMING", "0") == "1"
 sys.path.insert(0, str(ROOT))
 csv.field_size_limit(sys.maxsize)
 COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
@@ -72,6 +74,41 @@ def write_tsv(path: Path, n_rows: int, seed: int = 0) -> None:
             rng.random()
 
 
+def write_textvqa(folder: Path, n_rows: int, seed: int = 0) -> None:
+    """A TextVQA-shaped parquet folder (lmms-lab/textvqa layout): one distinct photo-like JPEG per row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    variants = photo_jpegs(64, seed=seed)
+    (folder / "data").mkdir(parents=True)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("question_id", pa.int64()), ("question", pa.string()), ("image", image_type),
+                        ("answers", pa.list_(pa.string()))],
+                       metadata={"huggingface": json.dumps({"info": {"features": {
+                           "question_id": {"dtype": "int64", "_type": "Value"},
+                           "question": {"dtype": "string", "_type": "Value"}, "image": {"_type": "Image"},
+                           "answers": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"}}}})})
+    with pq.ParquetWriter(folder / "data" / "validation-00000-of-00001.parquet", schema) as w:
+        for start in range(0, n_rows, 1000):
+            ids = list(range(start, min(n_rows, start + 1000)))
+            w.write_table(pa.table({
+                "question_id": ids, "question": [f"What is written? {i}" for i in ids],
+                "image": [{"bytes": unique_jpeg(variants[i % 64], i), "path": None} for i in ids],
+                "answers": [[f"word{i}"] * 10 for i in ids]}, schema=schema))
+
+
+def floor_parquet(folder: Path, out_dir: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "blob.bin", "wb") as out:
+        for f in sorted(folder.rglob("*.parquet")):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=["image"]):
+                for cell in batch.column(0).to_pylist():
+                    hashlib.sha256(cell["bytes"]).hexdigest()
+                    out.write(cell["bytes"])
+
+
 def floor(tsv: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(tsv, encoding="utf-8", newline="") as fh, open(out_dir / "blob.bin", "wb") as out:
@@ -86,12 +123,16 @@ def floor(tsv: Path, out_dir: Path) -> None:
                 out.write(data)
 
 
-def normalize(tsv: Path, out_dir: Path, workers: int) -> None:
+def normalize(src: Path, out_dir: Path, workers: int) -> None:
     from vovnet.config import dataset_config
     from vovnet.data.normalize import normalize_dataset
 
-    cfg = dataset_config("mmbench", {"source": str(tsv.parent), "splits": ["dev"]})
-    normalize_dataset("mmbench", cfg, tsv.parent, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
+    if src.is_dir():  # a TextVQA-shaped parquet folder
+        cfg = dataset_config("textvqa", {"source": str(src), "splits": ["validation"], "streaming": STREAMING})
+        normalize_dataset("textvqa", cfg, src, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
+        return
+    cfg = dataset_config("mmbench", {"source": str(src.parent), "splits": ["dev"]})
+    normalize_dataset("mmbench", cfg, src.parent, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
 
 
 def peak_rss_mb() -> float:
@@ -110,7 +151,7 @@ def child(kind: str, tsv: str, out: str, workers: int) -> None:
         import vovnet.data.normalize  # noqa: F401  (interpreter and import time are not the work measured)
     t0 = time.perf_counter()
     if kind == "floor":
-        floor(Path(tsv), Path(out))
+        (floor_parquet if Path(tsv).is_dir() else floor)(Path(tsv), Path(out))
     else:
         normalize(Path(tsv), Path(out), workers)
     wall = time.perf_counter() - t0
@@ -131,6 +172,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--format", choices=["tsv", "textvqa"], default="tsv")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -142,10 +184,15 @@ def main() -> None:
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="vovnet-bench-") as tmp:
             raw = Path(tmp) / "raw"
-            raw.mkdir()
-            tsv = raw / "MMBench_DEV_EN.tsv"
-            write_tsv(tsv, n)
-            size_mb = tsv.stat().st_size / 2**20
+            if args.format == "textvqa":
+                write_textvqa(raw, n)
+                tsv = raw
+                size_mb = sum(f.stat().st_size for f in raw.rglob("*.parquet")) / 2**20
+            else:
+                raw.mkdir()
+                tsv = raw / "MMBench_DEV_EN.tsv"
+                write_tsv(tsv, n)
+                size_mb = tsv.stat().st_size / 2**20
             fl = measure("floor", tsv, Path(tmp) / "floor")
             for w in args.workers:
                 nm = measure("normalize", tsv, Path(tmp) / f"norm{w}", w)
