@@ -159,3 +159,15 @@ def test_export_parquet_matches_jsonl(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "o" / "mmbench_dev.jsonl").read_text().splitlines()]
     assert [r["id"] for r in table] == [r["id"] for r in lines]
     assert json.loads(table[0]["meta"]) == lines[0]["meta"] and table[0]["choices"] == lines[0]["choices"]
+
+
+def test_gumbel_straight_through_is_hard_forward_soft_backward():
+    from vovnet.model.policy import gumbel_straight_through
+
+    scores = torch.tensor([[0.5, 1.0, -0.2], [2.0, 0.0, 0.1]], requires_grad=True)
+    y = gumbel_straight_through(scores, tau=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y.detach().sum(-1), torch.ones(2)) and set(y.detach().flatten().tolist()) <= {0.0, 1.0}
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert scores.grad is not None and scores.grad.abs().sum() > 0  # the soft sample carries the gradient
+    y2 = gumbel_straight_through(scores, tau=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y.detach(), y2.detach())  # seeded: resumable

@@ -72,11 +72,3 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise VovnetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-
-
-def clean_stale_partials(folder: str | os.PathLike) -> None:
-    """Remove leftovers of a killed run (their names end in .partial)."""
-    folder = Path(folder)
-    if folder.is_dir():
-        for p in folder.glob(".*.partial"):
-            shutil.rmtree(p, ignore_errors=True)

@@ -33,8 +33,3 @@ def gumbel_straight_through(scores: torch.Tensor, tau: float, generator: torch.G
     soft = torch.softmax((scores + gumbel) / tau, dim=-1)
     hard = torch.nn.functional.one_hot(soft.argmax(-1), scores.shape[-1]).to(soft.dtype)
     return hard - soft.detach() + soft
-
-
-def choose(scores: torch.Tensor, costs: torch.Tensor, cost_shift: float = 0.0) -> torch.Tensor:
-    """Inference: argmax of scores minus cost_shift x normalised cost (cost_shift sweeps the Pareto front)."""
-    return (scores - cost_shift * costs).argmax(-1)

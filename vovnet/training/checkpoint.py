@@ -12,10 +12,6 @@ from safetensors.torch import load_file, save_file
 from vovnet.io_utils import atomic_path
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def save_checkpoint(folder: str | Path, step: int, model, optimizer, scheduler, state: dict, keep: int = 2) -> Path:
     folder = Path(folder)
     path = folder / f"step-{step:08d}"
