@@ -149,6 +149,8 @@ def child(kind: str, tsv: str, out: str, workers: int) -> None:
     shutil.rmtree(out, ignore_errors=True)
     if kind != "floor":
         import vovnet.data.normalize  # noqa: F401  (interpreter and import time are not the work measured)
+        if Path(tsv).is_dir():
+            import datasets  # noqa: F401  (~2 s of imports on its own)
     t0 = time.perf_counter()
     if kind == "floor":
         (floor_parquet if Path(tsv).is_dir() else floor)(Path(tsv), Path(out))

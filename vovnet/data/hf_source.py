@@ -56,7 +56,11 @@ def _iter_split(datasets, path, subset, split, streaming, image_columns, require
     for col in image_columns:
         if col in columns and isinstance(ds.features[col], datasets.Image):
             ds = ds.cast_column(col, datasets.Image(decode=False))
-    yield from ds
+    # Batched access: per-row indexing of an Arrow table costs ~10x more Python than slicing batches.
+    for batch in ds.iter(batch_size=256):
+        keys = list(batch)
+        for values in zip(*(batch[k] for k in keys)):
+            yield dict(zip(keys, values))
 
 
 def image_bytes(cell) -> bytes | None:
