@@ -26,6 +26,21 @@ def test_repro_runs_everything_then_nothing(repo):
     for f in ("models/vovnet/head.safetensors", "metrics/train.json", "eval/mmbench/metrics.json",
               "eval/mmbench/pareto.json", "eval/mmbench_test/submission.tsv", "data/processed/mmbench_core/mmbench_core_train.jsonl"):
         assert (repo / f).exists(), f
+    import json
+
+    pareto = json.loads((repo / "eval" / "mmbench" / "pareto.json").read_text())
+    policies = {p["policy"] for p in pareto}
+    assert {"learned", "always_full", "always_coarse", "no_vision", "random_matched", "uncertainty"} <= policies
+    assert all({"accuracy", "vision_tokens", "ratio_no", "ratio_coarse", "ratio_full"} <= set(p) for p in pareto)
+    assert len([p for p in pareto if p["policy"] == "learned"]) >= 5
+    metrics = json.loads((repo / "eval" / "mmbench" / "metrics.json").read_text())
+    assert metrics["learned"]["protocol"] == "mmbench_circular" and set(metrics["baselines"]) >= {"always_full"}
+    test_metrics = json.loads((repo / "eval" / "mmbench_test" / "metrics.json").read_text())
+    assert test_metrics["accuracy"] is None and "no answers" in test_metrics["note"]
+    header = (repo / "eval" / "mmbench_test" / "submission.tsv").read_text().splitlines()[0].split("\t")
+    assert header[:8] == ["index", "question", "hint", "A", "B", "C", "D", "prediction"]
+    preds = [json.loads(x) for x in (repo / "eval" / "mmmu" / "predictions.jsonl").read_text().splitlines()]
+    assert all(p["action"] in ("no", "coarse", "full") and "output" in p and "score" in p for p in preds)
     assert ran(sh(repo, "dvc", "repro")) == set()
     assert "up to date" in sh(repo, "dvc", "status")
     sh(repo, "git", "add", "-A")
