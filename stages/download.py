@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vovnet import cli  # noqa: E402
-from vovnet.config import load_params  # noqa: E402
+from vovnet.config import dataset_in, load_params  # noqa: E402
 from vovnet.data.download import fetch  # noqa: E402
 
 
@@ -18,9 +18,7 @@ def main() -> int:
     ap.add_argument("--out", help="default data/raw/<dataset>")
     args = ap.parse_args()
     params = load_params(args.params)
-    if args.dataset not in params["datasets"]:
-        raise cli.VovnetError(f"params.yaml: no dataset {args.dataset!r} under datasets: (have {', '.join(params['datasets'])})")
-    cfg = dict(params["datasets"][args.dataset])
+    cfg = dataset_in(params, args.dataset)
     if args.source:
         cfg["source"] = args.source
     fetch(args.dataset, cfg, args.out or f"data/raw/{args.dataset}")

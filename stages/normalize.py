@@ -6,8 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vovnet import cli  # noqa: E402
-from vovnet.config import dataset_config, load_params  # noqa: E402
-from vovnet.data.normalize import normalize_dataset, write_stats  # noqa: E402
+from vovnet.config import dataset_config, dataset_in, load_params  # noqa: E402
+from vovnet.data.normalize import normalize_dataset  # noqa: E402
+from vovnet.io_utils import write_json  # noqa: E402
 
 
 def main() -> int:
@@ -30,9 +31,7 @@ def main() -> int:
     ap.add_argument("--stats", help="default metrics/normalize/<dataset>.json")
     args = ap.parse_args()
     params = load_params(args.params)
-    if args.dataset not in params["datasets"]:
-        raise cli.VovnetError(f"params.yaml: no dataset {args.dataset!r} under datasets: (have {', '.join(params['datasets'])})")
-    cfg = dict(params["datasets"][args.dataset])
+    cfg = dataset_in(params, args.dataset)
     for key in ("max_samples", "subset", "splits", "lang", "image_root", "streaming", "download_images"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
@@ -43,7 +42,7 @@ def main() -> int:
         seed=params["seed"] if args.seed is None else args.seed, max_image_pixels=norm["max_image_pixels"],
         workers=args.workers or norm["workers"],
         export_parquet=norm["export_parquet"] if args.export_parquet is None else args.export_parquet)
-    write_stats(args.stats or f"metrics/normalize/{args.dataset}.json", stats)
+    write_json(args.stats or f"metrics/normalize/{args.dataset}.json", stats)
     return 0
 
 

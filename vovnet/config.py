@@ -182,6 +182,13 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict:
     return params
 
 
+def dataset_in(params: dict, name: str) -> dict:
+    """The validated config of dataset `name` (a copy), or a one-line error listing the known ones."""
+    if name not in params["datasets"]:
+        raise VovnetError(f"params.yaml: no dataset {name!r} under datasets: (have {', '.join(params['datasets'])})")
+    return dict(params["datasets"][name])
+
+
 def dataset_config(name: str, cfg: dict | None) -> dict:
     cfg = _merge_defaults(cfg, DATASET_DEFAULTS, f"datasets.{name}")
     adapter = cfg["adapter"] or (name if name in ADAPTERS else None)

@@ -51,13 +51,19 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+def write_lines(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Canonical JSONL, written in place (for files inside a folder that is itself written atomically)."""
     n = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
         for row in rows:
             fh.write(dumps(row) + "\n")
             n += 1
     return n
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    with atomic_path(path) as tmp:
+        return write_lines(tmp, rows)
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:

@@ -150,9 +150,6 @@ class ImageStore:
         self.index: dict[str, dict] = data["images"]
         self._fh = None
 
-    def __contains__(self, sha: str) -> bool:
-        return sha in self.index
-
     def read(self, sha: str) -> bytes:
         entry = self.index.get(sha)
         if entry is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.config import processed_file, split_ref
-from vovnet.io_utils import atomic_path, dumps, read_jsonl
+from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
 
 log = logging.getLogger("vovnet.merge")
 
@@ -75,8 +75,8 @@ def find_overlap(train: list[dict], other: list[dict]) -> list[tuple[str, str]]:
     for r in train:
         if r["id"] in ids:
             hits.append((r["id"], r["id"]))
-        elif overlap_key(r) in keys:
-            hits.append((r["id"], keys[overlap_key(r)]))
+        elif (other_id := keys.get(overlap_key(r))) is not None:
+            hits.append((r["id"], other_id))
     return hits
 
 
@@ -140,6 +140,4 @@ def write_merged(out: dict[str, list[dict]], name: str, root: str | Path = "data
     with atomic_path(Path(root) / name) as tmp:
         tmp.mkdir()
         for part, recs in out.items():
-            with open(tmp / f"{name}_{part}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-                for r in recs:
-                    fh.write(dumps(r) + "\n")
+            write_lines(tmp / f"{name}_{part}.jsonl", recs)

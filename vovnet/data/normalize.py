@@ -6,7 +6,6 @@ a failed or killed run never leaves a partial output where DVC or a later stage 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from vovnet.data.adapters import get_adapter
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
-from vovnet.io_utils import atomic_path, dumps, write_json
+from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
 
 log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size
@@ -124,15 +123,14 @@ class SplitNormalizer:
         self.spool.write(line)
         self.shas.update(im["sha256"] for im in images)
 
-    def write_sorted(self, path: Path) -> Iterator[dict]:
-        """Write the records sorted by id; yields them (in that order) for optional extra exports."""
+    def write_sorted(self, path: Path) -> None:
+        """Write the spooled records sorted by id, then drop the spool."""
         with open(path, "wb") as fh:
             for rid in sorted(self.offsets):
                 off, n = self.offsets[rid]
                 self.spool.seek(off)
-                line = self.spool.read(n)
-                fh.write(line)
-                yield line
+                fh.write(self.spool.read(n))
+        self.spool.close()
 
     def finish(self) -> None:
         """Rows whose image cell referenced a later row; anything still unresolved is rejected."""
@@ -194,20 +192,16 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 for fut in pending or []:
                     norm.handle(*fut.result())
                 norm.finish()
-                lines = norm.write_sorted(tmp / f"{name}_{split}.jsonl")
+                norm.write_sorted(tmp / f"{name}_{split}.jsonl")
                 if export_parquet:
-                    _write_parquet(tmp / f"{name}_{split}.parquet", lines)
-                else:
-                    for _ in lines:
-                        pass
-                norm.spool.close()
+                    _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
                 stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas)}
                 log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
-            _write_jsonl(tmp / "rejects.jsonl", all_rejects)
+            write_lines(tmp / "rejects.jsonl", all_rejects)
             for r in all_rejects:
                 log.warning("reject %s/%s row %s (%s): %s", name, r["split"], r["row"], r["field"], r["reason"])
                 reason = r["reason"].split(":")[0].split(" (")[0]
@@ -221,23 +215,11 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
     return stats
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for r in rows:
-            fh.write(dumps(r) + "\n")
-
-
-def _write_parquet(path: Path, lines: Iterator[bytes]) -> None:
+def _write_parquet(jsonl: Path, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # Nested meta varies by dataset; store it as canonical JSON text so every split has one schema.
-    rows = []
-    for line in lines:
-        r = json.loads(line)
-        rows.append({**r, "meta": dumps(r["meta"])})
+    rows = [{**r, "meta": dumps(r["meta"])} for r in read_jsonl(jsonl)]
     pq.write_table(pa.Table.from_pylist(rows), path)
 
-
-def write_stats(path: str | Path, stats: dict) -> None:
-    write_json(path, stats)

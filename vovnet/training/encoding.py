@@ -21,14 +21,19 @@ class Encoder:
         self.merge_size = processor.image_processor.merge_size
         self.image_token_id = processor.image_token_id
 
-    def encode(self, rec: dict, images: list, action: str, with_target: bool = True) -> dict:
+    def prefix_len(self, rec: dict) -> int:
+        return len(self.tokenizer(prompts.prompt_prefix(rec), add_special_tokens=False)["input_ids"])
+
+    def encode(self, rec: dict, images: list, action: str, with_target: bool = True,
+               prefix_len: int | None = None) -> dict:
         vis = {}
         n_tokens: list[int] = []
         if action != "no" and images:
             vis = image_inputs(self.processor.image_processor, images, self.budgets[action])
             n_tokens = tokens_per_image(vis["image_grid_thw"], self.merge_size)
         prompt_ids = self.tokenizer(prompts.prompt(rec, n_tokens), add_special_tokens=False)["input_ids"]
-        prefix_len = len(self.tokenizer(prompts.prompt_prefix(rec), add_special_tokens=False)["input_ids"])
+        if prefix_len is None:
+            prefix_len = self.prefix_len(rec)
         answer_ids = []
         if with_target:
             tgt = prompts.target(rec)
@@ -43,7 +48,8 @@ class Encoder:
                 "vision_tokens": sum(n_tokens), **vis}
 
     def encode_all(self, rec: dict, images: list, with_target: bool = True) -> dict:
-        return {a: self.encode(rec, images, a, with_target) for a in ACTIONS}
+        prefix_len = self.prefix_len(rec)  # the same for every action
+        return {a: self.encode(rec, images, a, with_target, prefix_len) for a in ACTIONS}
 
 
 def collate(samples: list[dict], pad_id: int, image_token_id: int, left_pad: bool = False) -> dict:
