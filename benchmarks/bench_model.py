@@ -54,7 +54,7 @@ def timed(fn, reps: int) -> float:
 
 def bench_train(params, model_dir, records, root, rows):
     from vovnet.model.factory import build_vovnet
-    from vovnet.training.encoding import ActionCollator, Encoder, RecordDataset
+    from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
     params = {**params, "model": {**params["model"], "name": str(model_dir)}}
     torch.manual_seed(0)
@@ -86,7 +86,7 @@ def bench_train(params, model_dir, records, root, rows):
 
 def bench_eval(params, model, processor, records, root, rows):
     from vovnet.evaluation.generation import generate_all
-    from vovnet.training.encoding import Encoder, RecordDataset
+    from vovnet.model.encoding import Encoder, RecordDataset
 
     ds = RecordDataset(records[:16], Encoder(processor, params["vision_budget"], 2048), root, with_target=False)
     model.eval()
@@ -105,7 +105,7 @@ def bench_loader(processor, rows, tmp: Path):
     from torch.utils.data import DataLoader
 
     from vovnet.data.image_store import ImageStoreWriter, describe
-    from vovnet.training.encoding import ActionCollator, Encoder, RecordDataset
+    from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
     rng = np.random.default_rng(0)
     store = ImageStoreWriter(tmp / "photos")

@@ -8,8 +8,8 @@ from vovnet.config import load_params
 from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
-from vovnet.training.encoding import IGNORE, ActionCollator, Encoder, RecordDataset
-from vovnet.training.losses import per_sample_lm_loss
+from vovnet.model.encoding import IGNORE, ActionCollator, Encoder, RecordDataset
+from vovnet.model.losses import per_sample_lm_loss
 
 
 @pytest.fixture

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.config import processed_file, split_ref
-from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
+from vovnet.data.overlap import content_key, find_overlap, text_key
+from vovnet.io_utils import atomic_path, read_jsonl, write_lines
 
 log = logging.getLogger("vovnet.merge")
-
-
-def _norm(text) -> str:
-    return re.sub(r"\s+", " ", str(text or "")).strip().lower()
-
-
-def text_key(rec: dict) -> str:
-    return "q:" + _norm(rec["question"]) + "|" + _norm(rec.get("hint")) + "|" + "|".join(sorted(_norm(c) for c in rec.get("choices") or []))
-
-
-def overlap_key(rec: dict) -> str:
-    """image+question hash used by the leakage guards (circular copies share it)."""
-    shas = sorted(im["sha256"] for im in rec["images"])
-    return hashlib.sha256(dumps([shas, _norm(rec["question"])]).encode()).hexdigest()
-
-
-def content_key(rec: dict) -> str:
-    return dumps([rec["question"], rec.get("hint"), rec.get("choices"), rec["answer"],
-                  [im["sha256"] for im in rec["images"]]])
 
 
 class _UnionFind:
@@ -66,18 +47,6 @@ def group_ids(records: list[dict]) -> list[str]:
 
 def bucket(seed: int, group: str) -> float:
     return int(hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()[:15], 16) / 16**15
-
-
-def find_overlap(train: list[dict], other: list[dict]) -> list[tuple[str, str]]:
-    ids = {r["id"] for r in other}
-    keys = {overlap_key(r): r["id"] for r in other}
-    hits = []
-    for r in train:
-        if r["id"] in ids:
-            hits.append((r["id"], r["id"]))
-        elif (other_id := keys.get(overlap_key(r))) is not None:
-            hits.append((r["id"], other_id))
-    return hits
 
 
 def merge(cfg: dict, seed: int, root: str | Path = "data/processed") -> tuple[dict[str, list[dict]], dict]:

@@ -9,14 +9,14 @@ import torch
 
 from vovnet import VovnetError
 from vovnet.config import processed_file
-from vovnet.data.merge import find_overlap
+from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies
 from vovnet.evaluation.generation import generate_all
 from vovnet.evaluation.protocols import get_protocol
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import load_vovnet
-from vovnet.training.encoding import Encoder, RecordDataset
+from vovnet.model.encoding import Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.evaluate")
 SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]

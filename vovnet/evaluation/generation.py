@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.vovnet import model_inputs
-from vovnet.training.encoding import RecordDataset, collate
+from vovnet.model.encoding import RecordDataset, collate
 
 
 @torch.no_grad()

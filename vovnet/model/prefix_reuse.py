@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from vovnet.model.budgets import ACTIONS
-from vovnet.training.encoding import IGNORE
-from vovnet.training.losses import per_sample_lm_loss
+from vovnet.model.encoding import IGNORE
+from vovnet.model.losses import per_sample_lm_loss
 
 
 def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:

@@ -18,7 +18,7 @@ from vovnet.io_utils import dumps, read_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from vovnet.training.encoding import ActionCollator, Encoder, RecordDataset
+from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.train")
 
