@@ -26,7 +26,7 @@ def run(main: Callable[[], int | None]) -> None:
     try:
         code = main()
     except VovnetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message holds
         sys.exit(2)
     except OSError as exc:  # disk full, read-only folder, ...: the outputs were written atomically, so none is partial
         where = f" ({exc.filename})" if exc.filename else ""

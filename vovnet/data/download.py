@@ -4,6 +4,7 @@ Tokens come only from HF_TOKEN / HUGGINGFACE_HUB_TOKEN and are passed in memory,
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -55,10 +56,51 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
             if not path.exists():
                 raise VovnetError(f"datasets.{name}.source: {path} does not exist")
             if path.is_dir():
-                shutil.copytree(path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache", "__pycache__"))
+                copy_contained(path, tmp, f"datasets.{name}.source")
             else:
                 shutil.copy2(path, tmp / path.name)
                 _check_md5(tmp / path.name, _expected_md5(cfg, path.name))
+
+
+SKIP_DIRS = (".cache", "__pycache__")
+
+
+def copy_contained(src: Path, dest: Path, where: str, _root: str | None = None, _active: frozenset = frozenset()) -> None:
+    """Copy a local source folder; a symlink is followed only when its target lies inside the folder (the
+    copy holds the target's bytes). A link that leaves it, dangles or loops is an error naming it, so
+    `download` never brings in a file from elsewhere on disk (which the adapters' own rules would refuse)."""
+    root = _root or os.path.realpath(src)
+    active = _active | {os.path.realpath(src)}
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, src)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        (dest / rel_dir).mkdir(parents=True, exist_ok=True)
+        for name in sorted(dirnames + filenames):
+            entry = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if not os.path.islink(entry):
+                if name in dirnames:
+                    continue  # os.walk descends into it
+                if not os.path.isfile(entry):
+                    raise VovnetError(f"{where}: {rel} is not a regular file")
+                shutil.copy2(entry, dest / rel)
+                continue
+            try:
+                real = os.path.realpath(entry, strict=True)
+            except OSError as exc:
+                why = "loops" if exc.errno == errno.ELOOP else "points at nothing"
+                raise VovnetError(f"{where}: symlink {rel} {why}; replace it with the file") from None
+            if os.path.commonpath([root, real]) != root:
+                raise VovnetError(f"{where}: symlink {rel} points outside the source folder ({real}); "
+                                  "copy the file into the folder instead")
+            if os.path.isdir(real):
+                if real in active or os.path.commonpath([real, os.path.realpath(dirpath)]) == real:
+                    raise VovnetError(f"{where}: symlink {rel} points at a folder that contains it (a loop)")
+                copy_contained(Path(real), dest / rel, where, root, active)
+            elif os.path.isfile(real):
+                shutil.copy2(real, dest / rel)
+            else:
+                raise VovnetError(f"{where}: symlink {rel} points at something that is not a regular file")
 
 
 def _expected_md5(cfg: dict, filename: str) -> str | None:

@@ -62,18 +62,3 @@ def _iter_split(datasets, path, subset, split, streaming, image_columns, require
         for values in zip(*(batch[k] for k in keys)):
             yield dict(zip(keys, values))
 
-
-def image_bytes(cell) -> bytes | None:
-    """An HF Image cell cast with decode=False: {'bytes': ..., 'path': ...}."""
-    if cell is None:
-        return None
-    if isinstance(cell, dict):
-        if cell.get("bytes") is not None:
-            return cell["bytes"]
-        if cell.get("path") and os.path.isfile(cell["path"]):
-            return Path(cell["path"]).read_bytes()
-        return None
-    if isinstance(cell, (bytes, bytearray)):
-        return bytes(cell)
-    return None
-

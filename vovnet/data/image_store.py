@@ -12,10 +12,11 @@ import hashlib
 import io
 import json
 import os
+import struct
 import warnings
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from vovnet import VovnetError
 
@@ -71,8 +72,13 @@ def inspect_image(data: bytes, max_pixels: int | None = None) -> dict:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image too large: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"undecodable image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except UnidentifiedImageError:
+        raise ImageError("undecodable image: not a known image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
+        # Pillow's parsers surface malformed files as any of these (struct.error, IndexError from
+        # truncated headers); the message is Pillow's, without object reprs.
+        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageError(f"undecodable image: {detail}") from None
     return {"format": fmt.lower() if fmt != "MPO" else "jpeg", "width": width, "height": height}
 
 

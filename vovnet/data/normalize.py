@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -22,6 +23,8 @@ from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
 
 log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size
+OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
 def sample_rank(seed: int, group: str) -> str:
@@ -29,6 +32,8 @@ def sample_rank(seed: int, group: str) -> str:
 
 
 def _payload(ref) -> bytes:
+    if ref.kind == "invalid":
+        raise ImageError(ref.value)
     if ref.kind == "b64":
         return decode_base64(ref.value)
     if ref.kind == "bytes":
@@ -38,6 +43,12 @@ def _payload(ref) -> bytes:
     if ref.kind == "path":
         return Path(ref.value).read_bytes()
     raise AssertionError(ref.kind)
+
+
+def stable_reason(reason: str) -> str:
+    """One line, the same on every run: no object reprs or memory addresses (rejects.jsonl is a DVC output)."""
+    reason = OBJECT_REPR.sub(lambda m: f"<{m.group(1)}>", reason)
+    return " ".join(ADDRESS.sub("0x?", reason).split())
 
 
 def _prepare(args) -> tuple:
@@ -75,35 +86,40 @@ class SplitNormalizer:
         self.rejects: list[dict] = []
         self.keys: set[str] = set()
         self.images_by_key: dict[str, tuple[str, ...]] = {}
-        self.deferred: list[tuple[Row, list]] = []
+        self.deferred: list[tuple[Row, str]] = []
         self.shas: set[str] = set()
+        self.rows_read = 0
+        self.sampled_out = 0
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
         self.rejects.append({"dataset": self.name, "split": self.split, "row": row_index, "source_id": key,
-                             "field": field, "reason": reason})
+                             "field": field, "reason": stable_reason(reason)})
 
     def handle(self, row: Row, prepared: list) -> None:
+        self.rows_read += 1
         if row.key in self.keys:
             self.reject(row.index, row.key, "id", f"duplicate id {row.key}")
             return
         self.keys.add(row.key)
-        images = []
         for item in prepared:
             if item[0] == "err":
                 self.reject(row.index, row.key, item[1], item[2])
                 return
-            if item[0] == "ref":
-                if item[1] not in self.images_by_key:
-                    self.deferred.append((row, prepared))
-                    self.keys.discard(row.key)
-                    return
-                images.extend(self._meta(sha) for sha in self.images_by_key[item[1]])
-            else:
-                _, data, meta = item
-                self.store.add(data, meta)
-                images.append(meta)
+        if any(item[0] == "ref" for item in prepared):
+            # A reference row is one image cell naming another row; resolved after the pass (finish).
+            assert len(prepared) == 1, "a reference row holds exactly one image cell"
+            self.deferred.append((row, prepared[0][1]))
+            return
+        images = []
+        for _, data, meta in prepared:
+            self.store.add(data, meta)
+            images.append(meta)
         self.images_by_key[row.key] = tuple(im["sha256"] for im in images)
         self._build(row, images)
+
+    def reject_malformed(self, bad: TsvRowError) -> None:
+        self.rows_read += 1
+        self.reject(bad.row, None, bad.field, bad.reason)
 
     def _meta(self, sha: str) -> dict:
         e = self.store.index[sha]
@@ -133,28 +149,96 @@ class SplitNormalizer:
         self.spool.close()
 
     def finish(self) -> None:
-        """Rows whose image cell referenced a later row; anything still unresolved is rejected."""
-        pending, self.deferred = self.deferred, []
-        for row, prepared in pending:
-            refs = [p[1] for p in prepared if p[0] == "ref"]
-            missing = [r for r in refs if r not in self.images_by_key]
-            if missing:
-                self.reject(row.index, row.key, "image", f"refers to index {missing[0]}, which has no image")
-                continue
-            self.handle(row, prepared)
+        """Resolve reference rows, whatever the order: follow each chain of references to a row with its
+        own image; a chain that loops or ends at a row without one rejects every row on it."""
+        target = {row.key: ref for row, ref in self.deferred}
+        outcome: dict[str, tuple] = {}
+        for start in target:
+            chain, pos, key = [], {}, start
+            while key in target and key not in outcome:
+                if key in pos:
+                    cycle = chain[pos[key]:]
+                    first = cycle.index(min(cycle))
+                    cycle = cycle[first:] + cycle[:first]
+                    result = ("cycle", " -> ".join(cycle + cycle[:1]))
+                    break
+                pos[key] = len(chain)
+                chain.append(key)
+                key = target[key]
+            else:
+                if key in outcome:
+                    result = outcome[key]
+                elif key in self.images_by_key:
+                    result = ("ok", self.images_by_key[key])
+                else:
+                    result = ("missing", key)
+            for k in chain:
+                outcome[k] = result
+        for row, ref in sorted(self.deferred, key=lambda d: d[0].index):
+            kind, value = outcome[row.key]
+            if kind == "cycle":
+                self.reject(row.index, row.key, "image", f"image references form a cycle: {value}")
+            elif kind == "missing":
+                end = "" if value == ref else f" (its references end at index {value})"
+                self.reject(row.index, row.key, "image", f"refers to index {ref}, which has no image{end}")
+            else:
+                self._build(row, [self._meta(sha) for sha in value])
+        self.deferred = []
+
+    def check_counts(self) -> None:
+        """Rows in equal rows out: every row read is a record, a reject, or left out by max_samples."""
+        out = len(self.offsets) + len(self.rejects) + self.sampled_out
+        if out != self.rows_read:
+            raise AssertionError(f"{self.name}/{self.split}: {self.rows_read} rows read but {len(self.offsets)} records "
+                                 f"+ {len(self.rejects)} rejects + {self.sampled_out} left out by max_samples")
 
 
-def iter_selected(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> Iterator:
-    rows = adapter.iter_rows(raw_dir, cfg, split)
+def sampling_units(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> set[str] | None:
+    """The sampling groups max_samples keeps (None: keep all). A row that reuses another row's image joins
+    that row's group, so a sample never holds a reference without its image."""
     if cfg["max_samples"] is None:
-        yield from rows
-        return
-    # First pass reads only the sampling units, so the sample is the same whatever the order or streaming.
-    groups = {r.group for r in adapter.iter_rows(raw_dir, cfg, split) if isinstance(r, Row)}
-    keep = set(sorted(groups, key=lambda g: sample_rank(seed, g))[: cfg["max_samples"]])
-    for r in rows:
-        if not isinstance(r, Row) or r.group in keep:
-            yield r
+        return None
+    parent: dict[str, str] = {}
+
+    def find(g: str) -> str:
+        while parent.setdefault(g, g) != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    group_of, refs = {}, []
+    for r in adapter.iter_rows(raw_dir, cfg, split):
+        if isinstance(r, Row):
+            find(r.group)
+            group_of.setdefault(r.key, r.group)
+            refs += [(r.group, ref.value) for ref in r.images if ref.kind == "ref"]
+    for group, key in refs:
+        if key in group_of:
+            a, b = find(group), find(group_of[key])
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the smallest name represents its unit: order-independent
+    units: dict[str, list[str]] = {}
+    for g in list(parent):
+        units.setdefault(find(g), []).append(g)
+    keep = sorted(units, key=lambda u: sample_rank(seed, u))[: cfg["max_samples"]]
+    return {g for u in keep for g in units[u]}
+
+
+def _read_rows(adapter, raw_dir: Path, cfg: dict, split: str) -> Iterator:
+    """The stage's error boundary for reading: a source that breaks mid-read (a corrupt parquet page while
+    streaming, a file that vanishes) stops the stage with one line naming the source, split and row.
+    Only input errors are caught, by type; a bug keeps its traceback."""
+    import pyarrow
+
+    n = 0
+    try:
+        for item in adapter.iter_rows(raw_dir, cfg, split):
+            yield item
+            n += 1
+    except (pyarrow.ArrowException, OSError, UnicodeDecodeError) as exc:
+        detail = stable_reason(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        raise VovnetError(f"{raw_dir}: split {split!r}: source unreadable after {n} rows "
+                          f"({type(exc).__name__}{': ' + detail if detail else ''})") from None
 
 
 def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | Path, *, seed: int,
@@ -174,12 +258,19 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             all_rejects = []
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
-                rows = iter_selected(adapter, raw_dir, cfg, split, seed)
+                keep = sampling_units(adapter, raw_dir, cfg, split, seed)
                 pending = None  # with workers, one batch decodes while the next is read (pipelined)
-                for batch in _batches(rows, BATCH * max(1, workers)):
-                    for bad in (r for r in batch if isinstance(r, TsvRowError)):
-                        norm.reject(bad.row, None, "row", bad.reason)
-                    args = [(r, max_image_pixels) for r in batch if isinstance(r, Row)]
+                for batch in _batches(_read_rows(adapter, raw_dir, cfg, split), BATCH * max(1, workers)):
+                    rows = []
+                    for r in batch:
+                        if isinstance(r, TsvRowError):
+                            norm.reject_malformed(r)
+                        elif keep is not None and r.group not in keep:
+                            norm.rows_read += 1
+                            norm.sampled_out += 1
+                        else:
+                            rows.append(r)
+                    args = [(r, max_image_pixels) for r in rows]
                     if pool is None:
                         for row, prep in map(_prepare, args):
                             norm.handle(row, prep)
@@ -192,12 +283,14 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 for fut in pending or []:
                     norm.handle(*fut.result())
                 norm.finish()
+                norm.check_counts()
                 norm.write_sorted(tmp / f"{name}_{split}.jsonl")
                 if export_parquet:
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
-                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas)}
+                stats["splits"][split] = {"rows_read": norm.rows_read, "records": n, "rejects": len(norm.rejects),
+                                          "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas)}
                 log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ def record_id(dataset: str, split: str, key: str, question: str, hint, choices, 
 
 
 def clean_text(value: Any) -> str | None:
-    """Source cells: NaN/None/empty -> None, else the stripped string."""
+    """Source cells: NaN/None/empty -> None, else the stripped string (numbers as written)."""
     if value is None:
         return None
     if isinstance(value, float) and value != value:
@@ -54,6 +55,51 @@ def clean_text(value: Any) -> str | None:
     if text == "" or text.lower() == "nan":
         return None
     return text
+
+
+def kind_of(value: Any) -> str:
+    """A value's type in the source's own words, for reject reasons (never a repr)."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list", tuple: "a list",
+            dict: "an object", bytes: "bytes", bytearray: "bytes"}.get(type(value), type(value).__name__)
+
+
+def text_field(fields: dict, name: str, *, required: bool = False) -> str | None:
+    """A text cell: str, or a number a table wrote where text belongs. Anything else is a Reject."""
+    value = fields.get(name)
+    if isinstance(value, bool) or not (value is None or isinstance(value, (str, int, float))):
+        raise Reject(name, f"expected text, got {kind_of(value)}")
+    text = clean_text(value)
+    if text is None and required:
+        raise Reject(name, "empty")
+    return text
+
+
+def source_key(fields: dict, name: str) -> str:
+    """A row's id cell as a string: text or an integer; anything else (null, float, list) is a Reject."""
+    value = fields.get(name)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise Reject(name, "empty" if value is None or isinstance(value, str) else f"expected text or an integer, got {kind_of(value)}")
+
+
+def parse_int(text: str) -> int | None:
+    """An integer cell as pandas writes it ("12" or "12.0"); None for anything else (inf, 1e400, 1.5, text)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or not value.is_integer() or abs(value) > 2**53:
+        return None
+    return int(value)
 
 
 def make_record(dataset: str, split: str, row: Row, *, question: str | None, hint=None, choices=None,

@@ -1,4 +1,12 @@
-"""Streaming TSV reader for VLMEvalKit-style files (base64 images in cells; BOM/CRLF tolerant)."""
+"""Streaming TSV reader for VLMEvalKit-style files (base64 images in cells; BOM/CRLF tolerant).
+
+Quoting rule (what VLMEvalKit's pandas `to_csv(sep='\\t')` writes and `read_csv` reads): a cell that holds
+a tab, a line break or a `"` is wrapped in `"`, with inner quotes doubled; a `"` anywhere but at the start
+of a cell is literal. So a quoted cell may span lines, but a cell whose opening quote is never closed
+swallows the rows after it. The reader takes a line that is itself a complete row with the header's
+field count, met while a quoted cell is open, as the start of a new row: the row that opened the quote
+is a reject and reading resumes at that line. Every data row read comes out as one row or one reject.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,33 +20,120 @@ csv.field_size_limit(sys.maxsize)  # image cells are megabytes of base64
 
 
 class TsvRowError(ValueError):
-    def __init__(self, row: int, reason: str):
+    """A data row that cannot be split into the header's fields: a counted reject."""
+
+    def __init__(self, row: int, reason: str, field: str = "row"):
         super().__init__(reason)
-        self.row, self.reason = row, reason
+        self.row, self.reason, self.field = row, reason, field
+
+
+def _quote_open(text: str) -> bool:
+    """True when `text` ends inside a quoted cell (same rules as csv's default dialect)."""
+    i, n = 0, len(text)
+    while True:  # i is at the start of a cell
+        if i < n and text[i] == '"':
+            j = i + 1
+            while True:
+                k = text.find('"', j)
+                if k < 0:
+                    return True
+                if k + 1 < n and text[k + 1] == '"':  # doubled quote: a literal one
+                    j = k + 2
+                    continue
+                break
+            tab = text.find("\t", k + 1)
+        else:
+            tab = text.find("\t", i)
+        if tab < 0:
+            return False
+        i = tab + 1
+
+
+def _strip_eol(line: str) -> str:
+    if line.endswith("\r\n"):
+        return line[:-2]
+    if line.endswith(("\n", "\r")):
+        return line[:-1]
+    return line
+
+
+def _cells(text: str) -> list[str]:
+    if '"' not in text:
+        return text.split("\t")
+    return next(csv.reader([text], delimiter="\t"))
+
+
+def _read_header(path: Path, line: str | None, required: tuple[str, ...]) -> list[str]:
+    if line is None:
+        raise VovnetError(f"{path}: empty file (no header row)")
+    text = _strip_eol(line)
+    if _quote_open(text):
+        raise VovnetError(f"{path}: line 1: the header row opens a quote it never closes")
+    header = [h.strip() for h in _cells(text)]
+    seen: set[str] = set()
+    for col in header:
+        if col in seen:
+            raise VovnetError(f"{path}: duplicate column name {col!r} in the header (which one holds the data is ambiguous)")
+        seen.add(col)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise VovnetError(f"{path}: missing required column(s) {', '.join(missing)} (header: {', '.join(header)})")
+    return header
+
+
+def _logical_rows(lines: Iterator[tuple[int, str]], width: int) -> Iterator[tuple[int, str | None]]:
+    """(first line number, row text) per data row; text None for a row whose quote never closes."""
+    pending: list[str] = []
+    start = 0
+    for lineno, line in lines:
+        if pending:
+            text = _strip_eol(line)
+            looks_like_row = text and not _quote_open(text) and len(_cells(text)) == width
+            if not looks_like_row:
+                pending.append(line)
+                joined = "".join(pending)
+                if not _quote_open(_strip_eol(joined)):
+                    pending = []
+                    yield start, _strip_eol(joined)
+                continue
+            pending = []
+            yield start, None  # runaway quote: that row is rejected, this line starts the next one
+        text = _strip_eol(line)
+        if '"' in text and _quote_open(text):
+            pending, start = [line], lineno
+            continue
+        yield lineno, text
+    if pending:
+        yield start, None
 
 
 def read_tsv(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict | TsvRowError]]:
-    """Yield (data_row_index, row dict) — or a TsvRowError for a malformed row — streaming."""
+    """Yield (data_row_index, row dict) — or a TsvRowError for a malformed row — streaming.
+
+    Blank lines are not rows. A row with fewer or more fields than the header is a reject with both counts.
+    """
     path = Path(path)
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
         try:
-            header = next(reader, None)
-            if header is None:
-                raise VovnetError(f"{path}: empty file (no header row)")
-            header = [h.strip() for h in header]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise VovnetError(f"{path}: missing required column(s) {', '.join(missing)} (header: {', '.join(header)})")
-            for i, cells in enumerate(reader):
-                if not cells or (len(cells) == 1 and not cells[0].strip()):
+            numbered = enumerate(fh, 1)
+            first = next(numbered, (1, None))[1]
+            header = _read_header(path, first, required)
+            width = len(header)
+            i = 0
+            for lineno, text in _logical_rows(numbered, width):
+                if text is not None and not text.strip():
                     continue
-                if len(cells) > len(header):
-                    yield i, TsvRowError(i, f"row has {len(cells)} fields, header has {len(header)}")
-                    continue
-                cells += [""] * (len(header) - len(cells))
-                yield i, dict(zip(header, cells))
+                if text is None:
+                    yield i, TsvRowError(i, "unbalanced quote: a quoted cell opens and never closes before the "
+                                            f"next row (line {lineno})")
+                else:
+                    cells = _cells(text)
+                    if len(cells) != width:
+                        yield i, TsvRowError(i, f"row has {len(cells)} fields, header has {width} (line {lineno})")
+                    else:
+                        yield i, dict(zip(header, cells))
+                i += 1
         except UnicodeDecodeError as exc:
             raise VovnetError(f"{path}: not valid UTF-8 near byte {exc.start} ({exc.reason})") from None
         except csv.Error as exc:
-            raise VovnetError(f"{path}: line {reader.line_num}: malformed TSV ({exc})") from None
+            raise VovnetError(f"{path}: malformed TSV ({exc})") from None

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from vovnet import VovnetError
 from vovnet.config import image_roots
-from vovnet.data.records import ImageRef, Reject, Row, clean_text, make_record
+from vovnet.data.image_refs import resolve_inside
+from vovnet.data.records import ImageRef, Reject, Row, clean_text, kind_of, make_record
 
 
 def find_json(raw_dir: Path, split: str) -> Path:
@@ -32,12 +33,10 @@ def resolve_in_roots(name: str, roots: list[Path]) -> Path:
     if rel.is_absolute() or ".." in rel.parts:
         raise Reject("image", f"image path {name!r} escapes its root (absolute or '..')")
     for root in roots:
-        real_root = root.resolve()
-        candidate = (root / rel).resolve()
-        if not candidate.is_relative_to(real_root):
-            raise Reject("image", f"image path {name!r} resolves outside {root} (symlink)")
-        if candidate.is_file():
-            return candidate
+        try:
+            return resolve_inside(root, name, "image", "its image root (symlink)")
+        except FileNotFoundError:
+            continue
     raise FileNotFoundError(name)
 
 
@@ -54,39 +53,66 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     roots = image_roots(cfg)
     for i, item in enumerate(data):
         if not isinstance(item, dict):
-            yield Row(index=i, key=f"row{i}", group=f"row{i}", fields={"_error": "record is not an object"})
+            yield Row(index=i, key=f"row{i}", group=f"row{i}", fields={"_error": ("record", f"expected an object, got {kind_of(item)}")})
             continue
-        key = str(item.get("id", f"row{i}"))
-        images, fields = [], dict(item)
-        name = item.get("image")
-        if isinstance(name, str) and name:
-            try:
-                images.append(ImageRef("image", "path", resolve_in_roots(name, roots)))
-            except Reject as rej:
-                fields["_error"] = rej.reason
-            except FileNotFoundError:
-                msg = f"image {name!r} not found under any root ({', '.join(map(str, roots)) or 'none set'})"
-                if cfg["on_missing_image"] == "error":
-                    raise VovnetError(f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
-                                      "or on_missing_image: reject") from None
-                fields["_error"] = msg
+        key, fields = f"row{i}", dict(item)
+        if "id" in item:
+            if isinstance(item["id"], str) and item["id"].strip():
+                key = item["id"].strip()
+            elif isinstance(item["id"], int) and not isinstance(item["id"], bool):
+                key = str(item["id"])
+            else:
+                fields["_error"] = ("id", f"expected text or an integer, got {kind_of(item['id'])}")
+                yield Row(index=i, key=f"row{i}", group=f"row{i}", fields=fields)
+                continue
+        images = []
+        if "image" in item:  # no key at all: a text-only conversation
+            name = item["image"]
+            if not isinstance(name, str):
+                fields["_error"] = ("image", f"expected a file name, got {kind_of(name)}")
+            else:
+                try:
+                    images.append(ImageRef("image", "path", resolve_in_roots(name, roots)))
+                except Reject as rej:
+                    fields["_error"] = ("image", rej.reason)
+                except FileNotFoundError:
+                    msg = f"image {name!r} not found under any root ({', '.join(map(str, roots)) or 'none set'})"
+                    if cfg["on_missing_image"] == "error":
+                        raise VovnetError(f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
+                                          "or on_missing_image: reject") from None
+                    fields["_error"] = ("image", msg)
         yield Row(index=i, key=key, group=key, fields=fields, images=images)
+
+
+def _turn_text(turns: list, k: int, speaker: str) -> str:
+    """The text of turn k, which must come from `speaker`; a Reject naming the turn otherwise."""
+    where = f"conversations[{k}]"
+    if len(turns) <= k:
+        raise Reject("conversations", f"needs a {speaker} turn at position {k}")
+    turn = turns[k]
+    if not isinstance(turn, dict):
+        raise Reject(where, f"expected an object, got {kind_of(turn)}")
+    if turn.get("from") != speaker:
+        said = turn.get("from")
+        raise Reject(f"{where}.from", f"expected {speaker!r}, got {said!r}" if isinstance(said, str)
+                     else f"expected {speaker!r}, got {kind_of(said)}")
+    value = turn.get("value")
+    if not isinstance(value, str):
+        raise Reject(f"{where}.value", f"expected text, got {kind_of(value)}")
+    return value
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     f = row.fields
     if "_error" in f:
-        raise Reject("image" if "image" in f["_error"] else "record", f["_error"])
+        raise Reject(*f["_error"])
     turns = f.get("conversations")
     if not isinstance(turns, list) or not turns:
-        raise Reject("conversations", "missing or empty")
-    human = next((t for t in turns if isinstance(t, dict) and t.get("from") == "human"), None)
-    gpt = next((t for t in turns if isinstance(t, dict) and t.get("from") == "gpt"), None)
-    if human is None or gpt is None:
-        raise Reject("conversations", "needs a human turn and a gpt turn")
-    question = clean_text(str(human.get("value", "")).replace("<image>", ""))
-    answer = clean_text(gpt.get("value"))
+        raise Reject("conversations", "missing or empty" if not turns else f"expected a list, got {kind_of(turns)}")
+    # LLaVA conversations alternate human, gpt, ...; the first pair is the question and its answer.
+    question = clean_text(_turn_text(turns, 0, "human").replace("<image>", ""))
+    answer = clean_text(_turn_text(turns, 1, "gpt"))
     if answer is None:
-        raise Reject("conversations", "empty gpt answer")
+        raise Reject("conversations[1].value", "empty gpt answer")
     meta = {"turns": len(turns), "image_name": f.get("image")}
     return make_record(dataset, split, row, question=question, text=answer, images=images, meta=meta)

@@ -6,7 +6,9 @@ from typing import Iterator
 
 from vovnet import VovnetError
 from vovnet.data import hf_source
-from vovnet.data.records import LETTERS, ImageRef, Reject, Row, clean_text, letter_to_label, make_record
+from vovnet.data.image_refs import hf_image_ref
+from vovnet.data.records import (LETTERS, ImageRef, Reject, Row, clean_text, letter_to_label, make_record, parse_int,
+                                 text_field)
 from vovnet.data.tsv import TsvRowError, read_tsv
 
 CIRCULAR_STRIDE = 1_000_000  # circular copies: index = original + k * 1e6
@@ -31,31 +33,29 @@ def _has_answers(split: str) -> bool:
     return "test" not in split.lower()
 
 
-def _rows_from_cells(cells: dict, i: int) -> Row:
-    raw_index = clean_text(cells.get("index"))
-    if raw_index is None:
-        raise TsvRowError(i, "index: empty")
+def _row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
+    """A Row, or a Row carrying `_error` (field, reason) when its index cell is unusable."""
     try:
-        index = int(float(raw_index))
-    except ValueError:
-        raise TsvRowError(i, f"index: not a number ({raw_index[:40]!r})") from None
+        raw_index = text_field(cells, "index", required=True)
+        index = parse_int(raw_index)
+        if index is None or index < 0:
+            raise Reject("index", f"not a non-negative integer ({raw_index[:40]!r})")
+    except Reject as rej:
+        return Row(index=i, key=f"row{i}", group=f"row{i}", fields={**cells, "_error": (rej.field, rej.reason)})
     image = cells.get("image")
-    images = []
-    if isinstance(image, str) and clean_text(image):
-        kind = "ref" if len(image.strip()) <= REF_MAX_CHARS else "b64"
-        value = str(int(float(image.strip()))) if kind == "ref" and _is_number(image) else image
-        images.append(ImageRef("image", kind, value))
-    elif isinstance(image, (dict, bytes)):
-        images.append(ImageRef("image", "bytes", hf_source.image_bytes(image)))
-    return Row(index=i, key=str(index), group=str(index % CIRCULAR_STRIDE), fields=cells, images=images)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    if isinstance(image, str):
+        text = image.strip()
+        if clean_text(text) is None:
+            ref = ImageRef("image", "bytes", None)  # empty/nan/null: MMBench questions all have an image
+        elif len(text) <= REF_MAX_CHARS:
+            target = parse_int(text)
+            ref = (ImageRef("image", "ref", str(target)) if target is not None and target >= 0 else
+                   ImageRef("image", "invalid", f"short image cell {text[:40]!r} is neither base64 nor a row index"))
+        else:
+            ref = ImageRef("image", "b64", image)
+    else:
+        ref = hf_image_ref("image", image, snapshot)
+    return Row(index=i, key=str(index), group=str(index % CIRCULAR_STRIDE), fields=cells, images=[ref])
 
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowError]:
@@ -66,10 +66,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
             if isinstance(cells, TsvRowError):
                 yield cells
                 continue
-            try:
-                yield _rows_from_cells(cells, i)
-            except TsvRowError as err:
-                yield err
+            yield _row_from_cells(cells, i, raw_dir)
         return
     # lmms-lab/MMBench has configs en/cn; lmms-lab/MMBench_EN has none
     subset = cfg["subset"] or (cfg["lang"] if cfg["lang"] in hf_source.config_names(raw_dir) else None)
@@ -79,36 +76,40 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
         cells = dict(cells)
         if "L2-category" in cells:  # lmms-lab/MMBench spells it with a capital L
             cells["l2-category"] = cells.pop("L2-category")
-        try:
-            yield _rows_from_cells({k: v for k, v in cells.items()}, i)
-        except TsvRowError as err:
-            yield err
+        yield _row_from_cells(cells, i, raw_dir)
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     f = row.fields
-    choices = []
+    if "_error" in f:
+        raise Reject(*f["_error"])
+    if row.images and row.images[0].kind == "bytes" and row.images[0].value is None:
+        raise Reject("image", "missing image (empty cell)")
+    choices, gap = [], None
     for letter in LETTERS:
         if letter not in f:
             break
-        value = clean_text(f.get(letter))
+        value = text_field(f, letter)
         if value is None:
-            break  # fewer options: trailing cells are empty
+            gap = gap or letter  # fewer options leave the trailing cells empty
+            continue
+        if gap:
+            raise Reject(gap, f"option {gap} is empty but option {letter} is filled")
         choices.append(value)
     if not choices:
         raise Reject("A", "empty options row")
-    answer = clean_text(f.get("answer")) if _has_answers(split) else None
+    answer = text_field(f, "answer") if _has_answers(split) else None
     if _has_answers(split) and answer is None:
         raise Reject("answer", "empty answer")
     label = letter_to_label(answer, len(choices)) if answer is not None else None
     index = int(row.key)
     meta = {
-        "category": clean_text(f.get("category")),
-        "l2_category": clean_text(f.get("l2-category")),
-        "source": clean_text(f.get("source")),
-        "circular_group": index % 1_000_000,
-        "circular_rotation": index // 1_000_000,
+        "category": text_field(f, "category"),
+        "l2_category": text_field(f, "l2-category"),
+        "source": text_field(f, "source"),
+        "circular_group": index % CIRCULAR_STRIDE,
+        "circular_rotation": index // CIRCULAR_STRIDE,
         "index": index,
     }
-    return make_record(dataset, split, row, question=clean_text(f.get("question")), hint=clean_text(f.get("hint")),
+    return make_record(dataset, split, row, question=text_field(f, "question"), hint=text_field(f, "hint"),
                        choices=choices, label=label, images=images, meta=meta)

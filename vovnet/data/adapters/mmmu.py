@@ -9,7 +9,8 @@ from typing import Iterator
 
 from vovnet import VovnetError
 from vovnet.data import hf_source
-from vovnet.data.records import ImageRef, Reject, Row, clean_text, letter_to_label, make_record
+from vovnet.data.image_refs import hf_image_ref
+from vovnet.data.records import Reject, Row, kind_of, letter_to_label, make_record, source_key, text_field
 
 MAX_IMAGES = 7
 PLACEHOLDER = re.compile(r"<image (\d+)>")
@@ -36,15 +37,19 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
         for cells in hf_source.iter_split(raw_dir, subject, split, cfg["streaming"], cols, REQUIRED):
             cells = dict(cells)
             cells["_subject"] = subject
-            text = f"{cells.get('question') or ''} {cells.get('options') or ''}"
+            try:
+                key = source_key(cells, "id")
+            except Reject as rej:
+                key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
             wanted = []
-            for n in PLACEHOLDER.findall(text):
-                if int(n) not in wanted:
-                    wanted.append(int(n))
+            for name in ("question", "options"):
+                text = cells.get(name)
+                for n in PLACEHOLDER.findall(text if isinstance(text, str) else ""):
+                    if int(n) not in wanted:
+                        wanted.append(int(n))
             if not wanted and cells.get("image_1") is not None:
-                wanted = [1]
-            images = [ImageRef(f"image_{n}", "bytes", hf_source.image_bytes(cells.get(f"image_{n}"))) for n in wanted]
-            key = str(cells.get("id"))
+                wanted = [1]  # no placeholder: image_1 still belongs to the question
+            images = [hf_image_ref(f"image_{n}", cells.get(f"image_{n}"), raw_dir) for n in wanted]
             yield Row(index=i, key=key, group=key, fields=cells, images=images)
             i += 1
 
@@ -52,40 +57,53 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
 def parse_options(text) -> list[str]:
     if isinstance(text, list):
         value = text
-    else:
+    elif isinstance(text, str):
         try:
-            value = ast.literal_eval(str(text))  # literal only: an expression is rejected, never evaluated
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = ast.literal_eval(text)  # literal only: an expression is rejected, never evaluated
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise Reject("options", "not a literal list") from None
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+    else:
+        raise Reject("options", f"expected a list written as text, got {kind_of(text)}")
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                              for v in value):
         raise Reject("options", "not a literal list of strings")
     return [str(v).strip() for v in value]
 
 
 def _open_answers(answer: str) -> list[str]:
+    """An open question's reference answers: a plain string, or a literal list of them."""
     if answer.startswith("["):
         try:
             value = ast.literal_eval(answer)
-            if isinstance(value, list) and value:
-                return [str(v) for v in value]
-        except (ValueError, SyntaxError):
-            pass  # an answer that merely starts with '[' is a plain string
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return [answer]  # an answer that merely starts with '[' is a plain string
+        if not isinstance(value, list) or not value:
+            return [answer]
+        if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+            raise Reject("answer", "a literal list of answers must hold only text or numbers")
+        return [str(v).strip() for v in value]
     return [answer]
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     f = row.fields
+    if "_error" in f:
+        raise Reject(*f["_error"])
     for ref in row.images:
-        if ref.value is None:
+        if ref.kind == "bytes" and ref.value is None:
             raise Reject(ref.field, f"question refers to {ref.field.replace('_', ' ')} but it is empty")
-    qtype = clean_text(f.get("question_type")) or "multiple-choice"
+    qtype = text_field(f, "question_type") or "multiple-choice"
+    if qtype not in ("multiple-choice", "open"):
+        raise Reject("question_type", f"expected 'multiple-choice' or 'open', got {qtype[:40]!r}")
     options = parse_options(f.get("options"))
-    answer = clean_text(f.get("answer"))
+    answer = text_field(f, "answer")
     if answer == "?":  # hidden test answers
         answer = None
-    meta = {"subject": f["_subject"], "subfield": clean_text(f.get("subfield")), "img_type": clean_text(f.get("img_type")),
-            "topic_difficulty": clean_text(f.get("topic_difficulty")), "question_type": qtype}
-    question = clean_text(f.get("question"))
+    if answer is None and "test" not in split.lower():
+        raise Reject("answer", f"empty answer in the labelled split {split!r}")
+    meta = {"subject": f["_subject"], "subfield": text_field(f, "subfield"), "img_type": text_field(f, "img_type"),
+            "topic_difficulty": text_field(f, "topic_difficulty"), "question_type": qtype}
+    question = text_field(f, "question")
     if qtype == "multiple-choice":
         if not options:
             raise Reject("options", "multiple-choice question without options")

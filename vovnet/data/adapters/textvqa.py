@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Iterator
 
 from vovnet.data import hf_source
-from vovnet.data.records import ImageRef, Reject, Row, clean_text, make_record
+from vovnet.data.image_refs import hf_image_ref
+from vovnet.data.records import Reject, Row, kind_of, make_record, source_key, text_field
 
 N_ANSWERS = 10
 REQUIRED = ("question_id", "question", "image", "answers")
@@ -15,22 +16,44 @@ REQUIRED = ("question_id", "question", "image", "answers")
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     for i, cells in enumerate(hf_source.iter_split(raw_dir, cfg["subset"], split, cfg["streaming"], ("image",), REQUIRED)):
         cells = dict(cells)
-        key = str(cells.get("question_id"))
-        yield Row(index=i, key=key, group=key, fields=cells,
-                  images=[ImageRef("image", "bytes", hf_source.image_bytes(cells.get("image")))])
+        try:
+            key = source_key(cells, "question_id")
+        except Reject as rej:
+            key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
+        yield Row(index=i, key=key, group=key, fields=cells, images=[hf_image_ref("image", cells.get("image"), raw_dir)])
+
+
+def _answers(value, split: str) -> list[str]:
+    """The human answers: a list of text; empty only where the split has no labels (test)."""
+    if value is None and "test" in split:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise Reject("answers", f"expected a list of {N_ANSWERS} answers, got {kind_of(value)}")
+    answers = []
+    for k, a in enumerate(value):
+        if not isinstance(a, str):
+            raise Reject(f"answers[{k}]", f"expected text, got {kind_of(a)}")
+        answers.append(a.strip())
+    if answers or "test" not in split:
+        if len(answers) != N_ANSWERS:
+            raise Reject("answers", f"expected {N_ANSWERS} human answers, got {len(answers)}")
+    return answers
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     f = row.fields
-    if row.images[0].value is None:
+    if "_error" in f:
+        raise Reject(*f["_error"])
+    if row.images[0].kind == "bytes" and row.images[0].value is None:
         raise Reject("image", "missing image")
-    answers = [str(a).strip() for a in (f.get("answers") or [])]
+    answers = _answers(f.get("answers"), split)
     text = None
-    if answers or "test" not in split:
-        if len(answers) != N_ANSWERS:
-            raise Reject("answers", f"expected {N_ANSWERS} human answers, got {len(answers)}")
+    if answers:
         counts = Counter(answers)
         text = max(answers, key=lambda a: (counts[a], -answers.index(a)))  # majority, first on ties
-    meta = {"image_id": clean_text(f.get("image_id")), "ocr_tokens": list(f.get("ocr_tokens") or [])}
-    return make_record(dataset, split, row, question=clean_text(f.get("question")), text=text,
+    tokens = f.get("ocr_tokens")
+    if tokens is not None and not (isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens)):
+        raise Reject("ocr_tokens", f"expected a list of text, got {kind_of(tokens)}")
+    meta = {"image_id": text_field(f, "image_id"), "ocr_tokens": list(tokens or [])}
+    return make_record(dataset, split, row, question=text_field(f, "question"), text=text,
                        all_answers=answers, images=images, meta=meta)
