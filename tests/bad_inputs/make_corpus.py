@@ -54,11 +54,12 @@ def tsv_text(rows, cols=COLS, newline="\n") -> str:
     return buf.getvalue()
 
 
-def case(name: str, expect: dict, files: dict[str, bytes | str]) -> None:
+def case(name: str, expect: dict, files: dict[str, bytes | str], outside: dict[str, bytes] | None = None) -> None:
+    """files go under raw/; `outside` files go next to it (for links and paths that try to reach them)."""
     d = CASES / name
     (d / "raw").mkdir(parents=True)
-    for rel, content in files.items():
-        p = d / "raw" / rel
+    for rel, content in [(f"raw/{k}", v) for k, v in files.items()] + [(f"outside/{k}", v) for k, v in (outside or {}).items()]:
+        p = d / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     (d / "expect.json").write_text(json.dumps(expect, indent=1, sort_keys=True) + "\n")
@@ -68,16 +69,18 @@ def mmb(name, rows, expect, **kw):
     case(name, {"adapter": "mmbench", "splits": ["dev"], **expect}, {"MMBench_DEV_EN.tsv": tsv_text(rows, **kw)})
 
 
-def hf(name, adapter, rows, features, expect, config=None, split="validation"):
-    import datasets
+def hf(name, adapter, rows, features, expect, config=None, split="validation", extra=None, outside=None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    # pyarrow, not Dataset.to_parquet: that would embed (or fail on) the files image cells point at.
     buf = io.BytesIO()
-    datasets.Dataset.from_list(rows, features=features).to_parquet(buf)
-    files = {f"{config or 'data'}/{split}-00000-of-00001.parquet": buf.getvalue()}
+    pq.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema), buf)
+    files = {f"{config or 'data'}/{split}-00000-of-00001.parquet": buf.getvalue(), **(extra or {})}
     if config:
         files["README.md"] = (f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: {split}\n"
                               f"    path: {config}/{split}-*\n---\n")
-    case(name, {"adapter": adapter, "splits": [split], **expect}, files)
+    case(name, {"adapter": adapter, "splits": [split], **expect}, files, outside)
 
 
 def mmmu_features():
@@ -103,11 +106,11 @@ def textvqa_features():
                               "image": datasets.Image(), "answers": datasets.Sequence(datasets.Value("string"))})
 
 
-def llava(name, items, expect, images=("a.jpg",), raw_json=None):
+def llava(name, items, expect, images=("a.jpg",), raw_json=None, outside=None):
     files = {"llava.json": raw_json if raw_json is not None else json.dumps(items)}
     for im in images:
         files[f"images/{im}"] = jpeg()
-    case(name, {"adapter": "llava", "splits": ["train"], "image_root": "raw/images", **expect}, files)
+    case(name, {"adapter": "llava", "splits": ["train"], "image_root": "raw/images", **expect}, files, outside)
 
 
 def conv(i, image):
@@ -188,6 +191,9 @@ def build() -> None:
                                          "params": "datasets:\n  mmmu:\n    source: x\n    max_samples: -5\n"}, {})
     case("model_dir_without_weights", {"kind": "model_error", "match": r"missing weights \(\*\.safetensors\)"},
          {"config.json": "{}", "tokenizer.json": "{}", "preprocessor_config.json": "{}"})
+    from round_two import build_round_two
+
+    build_round_two(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def _payload(ref) -> bytes:
 def stable_reason(reason: str) -> str:
     """One line, the same on every run: no object reprs or memory addresses (rejects.jsonl is a DVC output)."""
     reason = OBJECT_REPR.sub(lambda m: f"<{m.group(1)}>", reason)
-    return " ".join(ADDRESS.sub("0x?", reason).split())
+    reason = " ".join(ADDRESS.sub("0x?", reason).split())
+    return "".join(c if c.isprintable() else "?" for c in reason)
 
 
 def _prepare(args) -> tuple:
