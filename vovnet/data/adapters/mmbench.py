@@ -33,7 +33,7 @@ def _has_answers(split: str) -> bool:
     return "test" not in split.lower()
 
 
-def _row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
+def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
     """A Row, or a Row carrying `_error` (field, reason) when its index cell is unusable."""
     try:
         raw_index = text_field(cells, "index", required=True)
@@ -66,7 +66,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
             if isinstance(cells, TsvRowError):
                 yield cells
                 continue
-            yield _row_from_cells(cells, i, raw_dir)
+            yield row_from_cells(cells, i, raw_dir)
         return
     # lmms-lab/MMBench has configs en/cn; lmms-lab/MMBench_EN has none
     subset = cfg["subset"] or (cfg["lang"] if cfg["lang"] in hf_source.config_names(raw_dir) else None)
@@ -76,7 +76,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
         cells = dict(cells)
         if "L2-category" in cells:  # lmms-lab/MMBench spells it with a capital L
             cells["l2-category"] = cells.pop("L2-category")
-        yield _row_from_cells(cells, i, raw_dir)
+        yield row_from_cells(cells, i, raw_dir)
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:

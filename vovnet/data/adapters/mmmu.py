@@ -35,23 +35,26 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     i = 0
     for subject in subjects(raw_dir, cfg["subset"]):
         for cells in hf_source.iter_split(raw_dir, subject, split, cfg["streaming"], cols, REQUIRED):
-            cells = dict(cells)
-            cells["_subject"] = subject
-            try:
-                key = source_key(cells, "id")
-            except Reject as rej:
-                key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
-            wanted = []
-            for name in ("question", "options"):
-                text = cells.get(name)
-                for n in PLACEHOLDER.findall(text if isinstance(text, str) else ""):
-                    if int(n) not in wanted:
-                        wanted.append(int(n))
-            if not wanted and cells.get("image_1") is not None:
-                wanted = [1]  # no placeholder: image_1 still belongs to the question
-            images = [hf_image_ref(f"image_{n}", cells.get(f"image_{n}"), raw_dir) for n in wanted]
-            yield Row(index=i, key=key, group=key, fields=cells, images=images)
+            yield row_from_cells(dict(cells), i, raw_dir, subject)
             i += 1
+
+
+def row_from_cells(cells: dict, i: int, snapshot: Path, subject: str | None) -> Row:
+    cells["_subject"] = subject
+    try:
+        key = source_key(cells, "id")
+    except Reject as rej:
+        key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
+    wanted = []
+    for name in ("question", "options"):
+        text = cells.get(name)
+        for n in PLACEHOLDER.findall(text if isinstance(text, str) else ""):
+            if int(n) not in wanted:
+                wanted.append(int(n))
+    if not wanted and cells.get("image_1") is not None:
+        wanted = [1]  # no placeholder: image_1 still belongs to the question
+    images = [hf_image_ref(f"image_{n}", cells.get(f"image_{n}"), snapshot) for n in wanted]
+    return Row(index=i, key=key, group=key, fields=cells, images=images)
 
 
 def parse_options(text) -> list[str]:

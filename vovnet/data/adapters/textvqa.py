@@ -15,12 +15,15 @@ REQUIRED = ("question_id", "question", "image", "answers")
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     for i, cells in enumerate(hf_source.iter_split(raw_dir, cfg["subset"], split, cfg["streaming"], ("image",), REQUIRED)):
-        cells = dict(cells)
-        try:
-            key = source_key(cells, "question_id")
-        except Reject as rej:
-            key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
-        yield Row(index=i, key=key, group=key, fields=cells, images=[hf_image_ref("image", cells.get("image"), raw_dir)])
+        yield row_from_cells(dict(cells), i, raw_dir)
+
+
+def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
+    try:
+        key = source_key(cells, "question_id")
+    except Reject as rej:
+        key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
+    return Row(index=i, key=key, group=key, fields=cells, images=[hf_image_ref("image", cells.get("image"), snapshot)])
 
 
 def _answers(value, split: str) -> list[str]:
