@@ -196,3 +196,38 @@ def test_cli_prints_a_vovnet_error_as_one_line():
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["error: first line second line"]
+
+
+SEED_IMAGES = {}
+
+
+def seed_image(fmt):
+    if fmt not in SEED_IMAGES:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 24), (10, 200, 30)).save(buf, format=fmt)
+        SEED_IMAGES[fmt] = buf.getvalue()
+    return SEED_IMAGES[fmt]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on corrupt TIFF tags before failing
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.sampled_from(["JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP"]), cut=st.integers(0, 2000),
+       edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=6))
+def test_mutated_image_bytes_are_a_reject_never_a_crash(fmt, cut, edits):
+    """Pillow errors on broken images of every stored format become ImageError (a reject), with a stable reason."""
+    from vovnet.data.image_store import ImageError, inspect_image
+
+    data = bytearray(seed_image(fmt))
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    data = bytes(data[: max(1, len(data) - cut % len(data))])
+    set_pixel_limit(LIMIT)
+    try:
+        meta = inspect_image(data)
+        assert meta["width"] > 0 and meta["height"] > 0
+    except ImageError as exc:
+        assert not STABLE.search(str(exc)), str(exc)

@@ -74,9 +74,8 @@ def inspect_image(data: bytes, max_pixels: int | None = None) -> dict:
         raise ImageError(f"image too large: {exc}") from None
     except UnidentifiedImageError:
         raise ImageError("undecodable image: not a known image format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
-        # Pillow's parsers surface malformed files as any of these (struct.error, IndexError from
-        # truncated headers); the message is Pillow's, without object reprs.
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        # How Pillow's parsers report malformed files (struct.error: short headers in some plugins).
         detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageError(f"undecodable image: {detail}") from None
     return {"format": fmt.lower() if fmt != "MPO" else "jpeg", "width": width, "height": height}
