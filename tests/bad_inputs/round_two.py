@@ -61,6 +61,10 @@ def build_round_two(m) -> None:  # m: the make_corpus module (helpers, COLS)
     mmb("image_ref_cycle", [row(1), row(1_000_002, image="2000002"), row(2_000_002, image="1000002")],
         counted("image references form a cycle: 1000002 -> 2000002 -> 1000002", "image", rejects=2, records=1))
     mmb("image_ref_self", [row(1), row(2, image="2")], rej("image references form a cycle: 2 -> 2", "image"))
+    mmb("image_ref_into_cycle", [row(1), row(3_000_002, image="1000002"), row(1_000_002, image="2000002"),
+                                 row(2_000_002, image="1000002")],
+        counted("image references form a cycle: 1000002 -> 2000002 -> 1000002", "image", rejects=3, records=1,
+                matches=["refers to index 1000002, whose", "", ""]))
     mmb("image_ref_to_bad_image", [row(1), row(2, image=b64(b"not an image at all " * 5)),
                                    row(1_000_002, image="2")],
         counted("", "image", rejects=2, records=1,

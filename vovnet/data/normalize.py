@@ -25,6 +25,7 @@ log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size
 OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+QUOTED = re.compile(r"'[^']*'")
 
 
 def sample_rank(seed: int, group: str) -> str:
@@ -50,6 +51,12 @@ def stable_reason(reason: str) -> str:
     reason = OBJECT_REPR.sub(lambda m: f"<{m.group(1)}>", reason)
     reason = " ".join(ADDRESS.sub("0x?", reason).split())
     return "".join(c if c.isprintable() else "?" for c in reason)
+
+
+def reason_kind(reason: str) -> str:
+    """A reject reason without its particulars (quoted values, numbers), for the counts in the metrics."""
+    head = reason.split(": ")[0].split(" (")[0]
+    return re.sub(r"\b\d+\b", "N", QUOTED.sub("'…'", head))
 
 
 def _prepare(args) -> tuple:
@@ -161,7 +168,7 @@ class SplitNormalizer:
                     cycle = chain[pos[key]:]
                     first = cycle.index(min(cycle))
                     cycle = cycle[first:] + cycle[:first]
-                    result = ("cycle", " -> ".join(cycle + cycle[:1]))
+                    result = ("cycle", (" -> ".join(cycle + cycle[:1]), frozenset(cycle)))
                     break
                 pos[key] = len(chain)
                 chain.append(key)
@@ -178,7 +185,9 @@ class SplitNormalizer:
         for row, ref in sorted(self.deferred, key=lambda d: d[0].index):
             kind, value = outcome[row.key]
             if kind == "cycle":
-                self.reject(row.index, row.key, "image", f"image references form a cycle: {value}")
+                loop, members = value
+                lead = "" if row.key in members else f"refers to index {ref}, whose "
+                self.reject(row.index, row.key, "image", f"{lead}image references form a cycle: {loop}")
             elif kind == "missing":
                 end = "" if value == ref else f" (its references end at index {value})"
                 self.reject(row.index, row.key, "image", f"refers to index {ref}, which has no image{end}")
@@ -298,8 +307,8 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             write_lines(tmp / "rejects.jsonl", all_rejects)
             for r in all_rejects:
                 log.warning("reject %s/%s row %s (%s): %s", name, r["split"], r["row"], r["field"], r["reason"])
-                reason = r["reason"].split(":")[0].split(" (")[0]
-                stats["reject_reasons"][reason] = stats["reject_reasons"].get(reason, 0) + 1
+                kind = reason_kind(r["reason"])
+                stats["reject_reasons"][kind] = stats["reject_reasons"].get(kind, 0) + 1
             stats["rejects"] = len(all_rejects)
             stats["images_stored"] = len(store.index)
             stats["image_bytes"] = sum(e["size"] for e in store.index.values())
