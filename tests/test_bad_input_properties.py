@@ -231,3 +231,28 @@ def test_mutated_image_bytes_are_a_reject_never_a_crash(fmt, cut, edits):
         assert meta["width"] > 0 and meta["height"] > 0
     except ImageError as exc:
         assert not STABLE.search(str(exc)), str(exc)
+
+
+# No lone "\r": Python's csv writer (and so pandas) leaves it unquoted with a "\n" terminator, which no reader
+# can tell from a line break.
+cell_text = st.lists(st.sampled_from(["a", "1", " ", '"', "\t", "\n", "\r\n", "é", "nan"]), max_size=6).map("".join)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(cell_text, min_size=len(COLS), max_size=len(COLS)), min_size=1, max_size=4),
+       newline=st.sampled_from(["\n", "\r\n"]))
+def test_tsv_reader_reads_back_what_a_writer_wrote(tmp_path_factory, rows, newline):
+    """Any table written with VLMEvalKit's quoting (tabs, line breaks and quotes inside cells) reads back
+    cell for cell, one row per row written."""
+    import csv
+
+    from vovnet.data.tsv import read_tsv
+
+    p = tmp_path_factory.mktemp("rt") / "x.tsv"
+    with open(p, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator=newline)
+        w.writerow(COLS)
+        w.writerows(rows)
+    got = [cells for _, cells in read_tsv(p)]
+    expected = [dict(zip(COLS, r)) for r in rows]
+    assert got == expected

@@ -3,9 +3,10 @@
 Quoting rule (what VLMEvalKit's pandas `to_csv(sep='\\t')` writes and `read_csv` reads): a cell that holds
 a tab, a line break or a `"` is wrapped in `"`, with inner quotes doubled; a `"` anywhere but at the start
 of a cell is literal. So a quoted cell may span lines, but a cell whose opening quote is never closed
-swallows the rows after it. The reader takes a line that is itself a complete row with the header's
-field count, met while a quoted cell is open, as the start of a new row: the row that opened the quote
-is a reject and reading resumes at that line. Every data row read comes out as one row or one reject.
+swallows the rows after it. So while a quoted cell is open, a line that does not close it but is itself a
+complete row with the header's field count is taken as the start of a new row: the row that opened the
+quote is a reject and reading resumes at that line. (A cell would have to hold the header's count of tabs
+on one of its inner lines to be misread.) Every data row read comes out as one row or one reject.
 """
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ class TsvRowError(ValueError):
         self.row, self.reason, self.field = row, reason, field
 
 
-def _quote_open(text: str) -> bool:
-    """True when `text` ends inside a quoted cell (same rules as csv's default dialect)."""
+def _quote_open(text: str, inside: bool = False) -> bool:
+    """True when `text` ends inside a quoted cell (same rules as csv's default dialect); `inside`: it
+    starts inside one (a continuation line)."""
     i, n = 0, len(text)
-    while True:  # i is at the start of a cell
-        if i < n and text[i] == '"':
-            j = i + 1
+    while True:  # i is at the start of a cell, or inside a quoted one
+        if inside or (i < n and text[i] == '"'):
+            j = i if inside else i + 1
+            inside = False
             while True:
                 k = text.find('"', j)
                 if k < 0:
@@ -88,13 +91,13 @@ def _logical_rows(lines: Iterator[tuple[int, str]], width: int) -> Iterator[tupl
     for lineno, line in lines:
         if pending:
             text = _strip_eol(line)
-            looks_like_row = text and not _quote_open(text) and len(_cells(text)) == width
-            if not looks_like_row:
+            if not _quote_open(text, inside=True):  # the quote closes on this line: one row spanning lines
                 pending.append(line)
-                joined = "".join(pending)
-                if not _quote_open(_strip_eol(joined)):
-                    pending = []
-                    yield start, _strip_eol(joined)
+                joined, pending = _strip_eol("".join(pending)), []
+                yield start, joined
+                continue
+            if not (text and not _quote_open(text) and len(_cells(text)) == width):
+                pending.append(line)  # still inside the quoted cell
                 continue
             pending = []
             yield start, None  # runaway quote: that row is rejected, this line starts the next one
@@ -121,8 +124,8 @@ def read_tsv(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple
             width = len(header)
             i = 0
             for lineno, text in _logical_rows(numbered, width):
-                if text is not None and not text.strip():
-                    continue
+                if text is not None and "\t" not in text and not text.strip():
+                    continue  # a blank line is not a row (a row of empty cells still has its tabs)
                 if text is None:
                     yield i, TsvRowError(i, "unbalanced quote: a quoted cell opens and never closes before the "
                                             f"next row (line {lineno})")
