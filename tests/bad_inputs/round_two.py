@@ -166,7 +166,7 @@ def build_round_two(m) -> None:  # m: the make_corpus module (helpers, COLS)
     off = pf.metadata.row_group(2).column(1).data_page_offset
     data[off:off + 40] = b"\xff" * 40
     case("textvqa_streaming_corrupt_page", {"adapter": "textvqa", "splits": ["validation"], "cfg": {"streaming": True},
-                                            **err("source unreadable after")},
+                                            **err("unreadable")},
          {"data/validation-00000-of-00001.parquet": bytes(data)})
 
     # --- LLaVA ---
