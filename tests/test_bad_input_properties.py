@@ -240,17 +240,18 @@ cell_text = st.lists(st.sampled_from(["a", "1", " ", '"', "\t", "\n", "\r\n", "Ã
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.lists(cell_text, min_size=len(COLS), max_size=len(COLS)), min_size=1, max_size=4),
-       newline=st.sampled_from(["\n", "\r\n"]))
-def test_tsv_reader_reads_back_what_a_writer_wrote(tmp_path_factory, rows, newline):
-    """Any table written with VLMEvalKit's quoting (tabs, line breaks and quotes inside cells) reads back
-    cell for cell, one row per row written."""
+       newline=st.sampled_from(["\n", "\r\n"]), quote_all=st.booleans())
+def test_tsv_reader_reads_back_what_a_writer_wrote(tmp_path_factory, rows, newline, quote_all):
+    """Any table written as VLMEvalKit writes them (pandas to_csv, QUOTE_ALL today, QUOTE_MINIMAL before;
+    tabs, line breaks and quotes inside cells) reads back cell for cell, one row per row written."""
     import csv
 
     from vovnet.data.tsv import read_tsv
 
     p = tmp_path_factory.mktemp("rt") / "x.tsv"
     with open(p, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator=newline)
+        w = csv.writer(fh, delimiter="\t", lineterminator=newline,
+                       quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
         w.writerow(COLS)
         w.writerows(rows)
     got = [cells for _, cells in read_tsv(p)]

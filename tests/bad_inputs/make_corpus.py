@@ -45,9 +45,9 @@ def row(index, **kw):
     return r
 
 
-def tsv_text(rows, cols=COLS, newline="\n") -> str:
+def tsv_text(rows, cols=COLS, newline="\n", quoting=csv.QUOTE_MINIMAL) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, delimiter="\t", lineterminator=newline)
+    w = csv.writer(buf, delimiter="\t", lineterminator=newline, quoting=quoting)
     w.writerow(cols)
     for r in rows:
         w.writerow([r.get(c, "") for c in cols])

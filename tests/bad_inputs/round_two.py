@@ -8,6 +8,7 @@ copy: link target}, made by the test because git and copies would flatten them),
 """
 from __future__ import annotations
 
+import csv
 import io
 
 
@@ -55,6 +56,9 @@ def build_round_two(m) -> None:  # m: the make_corpus module (helpers, COLS)
             counted("unbalanced quote", "row", records=1))
     mmb("quoted_multiline_ok", [row(1, question="Line one\nline\ttwo \"quoted\"\n\nend"), row(2)],
         {"kind": "ok", "records": 2})
+    # Current VLMEvalKit dumps TSVs with quoting=csv.QUOTE_ALL: every cell quoted.
+    mmb("quote_all_ok", [row(1, question='Line one\n"two"'), row(1_000_001, image="1"), row(2)],
+        {"kind": "ok", "records": 3}, quoting=csv.QUOTE_ALL)
     # References: chains in any order resolve; loops and chains to nowhere are rejects, whatever the order.
     mmb("image_ref_chain_backwards_ok", [row(3_000_001, image="2000001"), row(2_000_001, image="1000001"),
                                          row(1_000_001, image="1"), row(1)], {"kind": "ok", "records": 4})

@@ -1,9 +1,10 @@
 """Streaming TSV reader for VLMEvalKit-style files (base64 images in cells; BOM/CRLF tolerant).
 
-Quoting rule (what VLMEvalKit's pandas `to_csv(sep='\\t')` writes and `read_csv` reads): a cell that holds
-a tab, a line break or a `"` is wrapped in `"`, with inner quotes doubled; a `"` anywhere but at the start
-of a cell is literal. So a quoted cell may span lines, but a cell whose opening quote is never closed
-swallows the rows after it. So while a quoted cell is open, a line that does not close it but is itself a
+Quoting rule (what VLMEvalKit's `dump` writes with pandas `to_csv(sep='\\t', quoting=csv.QUOTE_ALL)` —
+QUOTE_MINIMAL in older releases — and `read_csv` reads): a cell is wrapped in `"` (every cell, or only one
+holding a tab, a line break or a `"`), with inner quotes doubled; a `"` anywhere but at the start of a
+cell is literal. So a quoted cell may span lines, and a cell whose opening quote is never closed would
+swallow the rows after it. While a quoted cell is open, a line that does not close it but is itself a
 complete row with the header's field count is taken as the start of a new row: the row that opened the
 quote is a reject and reading resumes at that line. (A cell would have to hold the header's count of tabs
 on one of its inner lines to be misread.) Every data row read comes out as one row or one reject.
