@@ -58,7 +58,7 @@ def test_mmbench_tsv_cell_mutations_keep_every_row(tmp_path_factory, k, col, val
     stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0,
                               max_image_pixels=LIMIT)
     s = stats["splits"]["dev"]
-    assert s["rows_read"] == len(rows) == s["records"] + s["rejects"]
+    assert s["rows"] == len(rows) == s["records"] + s["rejects"]
     assert len((tmp / "out" / "mmbench_dev.jsonl").read_text().splitlines()) == s["records"]
     check_rejects(tmp / "out" / "rejects.jsonl")
 
@@ -77,7 +77,7 @@ def test_mmbench_tsv_raw_quote_never_swallows_rows(tmp_path_factory, k, col, val
     stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0,
                               max_image_pixels=LIMIT)
     s = stats["splits"]["dev"]
-    assert s["rows_read"] == len(rows) == s["records"] + s["rejects"]
+    assert s["rows"] == len(rows) == s["records"] + s["rejects"]
     rejects = [json.loads(x) for x in (tmp / "out" / "rejects.jsonl").read_text().splitlines()]
     assert [r["row"] for r in rejects if "unbalanced quote" in r["reason"]] in ([], [k])
     assert s["records"] >= len(rows) - 2  # the bad row, and at most the row that reuses its image
@@ -112,7 +112,7 @@ def test_llava_field_mutations_keep_every_row(tmp_path_factory, k, where, value)
     cfg = ds_cfg("llava", splits=["train"], image_root=str(tmp / "images"), on_missing_image="reject")
     stats = normalize_dataset("llava", cfg, tmp / "raw", tmp / "out", seed=0, max_image_pixels=LIMIT)
     s = stats["splits"]["train"]
-    assert s["rows_read"] == 3 == s["records"] + s["rejects"]
+    assert s["rows"] == 3 == s["records"] + s["rejects"]
     for rec in map(json.loads, (tmp / "out" / "llava_train.jsonl").read_text().splitlines()):
         assert rec["question"] != "None" and rec["answer"]["text"] not in ("None", None)
 

@@ -89,7 +89,7 @@ def test_case(name, tmp_path, monkeypatch):
     cfg, stats = run_normalize(name, expect, work, out, monkeypatch)
     split = expect["splits"][0]
     counts = stats["splits"][split]
-    assert counts["rows_read"] == counts["records"] + counts["rejects"] + counts["left_out_by_max_samples"]
+    assert counts["rows"] == counts["records"] + counts["rejects"] + counts["left_out_by_max_samples"]
     records = (out / f"{cfg['adapter']}_{split}.jsonl").read_text().splitlines()
     rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
     # Two runs from two folders: byte-identical records and rejects (no reprs, addresses or temp paths).

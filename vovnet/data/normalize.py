@@ -299,7 +299,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
-                stats["splits"][split] = {"rows_read": norm.rows_read, "records": n, "rejects": len(norm.rejects),
+                stats["splits"][split] = {"rows": norm.rows_read, "records": n, "rejects": len(norm.rejects),
                                           "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas)}
                 log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
