@@ -30,8 +30,9 @@ def pareto_png(points: list[dict], title: str, out: str | os.PathLike) -> None:
     larger points."""
     values = [{"policy": p["policy"], "param": p["param"], "accuracy": p["accuracy"], "tokens": p["vision_tokens"]}
               for p in points if p["accuracy"] is not None]
-    x = {"field": "tokens", "type": "quantitative", "title": "mean vision tokens per question"}
-    y = {"field": "accuracy", "type": "quantitative", "title": "accuracy", "scale": {"zero": False}}
+    x = {"field": "tokens", "type": "quantitative", "title": "mean vision tokens per prompt"}
+    y = {"field": "accuracy", "type": "quantitative", "title": "accuracy", "scale": {"zero": False},
+         "axis": {"format": ".3f"}}
     colour = {"field": "policy", "type": "nominal", "title": "policy"}
     spec = {"$schema": SCHEMA, "title": title, "width": 520, "height": 340, "data": {"values": values},
             "layer": [
