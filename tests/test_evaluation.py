@@ -116,3 +116,33 @@ def test_plots_render_offline_pngs(tmp_path):
     (metrics / "bad.tsv").write_text("step\tx\n0\tnot-a-number\n")
     with pytest.raises(ValueError, match=r"bad.tsv: line 2: expected numeric step and value columns"):
         plots.training_png(metrics, tmp_path / "t2.png")
+
+
+def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
+    """Whole questions under max_samples, FULL over evaluation.max_length scored too_long (the set goes
+    on), the headline within 25 keys, the report's breakdowns, and the offline Pareto PNG."""
+    import torch
+
+    from vovnet.evaluation.core import evaluate_set, load_eval_records
+    from vovnet.model.encoding import Encoder
+    from vovnet.model.factory import build_vovnet, save_vovnet
+
+    params = load_params("params.yaml")
+    torch.manual_seed(0)
+    model, processor = build_vovnet(params)
+    save_vovnet(model, processor, params, "models/vovnet")
+    set_cfg = params["evaluation"]["sets"]["mmbench"]
+    records = load_eval_records("mmbench", set_cfg, 2)
+    enc = Encoder(processor, params["vision_budget"], 10 ** 9)
+    longest_coarse = max(len(enc.encode(r, [], "no", with_target=False)["input_ids"]) + 8 for r in records)
+    params["evaluation"].update(max_samples=2, max_length=longest_coarse, batch_size=4)
+    result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench")
+    m, rep = result["metrics"], result["report"]
+    assert m["questions"] == 2 and rep["records"] == len(records) == 8
+    assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0 and m["too_long"] == 8
+    assert m["always_full"]["acc"] == 0.0 and len(report.flat_keys(m)) <= 25
+    assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]
+    preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
+    assert all(p["outputs_by_action"]["full"] == "" for p in preds)
+    assert open("eval/mmbench/pareto.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "learned" in result["table"] and "uncertainty_coarse" in result["table"]
