@@ -105,6 +105,27 @@ def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg
     return points, curves, thresholds
 
 
+def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: dict, reference: list[float],
+                     params: dict, breakdowns: tuple) -> tuple[dict, list[dict]]:
+    """Baselines (points and curves), each curve read at the learned policy's cost, and the learned
+    policy's cost-shift sweep: (report entries, Pareto points)."""
+    ecfg, cost_norm = params["evaluation"], params["policy"]["cost_norm"]
+    points, curves, thresholds = baselines(gens, learned, reference, ecfg)
+    figs = {k: scoring.policy_figures(records, qs, rows, gens, c, breakdowns, detail=True) for k, c in points.items()}
+    pareto, curve_points, at_learned = [], {}, {}
+    for cname, curve in curves.items():
+        pts = [report.pareto_point(cname, scoring.policy_figures(records, qs, rows, gens, c), p) for p, c in curve]
+        curve_points[cname] = sorted(pts, key=lambda p: (p["vision_tokens"], p["param"]))
+        at_learned[cname] = policies.at_cost(pts, learned_fig["vision_tokens"])
+        pareto.extend(pts)
+    for shift in ecfg["cost_shifts"]:
+        fig = scoring.policy_figures(records, qs, rows, gens, policies.learned(gens, shift, cost_norm))
+        pareto.append(report.pareto_point("learned", fig, shift))
+    pareto.extend(report.pareto_point(k, f) for k, f in [("learned", learned_fig), *figs.items()])
+    return {"baselines": figs, "thresholds": thresholds, "curves": curve_points,
+            "accuracy_at_learned_tokens": at_learned}, pareto
+
+
 def write_submission(path: Path, records: list[dict], outputs: list[str], protocol: str) -> None:
     """MMBench's upload layout (source columns + `prediction`, an option letter); other protocols:
     id, question, prediction (the raw answer)."""
@@ -157,22 +178,10 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     if has_answers:
         reference = policy_split_entropies(model, processor, encoder, params,
                                            processed_file(set_cfg["dataset"], set_cfg["split"]), device)
-        points, curves, thresholds = baselines(gens, learned, reference, ecfg)
-        figs = {k: scoring.policy_figures(records, qs, rows, gens, c, breakdowns, detail=True) for k, c in points.items()}
-        rep["baselines"], rep["thresholds"], rep["curves"] = figs, thresholds, {}
-        at_learned = {}
-        for cname, curve in curves.items():
-            pts = [report.pareto_point(cname, scoring.policy_figures(records, qs, rows, gens, c), p) for p, c in curve]
-            rep["curves"][cname] = sorted(pts, key=lambda p: (p["vision_tokens"], p["param"]))
-            at_learned[cname] = policies.at_cost(pts, learned_fig["vision_tokens"])
-            pareto.extend(pts)
-        rep["accuracy_at_learned_tokens"] = at_learned
-        for shift in ecfg["cost_shifts"]:
-            fig = scoring.policy_figures(records, qs, rows, gens, policies.learned(gens, shift, pcfg["cost_norm"]))
-            pareto.append(report.pareto_point("learned", fig, shift))
-        pareto.extend(report.pareto_point(k, f) for k, f in [("learned", learned_fig), *figs.items()])
-        metrics = report.headline(learned_fig, figs, at_learned, counts, True)
-        table_rows = [("learned", learned_fig), *figs.items()]
+        compared, pareto = compare_policies(records, qs, rows, gens, learned, learned_fig, reference, params, breakdowns)
+        rep.update(compared)
+        metrics = report.headline(learned_fig, compared["baselines"], compared["accuracy_at_learned_tokens"], counts, True)
+        table_rows = [("learned", learned_fig), *compared["baselines"].items()]
     else:
         rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
         metrics = report.headline(learned_fig, {}, {}, counts, False)
