@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, ds_cfg, jpeg_bytes, mmb_row, write_tsv
@@ -50,6 +50,7 @@ def mmb_rows():
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(k=st.integers(0, 3), col=st.sampled_from(COLS), value=text_values)
+@example(k=0, col="index", value="0\r")
 def test_mmbench_tsv_cell_mutations_keep_every_row(tmp_path_factory, k, col, value):
     tmp = tmp_path_factory.mktemp("mmb")
     rows = mmb_rows()
