@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.config import load_params, processed_file
+from vovnet.launch_configs import check_launch_config, launch_configs
 
 
 def _dvc(*args: str) -> tuple[int, str]:
@@ -71,6 +72,13 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("warn", "gpu: none visible (training runs on CPU in fp32)"))
     except Exception as exc:  # a broken CUDA install should be reported, not crash the doctor
         out.append(("warn", f"gpu: cannot query ({type(exc).__name__}: {exc})"))
+    for cfg in launch_configs():
+        try:
+            problems = check_launch_config(cfg)
+        except VovnetError as exc:
+            out.append(("fail", f"launch config {exc}"))
+            continue
+        out += [("warn", f"launch config {p}") for p in problems] or [("ok", f"launch config {cfg}: ready")]
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
         out.append(("ok", f"{flag}={val}") if val == "1" else
