@@ -11,7 +11,8 @@ Measures, on the project's own model factory, encoder and VoVNet forward:
 Prints one table.
 
     python benchmarks/gpu_check.py                      # on a CUDA GPU
-    python benchmarks/gpu_check.py --device cpu --hidden 128 --layers 2 --vision-depth 2 --steps 1   # smoke
+    python benchmarks/gpu_check.py --device cpu --dtypes bfloat16 --hidden 128 --layers 2 --vision-depth 2 \
+        --steps 1 --batch 2 --questions 2                # a CPU smoke run of every code path (no peaks)
 """
 from __future__ import annotations
 
@@ -261,6 +262,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=1024, help="LM width (8B: 4096)")
     ap.add_argument("--layers", type=int, default=8, help="LM layers (8B: 36)")
     ap.add_argument("--vision-depth", type=int, default=8, help="vision blocks (8B: 27)")
+    ap.add_argument("--dtypes", default="float16,bfloat16", help="comma-separated; bf16 is skipped on GPUs without it")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per row after one warm-up")
     ap.add_argument("--questions", type=int, default=16, help="questions for learned vs always-full")
@@ -278,10 +280,9 @@ def main() -> None:
         sys.exit("gpu_check: no CUDA device visible (use --device cpu for a smoke run)")
     t_start = time.time()
     rows: list[tuple] = []
-    dtypes = ["float16"]
-    if device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False):
-        dtypes.append("bfloat16")
-    else:
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    if "bfloat16" in dtypes and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        dtypes.remove("bfloat16")
         rows.append(("bf16", "bfloat16", "", "skipped: this GPU has no bf16", "", "", "", ""))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "scaled-qwen3-vl"
