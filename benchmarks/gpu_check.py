@@ -236,8 +236,8 @@ def predict_rows(model_dir: Path, dtype: str, n: int, device) -> list[tuple]:
     model.eval()
     data = Encoded(records(n), Encoder(processor, params["vision_budget"], 4096), with_target=False)
     with torch.autocast(device.type, dtype={"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]):
-        generate_all(model, processor, _first(data, 2), 2, 8, device)  # warm-up
-        gens = generate_all(model, processor, data, 1, 8, device)
+        generate_all(model, processor, _first(data, 2), 2, 8, device, 4096)  # warm-up
+        gens = generate_all(model, processor, data, 1, 8, device, 4096)
     choice = policies.learned(gens, 0.0, 0.0)
     names = ("no", "coarse", "full")
     learned = sum(g["latency"][names[c]] for g, c in zip(gens, choice)) / n
