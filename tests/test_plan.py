@@ -42,6 +42,15 @@ def test_8b_fixture_has_the_published_parameter_count(plan_8b):
     assert plan.arch.hidden == 4096 and plan.arch.layers == 36 and plan.arch.vocab == 151936
     assert plan.arch.groups["LM head"][0] == 151936 * 4096  # untied: its own matrix
     assert plan.arch.full_vision_tokens == 980                # paper budget 1,003,520 px / 32^2
+    cfg = read_config(FIXTURE_8B)
+    text, vision = cfg.text_config, cfg.vision_config
+    assert (text.intermediate_size, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (12288, 32, 8, 128)
+    assert text.rope_parameters == {"rope_type": "default", "rope_theta": 5000000, "mrope_section": [24, 20, 20],
+                                    "mrope_interleaved": True}
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads, vision.out_hidden_size,
+            vision.deepstack_visual_indexes, vision.patch_size, vision.spatial_merge_size) == \
+        (27, 1152, 4304, 16, 4096, [8, 16, 24], 16, 2)
+    assert cfg.tie_word_embeddings is False
 
 
 def test_8b_lora_only_on_language_model_projections(plan_8b):

@@ -64,8 +64,8 @@ def strategy_terms(strategy: str, arch: Architecture, act: int, element: int, gp
                 "gradients": 2 * trainable * 4,          # .grad plus DDP's flat all-reduce buckets
                 "optimizer": 8 * trainable,              # AdamW exp_avg + exp_avg_sq (fp32)
                 "activations": act}
-    optimizer = (master + 8) * trainable / gpus
-    gradients = trainable * (element + 4 * (master > 0)) / gpus + bucket
+    optimizer = (master + 8) * trainable / gpus            # fp32 master + AdamW moments, 1/N each
+    gradients = trainable * (element + master) / gpus + bucket  # half-precision and fp32 partitions
     if strategy == "ZeRO-2":
         weights = (frozen + trainable) * element
     else:  # ZeRO-3: a 1/N shard plus the gathered module and the one prefetched after it
@@ -144,7 +144,8 @@ def format_plan(plan: Plan, model_name: str) -> str:
     out.append(f"| {'total':<24} | {_n(a.frozen + a.trainable):>9} | {_n(a.trainable):>9} |")
     targets = ", ".join(f"{t} x{k}" for t, k in a.per_target.items())
     out.append("")
-    out.append(f"LoRA modules matched: {len(a.lora_modules)} ({targets}), none in the vision tower")
+    out.append(f"LoRA modules matched: {len(a.lora_modules)} ({targets}), none in the vision tower"
+               if a.lora_modules else "LoRA: none (model.finetune: full, every language-model parameter trains)")
     out.append("")
     out.append(f"| {'config':<28} | {'ckpt':<4} | weights | grads | optim | activ | total GiB | verdict |")
     out.append(f"|{'-' * 30}|{'-' * 6}|{'-' * 9}|{'-' * 7}|{'-' * 7}|{'-' * 7}|{'-' * 11}|{'-' * 9}|")
