@@ -115,7 +115,7 @@ DEFAULTS: dict[str, Any] = {
         "sources": ["mmbench/dev", "mmbench_lite/lite"],
         "heldout_source": "mmbench/dev",
         "heldout_fraction": 0.3,
-        "val_fraction": 0.1,
+        "val_fraction": 0.2,   # the val part is stage 2's training data (train.policy_file)
         "guard_sets": ["mmmu/validation", "textvqa/validation"],
         "allow_overlap": False,
     },

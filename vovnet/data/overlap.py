@@ -30,13 +30,27 @@ def content_key(rec: dict) -> str:
                   [im["sha256"] for im in rec["images"]]])
 
 
-def find_overlap(train: list[dict], other: list[dict]) -> list[tuple[str, str]]:
+def source_key(rec: dict) -> str | None:
+    """MMBench family: the question's source index without its circular rotation, or None.
+
+    MMBench dev, its circular copies and MMBench-Lite's copies of dev items share it even when their
+    option text or image encoding differ."""
+    group = (rec.get("meta") or {}).get("circular_group")
+    return None if group is None else f"mmbench:{group}"
+
+
+def find_overlap(train: list[dict], other: list[dict], by_source: bool = False) -> list[tuple[str, str]]:
+    """(train id, other id) of every train record that is the same item as one in `other`: by id, by
+    image+question, and with `by_source` also by MMBench source index."""
     ids = {r["id"] for r in other}
     keys = {overlap_key(r): r["id"] for r in other}
+    sources = {k: r["id"] for r in other if (k := source_key(r)) is not None} if by_source else {}
     hits = []
     for r in train:
         if r["id"] in ids:
             hits.append((r["id"], r["id"]))
         elif (other_id := keys.get(overlap_key(r))) is not None:
+            hits.append((r["id"], other_id))
+        elif by_source and (other_id := sources.get(source_key(r))) is not None:
             hits.append((r["id"], other_id))
     return hits

@@ -14,10 +14,11 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from vovnet import VovnetError
-from vovnet.io_utils import dumps, read_jsonl
+from vovnet.io_utils import dumps
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vovnet.training.stage_data import stage_records
 from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.train")
@@ -46,13 +47,14 @@ def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> lis
 
 
 def run_fingerprint(params: dict) -> str:
-    """Checkpoints belong to one configuration + training file; another experiment never resumes them."""
+    """Checkpoints belong to one configuration + both stages' files; another experiment never resumes them."""
     t = params["train"]
     keep = {k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")}
     h = hashlib.sha256(dumps([params["model"], params["policy"], params["vision_budget"], keep]).encode())
-    with open(t["train_file"], "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for path in (t["train_file"], t["policy_file"]):
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -74,22 +76,19 @@ def train(params: dict, accelerator=None) -> dict:
         accelerator = Accelerator(gradient_accumulation_steps=tcfg["grad_accum"], mixed_precision=mp,
                                   kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     torch.manual_seed(tcfg["seed"])
-    records = list(read_jsonl(tcfg["train_file"]))
-    if not records:
-        raise VovnetError(f"{tcfg['train_file']}: no training records")
+    stage1_records, stage2_records = stage_records(tcfg)
     model, processor = build_vovnet(params, device=accelerator.device)
     if tcfg["gradient_checkpointing"]:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
     encoder = Encoder(processor, params["vision_budget"], tcfg["max_length"])
-    dataset = RecordDataset(records, encoder)
+    datasets = {1: RecordDataset(stage1_records, encoder), 2: RecordDataset(stage2_records, encoder)}
     collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
     world, rank, bs = accelerator.num_processes, accelerator.process_index, tcfg["batch_size"]
     per_step = bs * world
-    batches_per_epoch = math.ceil(len(dataset) / per_step)
+    batches_per_epoch = {s: math.ceil(len(d) / per_step) for s, d in datasets.items()}
     stages = [(1, tcfg["stage1"]["epochs"]), (2, tcfg["stage2"]["epochs"])]
-    opt_per_epoch = math.ceil(batches_per_epoch / tcfg["grad_accum"])
-    stage_steps = [opt_per_epoch * e for _, e in stages]
+    stage_steps = [math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages]
 
     lora = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     head = list(model.head.parameters())
@@ -113,7 +112,7 @@ def train(params: dict, accelerator=None) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     live = _live(resume=ckpt is not None) if accelerator.is_main_process else None
     fault_at = int(os.environ.get("VOVNET_FAULT_AFTER_BATCH", "-1"))  # tests: simulate a kill
-    total = sum(batches_per_epoch * e for _, e in stages)
+    total = sum(batches_per_epoch[s] * e for s, e in stages)
     bar = tqdm(total=total, initial=state["global_batch"], disable=not accelerator.is_main_process, unit="batch")
     summary: dict = {"stages": {}}
     t0, seen = time.time(), 0
@@ -122,6 +121,7 @@ def train(params: dict, accelerator=None) -> dict:
             continue
         agg: dict[str, float] = {}
         n_agg = 0
+        dataset = datasets[stage]
         for epoch in range(state["epoch"] if stage == state["stage"] else 0, epochs):
             order = epoch_order(len(dataset), tcfg["seed"], stage, epoch, per_step)
             start = state["batch"] if (stage, epoch) == (state["stage"], state["epoch"]) else 0
@@ -186,7 +186,8 @@ def train(params: dict, accelerator=None) -> dict:
         state["stage"] = stage + 1
     bar.close()
     accelerator.wait_for_everyone()
-    summary.update(optimizer_steps=state["opt_step"], batches=state["global_batch"], records=len(dataset),
+    summary.update(optimizer_steps=state["opt_step"], batches=state["global_batch"],
+                   records={f"stage{s}": len(d) for s, d in datasets.items()},
                    processes=world, seconds=round(time.time() - t0, 2),
                    samples_per_second=round(seen / max(1e-9, time.time() - t0), 2))
     if accelerator.is_main_process:
