@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -24,19 +23,39 @@ from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 log = logging.getLogger("vovnet.train")
 
 
-def stage_lr_lambda(stage_steps: list[int], warmup_ratio: float, kind: str):
-    """One schedule over both stages; each stage warms up and decays over its own optimizer steps."""
+def stage_lr_lambda(n: int, warmup_ratio: float, kind: str):
+    """One stage's schedule: warm up, then decay over its own `n` optimizer steps."""
+    warm = max(1, int(warmup_ratio * n))
+
     def f(step: int) -> float:
-        for n in stage_steps:
-            if step < n:
-                warm = max(1, int(warmup_ratio * n))
-                if step < warm:
-                    return (step + 1) / warm
-                progress = (step - warm) / max(1, n - warm)
-                return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
-            step -= n
-        return 0.0
+        if step >= n:
+            return 0.0
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, n - warm)
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
     return f
+
+
+def stage_optimizer(model, tcfg: dict, steps: int):
+    """AdamW and its schedule over exactly what this stage trains (model.set_stage ran before): a part
+    frozen in this stage is in no group, so no optimizer (DeepSpeed's included) moves it."""
+    lms = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    groups = [g for g in ({"params": lms, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=tcfg["weight_decay"])
+    lr = stage_lr_lambda(steps, tcfg["warmup_ratio"], tcfg["scheduler"])
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
+
+
+def use_prefix_reuse(tcfg: dict) -> bool:
+    """Checkpointed layers drop the KV cache whenever gradients flow through them, which stage 2's prefix
+    reuse needs; with a frozen LoRA stage 2 runs without gradients and the cache stays."""
+    if tcfg["prefix_reuse"] and tcfg["gradient_checkpointing"] and tcfg["stage2"]["train_lora"]:
+        log.warning("prefix reuse is off: gradient checkpointing drops the KV cache it needs when stage 2 trains "
+                    "the LoRA (train.stage2.train_lora: true); stage 2 runs each action's full sequence")
+        return False
+    return tcfg["prefix_reuse"]
 
 
 def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> list[int]:
@@ -88,30 +107,21 @@ def train(params: dict, accelerator=None) -> dict:
     per_step = bs * world
     batches_per_epoch = {s: math.ceil(len(d) / per_step) for s, d in datasets.items()}
     stages = [(1, tcfg["stage1"]["epochs"]), (2, tcfg["stage2"]["epochs"])]
-    stage_steps = [math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages]
+    stage_steps = {s: math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages}
+    prefix_reuse = use_prefix_reuse(tcfg)
 
-    lora = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    head = list(model.head.parameters())
-    optimizer = torch.optim.AdamW([{"params": lora, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}],
-                                  weight_decay=tcfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, stage_lr_lambda(stage_steps, tcfg["warmup_ratio"],
-                                                                              tcfg["scheduler"]))
     state = {"stage": 1, "epoch": 0, "batch": 0, "global_batch": 0, "opt_step": 0}
     ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
     ckpt = latest_checkpoint(ckpt_dir) if tcfg["resume"] == "auto" else None
+    optim = None
     if ckpt is not None:
         state, optim = load_checkpoint(ckpt, model)
-        optimizer.load_state_dict(optim["optimizer"])
-        scheduler.load_state_dict(optim["scheduler"])
         torch.set_rng_state(optim["rng"])
         accelerator.print(f"resuming from {ckpt} (stage {state['stage']}, epoch {state['epoch']}, batch {state['batch']})")
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if ds_plugin is not None:  # we shard data ourselves, so DeepSpeed learns the micro-batch from us
         ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = bs
-    model_p, optimizer_p = accelerator.prepare(model, optimizer)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     live = _live(resume=ckpt is not None) if accelerator.is_main_process else None
-    fault_at = int(os.environ.get("VOVNET_FAULT_AFTER_BATCH", "-1"))  # tests: simulate a kill
     total = sum(batches_per_epoch[s] * e for s, e in stages)
     bar = tqdm(total=total, initial=state["global_batch"], disable=not accelerator.is_main_process, unit="batch")
     summary: dict = {"stages": {}}
@@ -122,6 +132,15 @@ def train(params: dict, accelerator=None) -> dict:
         agg: dict[str, float] = {}
         n_agg = 0
         dataset = datasets[stage]
+        # each stage wraps (DDP / DeepSpeed) and optimises exactly its own trainable parameters
+        model.set_stage(stage, tcfg["stage2"]["train_lora"])
+        optimizer, scheduler = stage_optimizer(model, tcfg, stage_steps[stage])
+        if optim is not None and stage == state["stage"]:
+            optimizer.load_state_dict(optim["optimizer"])
+            scheduler.load_state_dict(optim["scheduler"])
+        accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
+        model_p, optimizer_p = accelerator.prepare(model, optimizer)
+        trainable = [p for p in model.parameters() if p.requires_grad]
         for epoch in range(state["epoch"] if stage == state["stage"] else 0, epochs):
             order = epoch_order(len(dataset), tcfg["seed"], stage, epoch, per_step)
             start = state["batch"] if (stage, epoch) == (state["stage"], state["epoch"]) else 0
@@ -137,7 +156,7 @@ def train(params: dict, accelerator=None) -> dict:
                 with accelerator.accumulate(model_p):
                     out = model_p(to_device(batches, accelerator.device), stage=stage, action=action,
                                   policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g,
-                                  prefix_reuse=tcfg["prefix_reuse"])
+                                  prefix_reuse=prefix_reuse)
                     loss = out["loss"]
                     if not torch.isfinite(loss):
                         raise VovnetError(
@@ -178,8 +197,6 @@ def train(params: dict, accelerator=None) -> dict:
                     save_checkpoint(ckpt_dir, state["opt_step"], accelerator.unwrap_model(model_p),
                                     optimizer_p.optimizer if hasattr(optimizer_p, "optimizer") else optimizer_p,
                                     scheduler, state)
-                if gb == fault_at:
-                    os._exit(137)
             state["batch"] = 0
         state["epoch"] = 0
         summary["stages"][f"stage{stage}"] = {k: v / max(1, n_agg) for k, v in agg.items()}
