@@ -87,6 +87,7 @@ EVALUATION = {
     "model_dir": "models/vovnet",
     "batch_size": 8,
     "max_new_tokens": 16,
+    "thinking_max_new_tokens": 1024,  # FULL when the Thinking model answers: room for its <think> part
     "seed": 0,                  # MMMU's random fallback and the random baseline
     "max_samples": None,
     "max_length": 4096,         # prompt tokens per action; longer items score wrong at that action (too_long)

@@ -48,16 +48,6 @@ def stage_optimizer(model, tcfg: dict, steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
 
 
-def use_prefix_reuse(tcfg: dict) -> bool:
-    """Checkpointed layers drop the KV cache whenever gradients flow through them, which stage 2's prefix
-    reuse needs; with a frozen LoRA stage 2 runs without gradients and the cache stays."""
-    if tcfg["prefix_reuse"] and tcfg["gradient_checkpointing"] and tcfg["stage2"]["train_lora"]:
-        log.warning("prefix reuse is off: gradient checkpointing drops the KV cache it needs when stage 2 trains "
-                    "the LoRA (train.stage2.train_lora: true); stage 2 runs each action's full sequence")
-        return False
-    return tcfg["prefix_reuse"]
-
-
 def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> list[int]:
     g = torch.Generator().manual_seed(seed * 1_000_003 + stage * 1009 + epoch)
     order = torch.randperm(n, generator=g).tolist()
@@ -108,7 +98,6 @@ def train(params: dict, accelerator=None) -> dict:
     batches_per_epoch = {s: math.ceil(len(d) / per_step) for s, d in datasets.items()}
     stages = [(1, tcfg["stage1"]["epochs"]), (2, tcfg["stage2"]["epochs"])]
     stage_steps = {s: math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages}
-    prefix_reuse = use_prefix_reuse(tcfg)
 
     state = {"stage": 1, "epoch": 0, "batch": 0, "global_batch": 0, "opt_step": 0}
     ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
@@ -156,7 +145,7 @@ def train(params: dict, accelerator=None) -> dict:
                 with accelerator.accumulate(model_p):
                     out = model_p(to_device(batches, accelerator.device), stage=stage, action=action,
                                   policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g,
-                                  prefix_reuse=prefix_reuse)
+                                  prefix_reuse=tcfg["prefix_reuse"])
                     loss = out["loss"]
                     if not torch.isfinite(loss):
                         raise VovnetError(
