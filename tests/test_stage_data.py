@@ -35,10 +35,11 @@ def test_disjoint_files_feed_their_own_stage(tmp_path):
 @pytest.mark.parametrize("clash", [
     rec(1, question="Different?", sha="z"),                          # same id
     rec(9, question="  what is SHOWN? ", sha="a"),                   # same image + question (normalised)
-    rec(9, question="Rotated options?", sha="z", dataset="mmbench_lite", circular_group=7, index=7),  # source index
+    rec(9, question="Rotated options?", sha="z", dataset="mmbench_lite", family="mmbench", index=7),  # source index
 ])
 def test_overlap_by_any_key_fails_with_one_line(tmp_path, clash):
-    first = [rec(1), rec(2, question="Other?", sha="m", dataset="mmbench", circular_group=7, index=1000007)]
+    # a circular copy (index 1000007) of MMBench dev item 7 in stage 1
+    first = [rec(1), rec(2, question="Other?", sha="m", dataset="mmbench", family="mmbench", index=1000007)]
     with pytest.raises(VovnetError) as err:
         stage_records(cfg(tmp_path, first, [rec(5, question="Fine?", sha="q"), clash]))
     msg = str(err.value)

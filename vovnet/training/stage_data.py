@@ -22,7 +22,7 @@ def stage_records(tcfg: dict) -> tuple[list[dict], list[dict]]:
     """(stage-1 records from train.train_file, stage-2 records from train.policy_file), checked disjoint."""
     first = _read(tcfg["train_file"], "train_file")
     second = _read(tcfg["policy_file"], "policy_file")
-    hits = find_overlap(second, first, by_source=True)
+    hits = find_overlap(second, first)
     if hits:
         examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
         raise VovnetError(f"{tcfg['policy_file']}: {len(hits)} of {len(second)} stage-2 records overlap stage 1's "
