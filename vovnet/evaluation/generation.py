@@ -19,7 +19,7 @@ from vovnet.model.encoding import RecordDataset, collate
 
 @torch.no_grad()
 def generate_all(model, processor, dataset: RecordDataset, batch_size: int, max_new_tokens: int, device,
-                 max_length: int) -> list[dict]:
+                 max_length: int, thinking_max_new_tokens: int | None = None) -> list[dict]:
     tok = processor.tokenizer
     pad_id, image_id = tok.pad_token_id, processor.image_token_id
     eos_id = tok.convert_tokens_to_ids("<|im_end|>")
@@ -44,8 +44,10 @@ def generate_all(model, processor, dataset: RecordDataset, batch_size: int, max_
                 continue
             batch = {k: v.to(device) for k, v in collate([encs[j][action] for j in rows], pad_id, image_id, left_pad=True).items()}
             t1 = time.perf_counter()
-            out = model.lm_for(action).generate(**model_inputs(batch, with_labels=False), max_new_tokens=max_new_tokens,
-                                                do_sample=False, eos_token_id=eos_id, pad_token_id=pad_id)
+            lm = model.lm_for(action)
+            budget = thinking_max_new_tokens if lm is model.full_lm and thinking_max_new_tokens else max_new_tokens
+            out = lm.generate(**model_inputs(batch, with_labels=False), max_new_tokens=budget,
+                              do_sample=False, eos_token_id=eos_id, pad_token_id=pad_id)
             gen_time = (time.perf_counter() - t1) / len(rows)
             texts = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
             for j, text in zip(rows, texts):
