@@ -14,6 +14,7 @@ from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.data.download import fetch
 from vovnet.data.normalize import normalize_dataset
+from vovnet.io_utils import read_jsonl
 from vovnet.model.loading import check_model_dir
 
 CASES = Path(__file__).parent / "bad_inputs" / "cases"
@@ -90,8 +91,8 @@ def test_case(name, tmp_path, monkeypatch):
     split = expect["splits"][0]
     counts = stats["splits"][split]
     assert counts["rows"] == counts["records"] + counts["rejects"] + counts["left_out_by_max_samples"]
-    records = (out / f"{cfg['adapter']}_{split}.jsonl").read_text().splitlines()
-    rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    records = list(read_jsonl(out / f"{cfg['adapter']}_{split}.jsonl"))
+    rejects = list(read_jsonl(out / "rejects.jsonl"))
     # Two runs from two folders: byte-identical records and rejects (no reprs, addresses or temp paths).
     _, again = run_normalize(name, expect, materialise(case, tmp_path / "b", expect), tmp_path / "out2", monkeypatch)
     for f in (f"{cfg['adapter']}_{split}.jsonl", "rejects.jsonl"):
