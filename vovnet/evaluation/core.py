@@ -11,7 +11,7 @@ from vovnet import VovnetError
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies
-from vovnet.evaluation.generation import generate_all
+from vovnet.model.generation import generate_all
 from vovnet.evaluation.protocols import get_protocol
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
@@ -19,6 +19,8 @@ from vovnet.model.factory import load_vovnet
 from vovnet.model.encoding import Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.evaluate")
+# Evaluation answers every action of every question, so its timings say nothing about a deployment.
+LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
 SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
 
 
@@ -32,13 +34,6 @@ def leakage_guard(records: list[dict], train_file: str, allow: bool) -> dict:
     return {"overlap_with_train": len(hits), "overlap_allowed": bool(allow and hits)}
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    vals = sorted(values)
-    return vals[min(len(vals) - 1, int(round(q * (len(vals) - 1))))]
-
-
 def policy_metrics(protocol, records: list[dict], gens: list[dict], choices: list[int], seed: int) -> tuple[dict, list]:
     outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, choices)]
     rows, summary = protocol.score_records(records, outputs, seed)
@@ -46,12 +41,10 @@ def policy_metrics(protocol, records: list[dict], gens: list[dict], choices: lis
     m = dict(summary)
     m["mean_vision_tokens"] = sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n
     m["action_ratio"] = {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)}
-    m["accuracy_per_action"], m["latency_ms"] = {}, {}
+    m["accuracy_per_action"] = {}
     for i, a in enumerate(ACTIONS):
         sel = [k for k, c in enumerate(choices) if c == i]
         m["accuracy_per_action"][a] = sum(rows[k]["score"] for k in sel) / len(sel) if sel else None
-        lat = [gens[k]["latency"][a] * 1000 for k in sel]
-        m["latency_ms"][a] = {"p50": _pct(lat, 0.5), "p90": _pct(lat, 0.9)}
     m["unresolved"] = sum(not r["resolved"] for r in rows)
     return m, rows
 
@@ -100,7 +93,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     choices = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     out_dir.mkdir(parents=True, exist_ok=True)
     has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
-    metrics: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], **guard}
+    metrics: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], **guard,
+                     "latency": LATENCY_NOTE}
     pareto: list[dict] = []
     rows: list[dict] = [{"parsed": None, "resolved": None, "score": None}] * len(records)
     write_submission(out_dir / "submission.tsv", records, gens, choices, set_cfg["protocol"])
