@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import jpeg_bytes
+from conftest import ROOT, jpeg_bytes
 from vovnet.config import load_params
 from vovnet.evaluation.core import evaluate_set
 from vovnet.inference.predict import PredictOptions, predict_file, rejects_path
@@ -19,7 +19,7 @@ from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS, budget_tokens, image_inputs, tokens_per_image
 from vovnet.model.factory import build_vovnet, save_vovnet
 
-N = 12  # held-out questions the equivalence tests use
+N = 8  # held-out questions the equivalence tests use
 
 
 def lines(path):
@@ -107,12 +107,12 @@ def write_requests(root, rows):
 
 @pytest.fixture
 def request_dir(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
+    images = tmp_path / "root" / "images"  # the image root is tmp_path/root
+    images.mkdir(parents=True)
     (images / "a.jpg").write_bytes(jpeg_bytes(seed=1, size=(48, 40)))
     (images / "b.jpg").write_bytes(jpeg_bytes(seed=2, size=(64, 64)))
-    full = jpeg_bytes(seed=3, size=(64, 64))
-    (images / "truncated.jpg").write_bytes(full[: len(full) // 2])  # header fine, pixels cut off
+    full = jpeg_bytes(seed=3, size=(256, 256))
+    (images / "truncated.jpg").write_bytes(full[: int(len(full) * 0.8)])  # header fine, pixels cut off
     (images / "garbage.jpg").write_bytes(b"this is not an image")
     (tmp_path / "outside.jpg").write_bytes(jpeg_bytes(seed=4))
     (images / "link.jpg").symlink_to(tmp_path / "outside.jpg")
@@ -137,7 +137,7 @@ def test_bad_requests_are_counted_rejects_and_the_rest_is_answered(in_workspace,
         {"question": "No id, no image"},
     ])
     out = request_dir / "out" / "answers.jsonl"
-    rows, summary = run_predict(params, trained[0], inp, out, "full", 2, image_root=request_dir)
+    rows, summary = run_predict(params, trained[0], inp, out, "full", 2, image_root=request_dir / "root")
     rejects = lines(rejects_path(out))
     by_id = {r["id"]: r for r in rejects}
     assert {r["field"] for r in rejects if r["id"] in ("noq", "blankq")} == {"question"}
@@ -152,14 +152,8 @@ def test_bad_requests_are_counted_rejects_and_the_rest_is_answered(in_workspace,
     assert rows[1]["vision_tokens"] > rows[0]["vision_tokens"] > 0  # two images cost more than one
     assert summary["questions"] == 3 and summary["rejected"] == 10
     # Without vision the truncated image is never decoded, so that question is answered.
-    rows, _ = run_predict(params, trained[0], inp, out, "none", 2, image_root=request_dir)
+    rows, _ = run_predict(params, trained[0], inp, out, "none", 2, image_root=request_dir / "root")
     assert "truncated" in [r["id"] for r in rows] and all(r["vision_tokens"] == 0 for r in rows)
-
-
-def cli(*args, **kw):
-    env = {**os.environ, "PYTHONPATH": str(os.getcwd()), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "vovnet", "predict", *args], env=env, capture_output=True, text=True,
-                          timeout=300, **kw)
 
 
 def test_incomplete_model_dir_is_one_line(in_workspace, trained, tmp_path):
@@ -186,7 +180,7 @@ def test_killed_run_leaves_no_partial_output(in_workspace, trained, tmp_path):
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "vovnet", "predict", "--model-dir", str(trained[0]), "--input", str(inp),
                              "--output", str(out), "--batch-size", "1"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(os.getcwd())})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     seen = ""
     deadline = time.time() + 240
     while "predict:" not in seen and time.time() < deadline and proc.poll() is None:
@@ -201,10 +195,8 @@ def test_killed_run_leaves_no_partial_output(in_workspace, trained, tmp_path):
 @pytest.mark.slow
 def test_two_process_gloo_run_writes_one_output_in_input_order(in_workspace, trained, tmp_path):
     model_dir, subset = trained
-    single = cli("--model-dir", str(model_dir), "--input", str(subset), "--output", str(tmp_path / "one.jsonl"),
-                 "--batch-size", "1")
-    assert single.returncode == 0, single.stderr[-3000:]
-    env = {**os.environ, "PYTHONPATH": str(os.getcwd()), "HF_HUB_OFFLINE": "1"}
+    single, _ = run_predict(load_params("params.yaml"), model_dir, subset, tmp_path / "one.jsonl", "learned", 1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                           "--main_process_port", "29563", "-m", "vovnet", "predict", "--model-dir", str(model_dir),
@@ -212,5 +204,7 @@ def test_two_process_gloo_run_writes_one_output_in_input_order(in_workspace, tra
                          env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("predict: ") == 1 and f"predict: {N} questions" in two.stdout  # one summary, all questions
-    strip = [{k: v for k, v in r.items() if k != "latency_ms"} for r in lines(tmp_path / "one.jsonl")]
-    assert [{k: v for k, v in r.items() if k != "latency_ms"} for r in lines(tmp_path / "two.jsonl")] == strip
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+
+    assert strip(lines(tmp_path / "two.jsonl")) == strip(single)

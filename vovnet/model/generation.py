@@ -177,13 +177,14 @@ def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | N
 
 
 @torch.no_grad()
-def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device) -> list[dict]:
+def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device,
+                 progress: bool = True) -> list[dict]:
     """Every action's greedy answer for every question (evaluation scores all policies on these).
 
     `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i."""
     ids, tok = TokenIds.of(processor), processor.tokenizer
     results: list[dict] = []
-    for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate"):
+    for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate", disable=not progress):
         encs = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
         scores = model.policy_scores(prefill.features).float().cpu()
