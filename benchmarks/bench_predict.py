@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from vovnet import VovnetError  # noqa: E402
 from vovnet.config import load_params, processed_file  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies  # noqa: E402
@@ -39,7 +40,7 @@ from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
 from vovnet.model.generation import generate_all  # noqa: E402
 
-POLICY_ROWS = ("learned", "full", "none")
+POLICY_ROWS = ("learned", "full", "coarse", "none")
 
 
 def main() -> None:
@@ -132,4 +133,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except VovnetError as exc:  # e.g. no trained model yet: `dvc repro` builds models/vovnet
+        sys.exit(f"error: {exc}")
