@@ -209,3 +209,23 @@ def test_two_process_gloo_run_writes_one_output_in_input_order(in_workspace, tra
         return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
 
     assert strip(lines(tmp_path / "two.jsonl")) == strip(single)
+
+
+def test_prefix_reuse_answers_equal_a_separate_full_pass(in_workspace, tiny_model_dir):
+    """FULL through a second model (the Thinking-model path: its own full prefill) equals FULL through the
+    text prefix's reused cache when that model is the same weights (LoRA starts as the identity)."""
+    from vovnet.model.encoding import Encoder, RecordDataset
+    from vovnet.model.generation import generate_all
+
+    params = load_params("params.yaml")
+    params["model"] = {**params["model"], "use_thinking_for_full": True, "full_model_name": str(tiny_model_dir)}
+    torch.manual_seed(0)
+    model, processor = build_vovnet(params)
+    model.eval()
+    records = list(read_jsonl("data/processed/mmbench_core/mmbench_core_heldout.jsonl"))[:6]
+    ds = RecordDataset(records, Encoder(processor, params["vision_budget"], 2048), with_target=False)
+    separate = generate_all(model, processor, ds, 3, 4, "cpu", progress=False)
+    model.full_lm = None
+    reused = generate_all(model, processor, ds, 3, 4, "cpu", progress=False)
+    assert [g["outputs"]["full"] for g in separate] == [g["outputs"]["full"] for g in reused]
+    assert len({g["outputs"]["full"] for g in reused}) > 1
