@@ -93,7 +93,7 @@ def bench_eval(params, model, processor, records, root, rows):
     res = {}
     for bs in (1, 8):
         t0 = time.perf_counter()
-        generate_all(model, processor, ds, bs, 8, "cpu")
+        generate_all(model, processor, ds, bs, 8, "cpu", 2048)
         res[bs] = len(ds) / (time.perf_counter() - t0)
     rows.append(("eval: batch 1", f"{res[1]:.1f} q/s (3 actions)", "", "", "", ""))
     rows.append(("eval: batch 8", f"{res[8]:.1f} q/s (3 actions)", "batch 1", f"{res[8] / res[1]:.2f}x", "report", "-"))

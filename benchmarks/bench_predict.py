@@ -30,11 +30,12 @@ import torch  # noqa: E402
 from vovnet import VovnetError  # noqa: E402
 from vovnet.config import load_params, processed_file  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
-from vovnet.evaluation import policies  # noqa: E402
-from vovnet.evaluation.protocols import get_protocol  # noqa: E402
+from vovnet.evaluation import policies, scoring  # noqa: E402
+from vovnet.evaluation.core import UNBOUNDED, load_eval_records  # noqa: E402
+from vovnet.evaluation.protocols import get_protocol, score  # noqa: E402
 from vovnet.inference.predict import PredictOptions, Predictor  # noqa: E402
-from vovnet.inference.requests import ImageSources, read_requests  # noqa: E402
-from vovnet.io_utils import read_jsonl  # noqa: E402
+from vovnet.inference.requests import ImageSources, parse_line  # noqa: E402
+from vovnet.io_utils import dumps  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
@@ -50,7 +51,7 @@ def main() -> None:
     ap.add_argument("--set", default="mmbench", help="an evaluation set in params (its dataset/split is used)")
     ap.add_argument("--batch-size", type=int, help="default: evaluation.batch_size")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--max-samples", type=int)
+    ap.add_argument("--max-samples", type=int, help="questions (whole circular groups), as evaluation.max_samples")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1: steadier on a shared machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,23 +60,23 @@ def main() -> None:
     ecfg, pcfg = params["evaluation"], params["policy"]
     set_cfg = ecfg["sets"][args.set]
     path = processed_file(set_cfg["dataset"], set_cfg["split"])
-    records = list(read_jsonl(path))[: args.max_samples]
+    records = load_eval_records(args.set, set_cfg, args.max_samples)  # evaluate's records, in its order
     bs = args.batch_size or ecfg["batch_size"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     set_pixel_limit(params["normalize"]["max_image_pixels"])
     model, processor, _ = load_vovnet(args.model_dir, params, device)
     protocol = get_protocol(set_cfg["protocol"])
-    reqs, rejects = read_requests(path, ImageSources("."), keep=lambda n: n < len(records))
-    assert not rejects and [r.id for r in reqs] == [r["id"] for r in records]
-    predictors = {p: Predictor(model, processor, params["vision_budget"], params["train"]["max_length"], device,
+    sources = ImageSources(".")
+    reqs = [parse_line(dumps(r), i + 1, sources) for i, r in enumerate(records)]  # as predict reads the file
+    predictors = {p: Predictor(model, processor, params["vision_budget"], ecfg["max_length"], device,
                                PredictOptions(policy=p, cost_shift=pcfg["cost_shift"], cost_norm=pcfg["cost_norm"],
                                               batch_size=bs, max_new_tokens=ecfg["max_new_tokens"]))
                   for p in POLICY_ROWS}
-    encoder = Encoder(processor, params["vision_budget"], params["train"]["max_length"])
+    encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
 
     def run_eval(recs=records):
         return generate_all(model, processor, RecordDataset(recs, encoder, with_target=False), bs,
-                            ecfg["max_new_tokens"], device, progress=False)
+                            ecfg["max_new_tokens"], device, ecfg["max_length"], progress=False)
 
     def sync():
         if device.type == "cuda":
@@ -98,11 +99,15 @@ def main() -> None:
 
     gens = outs.pop("evaluate")
     eval_choices = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
-    eval_acc = protocol.score_records(records, [g["outputs"][ACTIONS[c]] for g, c in zip(gens, eval_choices)], ecfg["seed"])[1]["accuracy"]
+    qs = scoring.questions(records)
+    eval_acc = scoring.policy_figures(records, qs, scoring.rows_by_action(protocol, records, gens, ecfg["seed"]), gens,
+                                      eval_choices)["accuracy"]
     n = len(records)
     table = {}
     for name, rows in outs.items():
-        acc = protocol.score_records(records, [r["answer"] for r in rows], ecfg["seed"])[1]["accuracy"]
+        assert [r["id"] for r in rows] == [r["id"] for r in records], "a request was rejected"
+        per_record = score(protocol, records, [r["answer"] for r in rows], ecfg["seed"])[0]
+        acc = sum(min(per_record[i]["score"] for i in q) for q in qs) / len(qs)  # questions, as evaluate
         wall = statistics.median(walls[name])
         table[name] = {"wall": wall, "cpu": statistics.median(cpus[name]), "qps": n / wall, "acc": acc, "vt": sum(r["vision_tokens"] for r in rows) / n,
                        "ratio": {a: sum(r["action"] == a for r in rows) / n for a in ACTIONS}}
@@ -110,7 +115,7 @@ def main() -> None:
     evt = sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, eval_choices)) / n
     same = [r["action"] for r in outs["learned"]] == [ACTIONS[c] for c in eval_choices]
 
-    print(f"model {args.model_dir}, set {args.set} ({path}, {n} questions), batch {bs}, device {device}, "
+    print(f"model {args.model_dir}, set {args.set} ({path}, {n} records, {len(qs)} questions), batch {bs}, device {device}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}; median of {args.reps} rounds")
     print("| run | wall s | CPU s | questions/s | mean vision tokens | no / coarse / full | accuracy |")
     print("|---|---:|---:|---:|---:|---|---:|")

@@ -23,10 +23,8 @@ def main() -> int:
         raise cli.VovnetError(f"params.yaml: no evaluation set {args.set!r} (have {', '.join(sets) or 'none'})")
     if args.max_samples is not None:
         params["evaluation"]["max_samples"] = args.max_samples
-    m = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
-    acc = m.get("accuracy")
-    print(f"{args.set}: accuracy {'n/a (no answers; submission written)' if acc is None else f'{acc:.4f}'}"
-          f", mean vision tokens {m.get('mean_vision_tokens', 'n/a')}")
+    result = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
+    print(result["table"])
     return 0
 
 

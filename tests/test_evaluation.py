@@ -1,11 +1,12 @@
+"""Leakage guard, policies and baseline curves, the headline's size, offline plots."""
 import json
 
 import pytest
 
-from vovnet import VovnetError
-from vovnet.evaluation import policies
-from vovnet.evaluation.core import leakage_guard, policy_metrics
-from vovnet.evaluation.protocols import mmbench
+from vovnet import VovnetError, plots
+from vovnet.config import load_params
+from vovnet.evaluation import policies, report
+from vovnet.evaluation.core import baselines, check_params, leakage_guard
 
 
 def rec(i, q, sha, label=0):
@@ -14,36 +15,134 @@ def rec(i, q, sha, label=0):
             "images": [{"sha256": sha, "width": 1, "height": 1, "format": "jpeg"}]}
 
 
-def test_leakage_guard_by_id_and_by_image_question(tmp_path):
-    train = tmp_path / "train.jsonl"
-    train.write_text(json.dumps(rec(1, "q1", "a")) + "\n" + json.dumps({**rec(2, "q2", "b"), "id": "other"}) + "\n")
+def test_leakage_guard_checks_both_training_files(tmp_path):
+    stage1, stage2 = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    stage1.write_text(json.dumps(rec(1, "q1", "a")) + "\n")
+    stage2.write_text(json.dumps({**rec(2, "q2", "b"), "id": "other"}) + "\n")
     evalset = [rec(1, "q1", "a"), rec(5, "q2", "b"), rec(6, "q3", "c")]
-    with pytest.raises(VovnetError, match=r"2 of 3 records overlap the training file"):
-        leakage_guard(evalset, str(train), allow=False)
-    assert leakage_guard(evalset, str(train), allow=True) == {"overlap_with_train": 2, "overlap_allowed": True}
-    assert leakage_guard([rec(6, "q3", "c")], str(train), allow=False)["overlap_with_train"] == 0
+    with pytest.raises(VovnetError, match=r"1 of 3 records overlap the training file .*val.jsonl"):
+        leakage_guard(evalset, [str(tmp_path / "absent.jsonl"), str(stage2)], allow=False)
+    assert leakage_guard(evalset, [str(stage1), str(stage2)], allow=True) == 2
+    assert leakage_guard([rec(6, "q3", "c")], [str(stage1), str(stage2)], allow=False) == 0
 
 
-def gens_for(outputs_no, outputs_full, scores):
-    return [{"outputs": {"no": a, "coarse": a, "full": b}, "vision_tokens": {"no": 0, "coarse": 4, "full": 16},
-             "latency": {"no": 0.01, "coarse": 0.02, "full": 0.03}, "scores": s, "entropy": e}
-            for (a, b, s, e) in zip(outputs_no, outputs_full, scores, [0.1, 2.0, 0.5, 3.0])]
+def gen(scores, entropy, full=16):
+    return {"scores": scores, "entropy": entropy, "vision_tokens": {"no": 0, "coarse": 4, "full": full}}
 
 
-def test_policies_metrics_and_cost_shift():
-    recs = [rec(i, f"q{i}", f"s{i}") for i in range(4)]
-    gens = gens_for(["A", "B", "A", "B"], ["A", "A", "A", "A"],
-                    [[1.0, 0.0, 0.5], [0.0, 0.0, 1.0], [0.2, 0.0, 0.9], [0.0, 0.0, 2.0]])
-    learned = policies.learned(gens, cost_shift=0.0, cost_norm=0)
-    assert learned == [0, 2, 2, 2]
+def test_learned_policy_and_cost_shift():
+    gens = [gen([1.0, 0.0, 0.5], 0.1), gen([0.0, 0.0, 1.0], 2.0), gen([0.2, 0.0, 0.9], 0.5), gen([0.0, 0.0, 2.0], 3.0)]
+    assert policies.learned(gens, cost_shift=0.0, cost_norm=0) == [0, 2, 2, 2]
     assert policies.learned(gens, cost_shift=5.0, cost_norm=0) == [0, 0, 0, 0]  # cost dominates: no vision
-    m, rows = policy_metrics(mmbench, recs, gens, learned, seed=0)
-    assert m["accuracy"] == 1.0 and m["mean_vision_tokens"] == 12.0
-    assert m["action_ratio"] == {"no": 0.25, "coarse": 0.0, "full": 0.75}
-    assert m["accuracy_per_action"] == {"no": 1.0, "coarse": None, "full": 1.0}
-    no_vision = policy_metrics(mmbench, recs, gens, policies.constant(gens, 0), seed=0)[0]
-    assert no_vision["accuracy"] == 0.5 and no_vision["mean_vision_tokens"] == 0
-    unc, thr = policies.uncertainty(gens, None)
-    assert thr == 1.25 and unc == [0, 2, 0, 2]
-    rnd = policies.random_matched(learned, seed=0)
-    assert sorted(rnd) == sorted(learned) and rnd == policies.random_matched(learned, seed=0)
+
+
+def test_uncertainty_thresholds_come_from_the_reference_split():
+    reference = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert policies.quantile(reference, 0.5) == 2.0 and policies.quantile(reference, 0.375) == 1.5
+    ents = [0.5, 1.5, 2.5, 3.5]
+    assert policies.uncertainty(ents, policies.quantile(reference, 0.5)) == [0, 0, 2, 2]
+    assert policies.uncertainty(ents, 3.0, 1.0) == [0, 1, 1, 2]
+    sweep = dict(policies.uncertainty_sweep(ents, reference, [0.0, 0.5, 1.0], coarse_width=0.25))
+    assert sweep[-1.0] == [2, 2, 2, 2] and sweep[2.0] == [0, 0, 0, 0]
+    assert sweep[0.5] == [0, 1, 2, 2]            # COARSE between the 0.25 and 0.5 quantiles (1.0, 2.0]
+    assert sweep[1.0] == [0, 0, 0, 1]            # nothing above the max (4.0); COARSE above the 0.75 quantile (3.0)
+    assert sweep[0.0] == [2, 2, 2, 2]
+
+
+def test_random_curve_is_nested_and_exact():
+    lower, higher = policies.random_full(20, 0.3, seed=1), policies.random_full(20, 0.6, seed=1)
+    assert lower.count(2) == 6 and higher.count(2) == 12
+    assert all(h == 2 for lo, h in zip(lower, higher) if lo == 2)
+    assert policies.random_full(20, 0.3, seed=1) == lower and policies.random_full(20, 0.3, seed=2) != lower
+
+
+def test_accuracy_at_equal_cost_interpolates_on_the_curve():
+    curve = [{"vision_tokens": 0.0, "accuracy": 0.4}, {"vision_tokens": 10.0, "accuracy": 0.6},
+             {"vision_tokens": 10.0, "accuracy": 0.8}, {"vision_tokens": 20.0, "accuracy": 0.9}]
+    assert policies.at_cost(curve, 5.0) == pytest.approx(0.55)   # 0.4 -> mean(0.6, 0.8) at 10
+    assert policies.at_cost(curve, 15.0) == pytest.approx(0.8)
+    assert policies.at_cost(curve, 25.0) is None
+
+
+def test_baselines_use_params_and_policy_split(params):
+    ecfg = {**params["evaluation"], "seed": 0}
+    gens = [gen([0, 0, 0], e) for e in (0.5, 1.5, 2.5, 3.5)]
+    points, curves, thr = baselines(gens, [0, 2, 2, 0], reference=[0.0, 1.0, 2.0, 3.0, 4.0], ecfg=ecfg)
+    assert thr["uncertainty"]["full_above"] == 2.0 and points["uncertainty"] == [0, 0, 2, 2]
+    assert thr["uncertainty_coarse"]["coarse_above"] == 1.0 and points["uncertainty_coarse"] == [0, 1, 1, 2]
+    assert sorted(points["random"]) == [0, 0, 2, 2]
+    assert len(curves["random"]) == len(ecfg["random_ratios"]) and len(curves["uncertainty"]) == len(ecfg["uncertainty"]["sweep"]) + 2
+
+
+def test_params_are_checked_with_one_line(params):
+    check_params(params["evaluation"])
+    bad = {**params["evaluation"], "uncertainty": {**params["evaluation"]["uncertainty"], "coarse_quantiles": [0.8, 0.2]}}
+    with pytest.raises(VovnetError, match=r"^params.yaml: evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2$"):
+        check_params(bad)
+    with pytest.raises(VovnetError, match=r"evaluation.random_ratios: expected a number in \[0, 1\], got 1.5"):
+        check_params({**params["evaluation"], "random_ratios": [0.5, 1.5]})
+
+
+def fig(acc, tokens):
+    return {"accuracy": acc, "vision_tokens": tokens, "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25}}
+
+
+def test_headline_has_at_most_25_keys_and_answerless_splits_keep_cost():
+    points = {k: fig(0.5, 10.0) for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)}
+    counts = {"questions": 4, "unresolved": 1, "too_long": 0, "overlap": 0}
+    m = report.headline(fig(0.123456, 5.0), points, {k: 0.4 for k in report.CURVE_BASELINES}, counts, True)
+    keys = report.flat_keys(m)
+    assert len(keys) <= 25 and "learned.acc" in keys and "uncertainty_coarse.acc_at_learned" in keys
+    assert m["learned"]["acc"] == 0.1235
+    test = report.headline(fig(0.0, 5.0), {}, {}, counts, False)
+    assert test["learned"] == {"tokens": 5.0, "no": 0.5, "coarse": 0.25, "full": 0.25} and "acc" not in test["learned"]
+    table = report.table("mmbench", [("learned", fig(0.5, 5.0)), ("always_full", fig(None, 16.0))])
+    assert "learned" in table and "0.5000" in table and "n/a" in table
+
+
+def test_plots_render_offline_pngs(tmp_path):
+    metrics = tmp_path / "metrics"
+    (metrics / "stage1").mkdir(parents=True)
+    (metrics / "stage1" / "loss.tsv").write_text("step\tloss\n0\t2.0\n1\t1.5\n2\t1.2\n")
+    (metrics / "lr.tsv").write_text("step\tlr\n0\t0.001\n1\t0.002\n")
+    assert plots.training_png(metrics, tmp_path / "training.png") == 2
+    pts = [{"policy": "learned", "param": s, "accuracy": 0.5 + s / 10, "vision_tokens": 10 * s} for s in (0.0, 1.0)]
+    plots.pareto_png(pts + [{"policy": "always_full", "param": None, "accuracy": 0.7, "vision_tokens": 16.0}],
+                     "t", tmp_path / "pareto.png")
+    for name in ("training.png", "pareto.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert b"<script" not in data and b"http://" not in data and b"https://" not in data
+    (metrics / "bad.tsv").write_text("step\tx\n0\tnot-a-number\n")
+    with pytest.raises(ValueError, match=r"bad.tsv: line 2: expected numeric step and value columns"):
+        plots.training_png(metrics, tmp_path / "t2.png")
+
+
+def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
+    """Whole questions under max_samples, FULL over evaluation.max_length scored too_long (the set goes
+    on), the headline within 25 keys, the report's breakdowns, and the offline Pareto PNG."""
+    import torch
+
+    from vovnet.evaluation.core import evaluate_set, load_eval_records
+    from vovnet.model.encoding import Encoder
+    from vovnet.model.factory import build_vovnet, save_vovnet
+
+    params = load_params("params.yaml")
+    torch.manual_seed(0)
+    model, processor = build_vovnet(params)
+    save_vovnet(model, processor, params, "models/vovnet")
+    set_cfg = params["evaluation"]["sets"]["mmbench"]
+    records = load_eval_records("mmbench", set_cfg, 2)
+    enc = Encoder(processor, params["vision_budget"], 10 ** 9)
+    longest_coarse = max(len(enc.encode(r, [], "no", with_target=False)["input_ids"]) + 8 for r in records)
+    params["evaluation"].update(max_samples=2, max_length=longest_coarse, batch_size=4)
+    result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench")
+    m, rep = result["metrics"], result["report"]
+    assert m["questions"] == 2 and rep["records"] == len(records) == 8
+    assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0 and m["too_long"] == 8
+    assert m["always_full"]["acc"] == 0.0 and len(report.flat_keys(m)) <= 25
+    assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]
+    preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
+    assert all(p["outputs_by_action"]["full"] == "" for p in preds)
+    assert open("eval/mmbench/pareto.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "learned" in result["table"] and "uncertainty_coarse" in result["table"]

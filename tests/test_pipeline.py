@@ -24,19 +24,26 @@ def test_repro_runs_everything_then_nothing(repo):
     stages = ran(out)
     assert {"merge", "model", "train", "normalize@mmbench", "evaluate@mmbench", "evaluate@mmbench_test"} <= stages
     for f in ("models/vovnet/head.safetensors", "metrics/train.json", "eval/mmbench/metrics.json",
-              "eval/mmbench/pareto.json", "eval/mmbench_test/submission.tsv", "data/processed/mmbench_core/mmbench_core_train.jsonl"):
+              "eval/mmbench/pareto.json", "eval/mmbench/report.json", "eval/mmbench/pareto.png", "plots/training.png",
+              "eval/mmbench_test/submission.tsv", "data/processed/mmbench_core/mmbench_core_train.jsonl"):
         assert (repo / f).exists(), f
     import json
 
+    from vovnet.evaluation.report import flat_keys
+
     pareto = json.loads((repo / "eval" / "mmbench" / "pareto.json").read_text())
     policies = {p["policy"] for p in pareto}
-    assert {"learned", "always_full", "always_coarse", "no_vision", "random_matched", "uncertainty"} <= policies
+    assert {"learned", "always_full", "always_coarse", "no_vision", "random", "uncertainty", "uncertainty_coarse"} <= policies
     assert all({"accuracy", "vision_tokens", "ratio_no", "ratio_coarse", "ratio_full"} <= set(p) for p in pareto)
     assert len([p for p in pareto if p["policy"] == "learned"]) >= 5
     metrics = json.loads((repo / "eval" / "mmbench" / "metrics.json").read_text())
-    assert metrics["learned"]["protocol"] == "mmbench_circular" and set(metrics["baselines"]) >= {"always_full"}
+    assert len(flat_keys(metrics)) <= 25 and {"acc", "tokens", "acc_at_learned"} <= set(metrics["uncertainty"])
+    rep = json.loads((repo / "eval" / "mmbench" / "report.json").read_text())
+    assert rep["thresholds"]["uncertainty"]["quantile"] == 0.5 and "per_category" in rep["learned"]
     test_metrics = json.loads((repo / "eval" / "mmbench_test" / "metrics.json").read_text())
-    assert test_metrics["accuracy"] is None and "no answers" in test_metrics["note"]
+    assert "acc" not in test_metrics["learned"] and test_metrics["learned"]["tokens"] >= 0
+    assert "no answers" in json.loads((repo / "eval" / "mmbench_test" / "report.json").read_text())["note"]
+    assert "policy" in out and "vision tokens" in out  # each evaluate stage prints its table
     header = (repo / "eval" / "mmbench_test" / "submission.tsv").read_text().splitlines()[0].split("\t")
     assert header[:8] == ["index", "question", "hint", "A", "B", "C", "D", "prediction"]
     preds = [json.loads(x) for x in (repo / "eval" / "mmmu" / "predictions.jsonl").read_text().splitlines()]
@@ -72,7 +79,7 @@ def test_exp_run_lr_reruns_only_train_and_downstream(repo):
     assert "train" in stages and any(s.startswith("evaluate@") for s in stages)
     assert not any(s.startswith(("download@", "normalize@")) or s in ("merge", "model") for s in stages), stages
     shown = sh(repo, "dvc", "exp", "show", "--csv")
-    assert "1e-05" in shown and "accuracy" in shown
+    assert "1e-05" in shown and "learned.acc" in shown
 
 
 def test_textvqa_param_reruns_only_its_stages(repo):

@@ -78,7 +78,8 @@ TRAIN = {
     "save_every": 20,
     "resume": "auto",          # auto: continue from the latest checkpoint | never
     "checkpoint_dir": "checkpoints/train",
-    "train_file": "data/processed/mmbench_core/mmbench_core_train.jsonl",
+    "train_file": "data/processed/mmbench_core/mmbench_core_train.jsonl",    # stage 1 (the LM's branches)
+    "policy_file": "data/processed/mmbench_core/mmbench_core_val.jsonl",     # stage 2 (the head), disjoint from stage 1
     "output_dir": "models/vovnet",
 }
 EVALUATION = {
@@ -88,7 +89,13 @@ EVALUATION = {
     "max_new_tokens": 16,
     "seed": 0,                  # MMMU's random fallback and the random baseline
     "max_samples": None,
-    "uncertainty_threshold": None,  # null: the median text-pass entropy
+    "max_length": 4096,         # prompt tokens per action; longer items score wrong at that action (too_long)
+    "uncertainty": {            # thresholds: quantiles of the text-pass entropy on train.policy_file
+        "quantile": 0.5,                          # the reported point: FULL above this quantile, else NO
+        "coarse_quantiles": [0.25, 0.75],         # the COARSE variant: COARSE above the first, FULL above the second
+        "sweep": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],  # the curve's quantiles
+    },
+    "random_ratios": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],  # the random curve's FULL shares
     "cost_shifts": [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0],
     "allow_overlap": False,
 }

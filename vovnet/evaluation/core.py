@@ -1,4 +1,4 @@
-"""The one evaluation core: leakage guard, generation, protocol scoring, baselines, Pareto sweep."""
+"""The one evaluation core: leakage guard, generation, protocol scoring, baselines as curves, Pareto sweep."""
 from __future__ import annotations
 
 import csv
@@ -7,54 +7,128 @@ from pathlib import Path
 
 import torch
 
-from vovnet import VovnetError
+from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
-from vovnet.evaluation import policies
-from vovnet.model.generation import generate_all
-from vovnet.evaluation.protocols import get_protocol
+from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation.protocols import get_protocol, strip_thinking
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
-from vovnet.model.factory import load_vovnet
 from vovnet.model.encoding import Encoder, RecordDataset
+from vovnet.model.factory import load_vovnet
+from vovnet.model.generation import generate_all, text_pass_features
 
 log = logging.getLogger("vovnet.evaluate")
+SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.
 LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
-SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
+UNBOUNDED = 2 ** 62  # the encoder's own limit is off here: evaluation applies evaluation.max_length per action
 
 
-def leakage_guard(records: list[dict], train_file: str, allow: bool) -> dict:
-    train = list(read_jsonl(train_file)) if Path(train_file).exists() else []
-    hits = find_overlap(records, train)
-    if hits and not allow:
-        examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
-        raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {train_file} "
-                          f"(by id or image+question; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
-    return {"overlap_with_train": len(hits), "overlap_allowed": bool(allow and hits)}
+def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> int:
+    """Records that overlap any training file (stage 1's or stage 2's), by id or image+question."""
+    total = 0
+    for path in train_files:
+        train = list(read_jsonl(path)) if Path(path).exists() else []
+        hits = find_overlap(records, train)
+        if hits and not allow:
+            examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
+            raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
+                              f"(by id or image+question; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
+        total += len(hits)
+    return total
 
 
-def policy_metrics(protocol, records: list[dict], gens: list[dict], choices: list[int], seed: int) -> tuple[dict, list]:
-    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, choices)]
-    rows, summary = protocol.score_records(records, outputs, seed)
-    n = max(1, len(choices))
-    m = dict(summary)
-    m["mean_vision_tokens"] = sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n
-    m["action_ratio"] = {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)}
-    m["accuracy_per_action"] = {}
-    for i, a in enumerate(ACTIONS):
-        sel = [k for k, c in enumerate(choices) if c == i]
-        m["accuracy_per_action"][a] = sum(rows[k]["score"] for k in sel) / len(sel) if sel else None
-    m["unresolved"] = sum(not r["resolved"] for r in rows)
-    return m, rows
+def check_params(ecfg: dict) -> None:
+    """The evaluation keys a typo could silently bend, checked with one line each."""
+    def share(value, where: str) -> None:
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise VovnetError(f"params.yaml: evaluation.{where}: expected a number in [0, 1], got {value!r}")
+
+    if not isinstance(ecfg["max_length"], int) or ecfg["max_length"] < 1:
+        raise VovnetError(f"params.yaml: evaluation.max_length: expected a positive integer, got {ecfg['max_length']!r}")
+    ucfg = ecfg["uncertainty"]
+    share(ucfg["quantile"], "uncertainty.quantile")
+    pair = ucfg["coarse_quantiles"]
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise VovnetError(f"params.yaml: evaluation.uncertainty.coarse_quantiles: expected [low, high], got {pair!r}")
+    for v in pair:
+        share(v, "uncertainty.coarse_quantiles")
+    if pair[0] > pair[1]:
+        raise VovnetError(f"params.yaml: evaluation.uncertainty.coarse_quantiles: low {pair[0]} above high {pair[1]}")
+    for key, values in (("uncertainty.sweep", ucfg["sweep"]), ("random_ratios", ecfg["random_ratios"])):
+        if not isinstance(values, list) or not values:
+            raise VovnetError(f"params.yaml: evaluation.{key}: expected a non-empty list, got {values!r}")
+        for v in values:
+            share(v, key)
 
 
-def _point(name: str, m: dict, shift=None) -> dict:
-    return {"policy": name, "cost_shift": shift, "accuracy": m["accuracy"], "vision_tokens": m["mean_vision_tokens"],
-            **{f"ratio_{a}": r for a, r in m["action_ratio"].items()}}
+def load_eval_records(name: str, set_cfg: dict, max_questions: int | None) -> list[dict]:
+    path = processed_file(set_cfg["dataset"], set_cfg["split"])
+    records = scoring.take_questions(list(read_jsonl(path)), max_questions)
+    if not records:
+        raise VovnetError(f"evaluation set {name}: no records in {path}")
+    scoring.check_whole_groups(records, str(path))
+    return records
 
 
-def write_submission(path: Path, records: list[dict], gens: list[dict], choices: list[int], protocol: str) -> None:
+def policy_split_entropies(model, processor, encoder, params: dict, eval_path: Path, device) -> list[float]:
+    """Text-pass entropies on the policy split: the uncertainty baseline's thresholds come from here."""
+    path = Path(params["train"]["policy_file"])
+    if not path.exists():
+        raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) is missing; the uncertainty "
+                          f"baseline's thresholds are chosen on it")
+    if path.resolve() == eval_path.resolve():
+        raise VovnetError(f"evaluation: {path} is both the evaluated split and train.policy_file; thresholds must "
+                          f"not be chosen on the evaluated split")
+    records = list(read_jsonl(path))
+    if not records:
+        raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) has no records")
+    feats = text_pass_features(model, processor, encoder, records, params["evaluation"]["batch_size"], device)
+    return [f["entropy"] for f in feats]
+
+
+def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg: dict) -> tuple[dict, dict, dict]:
+    """(single points: name -> choices, curves: name -> [(param, choices)], the reported thresholds)."""
+    ucfg, seed, n = ecfg["uncertainty"], ecfg["seed"], len(gens)
+    ents = [g["entropy"] for g in gens]
+    q_lo, q_hi = ucfg["coarse_quantiles"]
+    thresholds = {"uncertainty": {"quantile": ucfg["quantile"], "full_above": policies.quantile(reference, ucfg["quantile"])},
+                  "uncertainty_coarse": {"quantiles": [q_lo, q_hi], "coarse_above": policies.quantile(reference, q_lo),
+                                         "full_above": policies.quantile(reference, q_hi)}}
+    points = {"always_full": policies.constant(gens, 2), "always_coarse": policies.constant(gens, 1),
+              "no_vision": policies.constant(gens, 0), "random": policies.random_matched(learned, seed),
+              "uncertainty": policies.uncertainty(ents, thresholds["uncertainty"]["full_above"]),
+              "uncertainty_coarse": policies.uncertainty(ents, thresholds["uncertainty_coarse"]["full_above"],
+                                                         thresholds["uncertainty_coarse"]["coarse_above"])}
+    curves = {"random": [(r, policies.random_full(n, r, seed)) for r in ecfg["random_ratios"]],
+              "uncertainty": policies.uncertainty_sweep(ents, reference, ucfg["sweep"]),
+              "uncertainty_coarse": policies.uncertainty_sweep(ents, reference, ucfg["sweep"], q_hi - q_lo)}
+    return points, curves, thresholds
+
+
+def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: dict, reference: list[float],
+                     params: dict, breakdowns: tuple) -> tuple[dict, list[dict]]:
+    """Baselines (points and curves), each curve read at the learned policy's cost, and the learned
+    policy's cost-shift sweep: (report entries, Pareto points)."""
+    ecfg, cost_norm = params["evaluation"], params["policy"]["cost_norm"]
+    points, curves, thresholds = baselines(gens, learned, reference, ecfg)
+    figs = {k: scoring.policy_figures(records, qs, rows, gens, c, breakdowns, detail=True) for k, c in points.items()}
+    pareto, curve_points, at_learned = [], {}, {}
+    for cname, curve in curves.items():
+        pts = [report.pareto_point(cname, scoring.policy_figures(records, qs, rows, gens, c), p) for p, c in curve]
+        curve_points[cname] = sorted(pts, key=lambda p: (p["vision_tokens"], p["param"]))
+        at_learned[cname] = policies.at_cost(pts, learned_fig["vision_tokens"])
+        pareto.extend(pts)
+    for shift in ecfg["cost_shifts"]:
+        fig = scoring.policy_figures(records, qs, rows, gens, policies.learned(gens, shift, cost_norm))
+        pareto.append(report.pareto_point("learned", fig, shift))
+    pareto.extend(report.pareto_point(k, f) for k, f in [("learned", learned_fig), *figs.items()])
+    return {"baselines": figs, "thresholds": thresholds, "curves": curve_points,
+            "accuracy_at_learned_tokens": at_learned}, pareto
+
+
+def write_submission(path: Path, records: list[dict], outputs: list[str], protocol: str) -> None:
     """MMBench's upload layout (source columns + `prediction`, an option letter); other protocols:
     id, question, prediction (the raw answer)."""
     from vovnet.evaluation.protocols.mmbench import extract_choice
@@ -63,69 +137,73 @@ def write_submission(path: Path, records: list[dict], gens: list[dict], choices:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         if protocol != "mmbench":
             w.writerow(["id", "question", "prediction"])
-            for rec, g, c in sorted(zip(records, gens, choices), key=lambda t: t[0]["id"]):
-                w.writerow([rec["meta"].get("source_id", rec["id"]), rec["question"], g["outputs"][ACTIONS[c]]])
+            for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["id"]):
+                w.writerow([rec["meta"].get("source_id", rec["id"]), rec["question"], out])
             return
         w.writerow(SUBMISSION_COLUMNS)
-        for rec, g, c in sorted(zip(records, gens, choices), key=lambda t: t[0]["meta"].get("index", 0)):
+        for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["meta"].get("index", 0)):
             opts = (rec["choices"] or []) + [""] * (4 - len(rec["choices"] or []))
-            pred = extract_choice(g["outputs"][ACTIONS[c]], rec["choices"] or []) or ""
+            pred = extract_choice(out, rec["choices"] or []) or ""
             w.writerow([rec["meta"].get("index", rec["id"]), rec["question"], rec["hint"] or "", *opts[:4], pred,
                         rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])
 
 
 def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict:
+    """Writes metrics.json (headline), report.json, pareto.json, predictions.jsonl, submission.tsv;
+    returns {"metrics", "report", "table"}."""
     ecfg, pcfg = params["evaluation"], params["policy"]
     out_dir = Path(out_dir)
-    records = list(read_jsonl(processed_file(set_cfg["dataset"], set_cfg["split"])))
-    if ecfg["max_samples"] is not None:
-        records = records[: ecfg["max_samples"]]
-    if not records:
-        raise VovnetError(f"evaluation set {name}: no records in {processed_file(set_cfg['dataset'], set_cfg['split'])}")
-    guard = leakage_guard(records, params["train"]["train_file"], ecfg["allow_overlap"])
+    check_params(ecfg)
+    records = load_eval_records(name, set_cfg, ecfg["max_samples"])
+    overlap = leakage_guard(records, [params["train"]["train_file"], params["train"]["policy_file"]],
+                            ecfg["allow_overlap"])
     protocol = get_protocol(set_cfg["protocol"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(ecfg["seed"])
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
-    encoder = Encoder(processor, params["vision_budget"], params["train"]["max_length"])
-    dataset = RecordDataset(records, encoder, with_target=False)
-    gens = generate_all(model, processor, dataset, ecfg["batch_size"], ecfg["max_new_tokens"], device)
-    choices = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
+    gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],
+                        ecfg["max_new_tokens"], device, ecfg["max_length"])
+    learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
-    metrics: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], **guard,
-                     "latency": LATENCY_NOTE}
+    qs = scoring.questions(records)
+    rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
+    breakdowns = getattr(protocol, "BREAKDOWNS", ())
+    learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
+    counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"],
+              "too_long": sum(any(g["too_long"].values()) for g in gens), "overlap": overlap}
+    rep: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], "protocol": set_cfg["protocol"],
+                 "records": len(records), **counts, "overlap_allowed": bool(ecfg["allow_overlap"] and overlap),
+                 "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
+                 "learned": learned_fig, "latency": LATENCY_NOTE}
     pareto: list[dict] = []
-    rows: list[dict] = [{"parsed": None, "resolved": None, "score": None}] * len(records)
-    write_submission(out_dir / "submission.tsv", records, gens, choices, set_cfg["protocol"])
-    if not has_answers:
-        metrics.update(accuracy=None, submission=str(out_dir / "submission.tsv"),
-                       note="this split has no answers: predictions written in the benchmark's upload layout, no score")
+    if has_answers:
+        reference = policy_split_entropies(model, processor, encoder, params,
+                                           processed_file(set_cfg["dataset"], set_cfg["split"]), device)
+        compared, pareto = compare_policies(records, qs, rows, gens, learned, learned_fig, reference, params, breakdowns)
+        rep.update(compared)
+        metrics = report.headline(learned_fig, compared["baselines"], compared["accuracy_at_learned_tokens"], counts, True)
+        table_rows = [("learned", learned_fig), *compared["baselines"].items()]
     else:
-        learned, rows = policy_metrics(protocol, records, gens, choices, ecfg["seed"])
-        metrics["learned"] = learned
-        metrics["accuracy"], metrics["mean_vision_tokens"] = learned["accuracy"], learned["mean_vision_tokens"]
-        baselines = {"always_full": policies.constant(gens, 2), "always_coarse": policies.constant(gens, 1),
-                     "no_vision": policies.constant(gens, 0),
-                     "random_matched": policies.random_matched(choices, ecfg["seed"])}
-        unc, thr = policies.uncertainty(gens, ecfg["uncertainty_threshold"])
-        baselines["uncertainty"] = unc
-        metrics["baselines"] = {}
-        for bname, bchoices in baselines.items():
-            metrics["baselines"][bname] = policy_metrics(protocol, records, gens, bchoices, ecfg["seed"])[0]
-            pareto.append(_point(bname, metrics["baselines"][bname]))
-        metrics["baselines"]["uncertainty"]["threshold"] = thr
-        for shift in ecfg["cost_shifts"]:
-            m = policy_metrics(protocol, records, gens, policies.learned(gens, shift, pcfg["cost_norm"]), ecfg["seed"])[0]
-            pareto.append(_point("learned", m, shift))
+        rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
+        metrics = report.headline(learned_fig, {}, {}, counts, False)
+        table_rows = [("learned", learned_fig)]
+    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]
+    write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs], set_cfg["protocol"])
     preds = []
-    for rec, g, c, r in zip(records, gens, choices, rows):
+    for k, (rec, g, c) in enumerate(zip(records, gens, learned)):
+        r = rows[ACTIONS[c]][k]
         preds.append({"id": rec["id"], "action": ACTIONS[c], "vision_tokens": g["vision_tokens"][ACTIONS[c]],
-                      "output": g["outputs"][ACTIONS[c]], "parsed": r["parsed"], "score": r["score"],
-                      "correct": None if r["score"] is None else r["score"] >= 1.0, "policy_scores": g["scores"],
-                      "outputs_by_action": g["outputs"], "vision_tokens_by_action": g["vision_tokens"]})
+                      "output": g["outputs"][ACTIONS[c]], "parsed": r["parsed"],
+                      "score": r["score"] if has_answers else None, "too_long": r["too_long"],
+                      "policy_scores": g["scores"], "outputs_by_action": g["outputs"],
+                      "vision_tokens_by_action": g["vision_tokens"]})
     preds.sort(key=lambda p: p["id"])
     write_jsonl(out_dir / "predictions.jsonl", preds)
-    write_json(out_dir / "pareto.json", sorted(pareto, key=lambda p: (p["vision_tokens"], p["policy"], p["cost_shift"] or 0)))
+    pareto.sort(key=lambda p: (p["vision_tokens"], p["policy"], p["param"] is not None, p["param"] or 0))
+    write_json(out_dir / "pareto.json", pareto)
+    plots.pareto_png(pareto, f"{name}: accuracy against vision tokens" if has_answers
+                     else f"{name}: no answers in this split, nothing to plot", out_dir / "pareto.png")
+    write_json(out_dir / "report.json", rep)
     write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return {"metrics": metrics, "report": rep, "table": report.table(name, table_rows)}

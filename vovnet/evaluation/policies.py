@@ -1,11 +1,19 @@
-"""Which action each question gets: the learned policy (with an inference-time cost shift) and baselines."""
+"""Which action each question gets: the learned policy (with an inference-time cost shift) and baselines.
+
+Baselines are curves, not points: uncertainty thresholds swept over entropy quantiles and random choices
+at several FULL ratios, so "beats X at equal cost" is read on X's curve at the learned policy's cost.
+Uncertainty thresholds are quantiles of the text-pass entropy on the policy split (stage 2's data),
+never on the split being evaluated.
+"""
 from __future__ import annotations
 
+import math
 import random
-import statistics
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.policy import choose_action
+
+NO, COARSE, FULL = range(3)
 
 
 def learned(gens: list[dict], cost_shift: float, cost_norm: float) -> list[int]:
@@ -23,8 +31,61 @@ def random_matched(choices: list[int], seed: int) -> list[int]:
     return shuffled
 
 
-def uncertainty(gens: list[dict], threshold: float | None) -> tuple[list[int], float]:
-    """Text-pass entropy above the threshold -> FULL vision, else NO vision; default threshold: the median."""
-    ents = [g["entropy"] for g in gens]
-    thr = statistics.median(ents) if threshold is None and ents else (threshold or 0.0)
-    return [2 if e > thr else 0 for e in ents], thr
+def random_full(n: int, ratio: float, seed: int) -> list[int]:
+    """FULL for round(ratio * n) questions drawn at random, NO for the rest. One seeded order serves every
+    ratio, so a higher ratio adds questions to a lower one's FULL set (a monotone curve)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    chosen = set(order[: round(ratio * n)])
+    return [FULL if i in chosen else NO for i in range(n)]
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated quantile (numpy's default), q in [0, 1]."""
+    vals = sorted(values)
+    pos = q * (len(vals) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
+def uncertainty(entropies: list[float], full_above: float, coarse_above: float | None = None) -> list[int]:
+    """Entropy above `full_above` -> FULL; else above `coarse_above` (when given) -> COARSE; else NO."""
+    out = []
+    for e in entropies:
+        if e > full_above:
+            out.append(FULL)
+        elif coarse_above is not None and e > coarse_above:
+            out.append(COARSE)
+        else:
+            out.append(NO)
+    return out
+
+
+def uncertainty_sweep(entropies: list[float], reference: list[float], quantiles: list[float],
+                      coarse_width: float | None = None) -> list[tuple[float, list[int]]]:
+    """(q, choices) per swept quantile q, thresholds taken from the reference (policy-split) entropies,
+    plus both ends (all FULL as q=-1, all NO as q=2). FULL above the q quantile; the COARSE variant
+    (`coarse_width` w) looks coarsely between the q - w and q quantiles, so q alone sets the FULL share."""
+    points = [(-1.0, [FULL] * len(entropies)), (2.0, [NO] * len(entropies))]
+    for q in quantiles:
+        full_above = quantile(reference, q)
+        coarse_above = quantile(reference, max(0.0, q - coarse_width)) if coarse_width else None
+        points.append((q, uncertainty(entropies, full_above, coarse_above)))
+    return points
+
+
+def at_cost(curve: list[dict], tokens: float) -> float | None:
+    """Accuracy on a baseline's curve at `tokens` mean vision tokens: linear between its neighbouring
+    points (equal-cost points averaged); None outside the curve's range."""
+    by_cost: dict[float, list[float]] = {}
+    for p in curve:
+        by_cost.setdefault(p["vision_tokens"], []).append(p["accuracy"])
+    xs = sorted(by_cost)
+    ys = [sum(by_cost[x]) / len(by_cost[x]) for x in xs]
+    if not xs or tokens < xs[0] or tokens > xs[-1]:
+        return None
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x0 <= tokens <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (tokens - x0) / (x1 - x0)
+    return ys[0]  # a single-point curve at exactly this cost

@@ -30,6 +30,7 @@ from vovnet.model.policy import choose_action
 
 log = logging.getLogger("vovnet.predict")
 POLICIES = ("learned", "full", "coarse", "none")
+UNBOUNDED = 2 ** 62
 CONSTANT = {"full": "full", "coarse": "coarse", "none": "no"}
 
 
@@ -47,12 +48,14 @@ class Predictor:
     """A loaded VoVNet that answers batches of requests with only the chosen branch."""
 
     def __init__(self, model, processor, budgets: dict, max_length: int, device, opts: PredictOptions):
+        """`max_length`: prompt tokens allowed per action (evaluation.max_length); a longer prompt is a reject."""
         if opts.policy not in POLICIES:
             raise VovnetError(f"--policy {opts.policy!r}: expected one of {', '.join(POLICIES)}")
         if opts.batch_size < 1 or opts.max_new_tokens < 1:
             raise VovnetError("--batch-size and max_new_tokens must be at least 1")
         self.model, self.processor, self.device, self.opts = model, processor, device, opts
-        self.encoder = Encoder(processor, budgets, max_length)
+        self.encoder = Encoder(processor, budgets, UNBOUNDED)  # the limit is checked here, per request
+        self.max_length = max_length
         self.ids = TokenIds.of(processor)
 
     def _tokens_per_action(self, req: Request) -> list[int]:
@@ -68,12 +71,18 @@ class Predictor:
     def answer_batch(self, reqs: list[Request], forced: list[str] | None = None) -> tuple[list[dict], list[RejectedLine]]:
         """Answers (in `reqs` order, rejected ones left out) and the requests rejected on the way."""
         t0 = time.perf_counter()
+        rejects: list[RejectedLine] = []
         encs_no = [self.encoder.encode(r.rec, [], "no", with_target=False) for r in reqs]
+        fits = [j for j, e in enumerate(encs_no) if self._fits(reqs[j], e, "no", rejects)]
+        if len(fits) < len(reqs):
+            reqs, encs_no = [reqs[j] for j in fits], [encs_no[j] for j in fits]
+            forced = [forced[j] for j in fits] if forced else None
+            if not reqs:
+                return [], rejects
         prefill = text_prefill(self.model.lm, encs_no, self.ids.pad, self.ids.image, self.device)
         scores = self.model.policy_scores(prefill.features).float().cpu()
         actions = forced or self._choose(reqs, scores)
         answers: dict[int, dict] = {}
-        rejects: list[RejectedLine] = []
         for action in ACTIONS:  # regrouped by action; the cheapest answers are out first
             rows = [j for j, a in enumerate(actions) if a == action]
             encs: list[dict] | None = None
@@ -85,9 +94,11 @@ class Predictor:
                     except Reject as exc:
                         rejects.append(RejectedLine(reqs[j].line, reqs[j].id, exc.field, exc.reason))
                         continue
-                    kept.append(j)
-                    encs.append(self.encoder.encode(reqs[j].rec, images, action, with_target=False,
-                                                    prefix_len=encs_no[j]["prefix_len"]))
+                    enc = self.encoder.encode(reqs[j].rec, images, action, with_target=False,
+                                              prefix_len=encs_no[j]["prefix_len"])
+                    if self._fits(reqs[j], enc, action, rejects):
+                        kept.append(j)
+                        encs.append(enc)
                 rows = kept
             tokens = answer_action(self.model, prefill, rows, encs, action, self.ids, self.opts.max_new_tokens)
             done = time.perf_counter()
@@ -99,6 +110,14 @@ class Predictor:
                               "latency_ms": (done - t0) * 1000.0, "policy_scores": scores[j].tolist(),
                               "_line": reqs[j].line}
         return [answers[j] for j in sorted(answers)], rejects
+
+    def _fits(self, req: Request, enc: dict, action: str, rejects: list[RejectedLine]) -> bool:
+        if len(enc["input_ids"]) <= self.max_length:
+            return True
+        rejects.append(RejectedLine(req.line, req.id, "question" if action == "no" else "image",
+                                    f"prompt of {len(enc['input_ids'])} tokens with {action} vision exceeds "
+                                    f"evaluation.max_length {self.max_length}"))
+        return False
 
     def warm_up(self, reqs: list[Request]) -> None:
         """Every branch once on the first request, untimed (first calls allocate and pick kernels)."""
@@ -175,7 +194,8 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     rank, world = state.process_index, state.num_processes
     reqs, rejects = read_requests(input_path, sources, keep=lambda n: n % world == rank)
     model, processor, _ = load_vovnet(model_dir, params, state.device)
-    predictor = Predictor(model, processor, params["vision_budget"], params["train"]["max_length"], state.device, opts)
+    predictor = Predictor(model, processor, params["vision_budget"], params["evaluation"]["max_length"], state.device,
+                          opts)
     if opts.warmup:
         predictor.warm_up(reqs)
     state.wait_for_everyone()

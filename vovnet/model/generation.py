@@ -177,24 +177,42 @@ def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | N
 
 
 @torch.no_grad()
-def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device,
+def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device, max_length: int,
                  progress: bool = True) -> list[dict]:
     """Every action's greedy answer for every question (evaluation scores all policies on these).
 
-    `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i."""
+    `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i. An action whose prompt
+    exceeds `max_length` tokens is not generated: its output is '' and `too_long` marks it, so one long
+    item costs its own score and never the whole set. The text pass always runs."""
     ids, tok = TokenIds.of(processor), processor.tokenizer
     results: list[dict] = []
     for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate", disable=not progress):
         encs = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
         scores = model.policy_scores(prefill.features).float().cpu()
-        per = [{"outputs": {}, "vision_tokens": {}, "scores": scores[j].tolist(),
+        per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
                 "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
-        rows = list(range(len(encs)))
         for action in ACTIONS:
-            answers = answer_action(model, prefill, rows, [e[action] for e in encs], action, ids, max_new_tokens)
-            for j, answer in enumerate(answers):
+            for j, e in enumerate(encs):
+                per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
+                per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
+                per[j]["outputs"][action] = ""
+            rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
+            answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens)
+            for j, answer in zip(rows, answers):
                 per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
-                per[j]["vision_tokens"][action] = int(encs[j][action]["vision_tokens"])
         results.extend(per)
+    return results
+
+
+@torch.no_grad()
+def text_pass_features(model, processor, encoder, records: list[dict], batch_size: int, device) -> list[dict]:
+    """The policy's scores and the answer entropy of the text-only pass (no image is read), per record."""
+    ids = TokenIds.of(processor)
+    results: list[dict] = []
+    for start in range(0, len(records), batch_size):
+        encs = [encoder.encode(r, [], "no", with_target=False) for r in records[start:start + batch_size]]
+        prefill = text_prefill(model.lm, encs, ids.pad, ids.image, device)
+        scores = model.policy_scores(prefill.features).float().cpu()
+        results.extend({"scores": scores[j].tolist(), "entropy": float(prefill.features[1][j])} for j in range(len(encs)))
     return results

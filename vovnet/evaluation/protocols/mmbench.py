@@ -1,39 +1,37 @@
-"""MMBench: exact-matching answer extraction (no LLM judge) and CircularEval.
+"""MMBench: VLMEvalKit's exact matching (no LLM judge), scored per rotation; CircularEval in the core.
 
-A question with N options is asked N times with rotated options (the source's circular copies share
-`meta.circular_group`); it scores 1 only if every rotation is answered correctly.
+Follows open-compass/VLMEvalKit at commit e8e78f05 (2026-08-18): `can_infer` in
+vlmeval/utils/matching_util.py as `prefetch_answer` in vlmeval/dataset/utils/multiple_choice.py calls it
+under `judge model = exact_matching`. Reimplemented here, rule for rule:
+
+1. a known refusal phrase -> 'Z' (wrong);
+2. the output with `.()[],:;!*#{}` turned into spaces and split into words: if exactly one option letter
+   occurs as a word, it is the answer when its FIRST occurrence is among the last four words;
+   if no letter occurs but the word 'Z' does -> 'Z';
+3. "answer is X" / "correct answer is **X**" (case-insensitive, X in A-D, no word boundary after X);
+4. option text: only when the lowered output is at most twice the options' total length, and exactly
+   one option's text occurs in it.
+
+Anything else is unresolved ('Z' in VLMEvalKit) and therefore wrong. A question with N options is asked
+N times with rotated options (`meta.circular_group`); the evaluation core scores a question 1 only if
+every rotation is right, exactly as `mcq_circular_eval` does without a judge.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 from vovnet.data.records import LETTERS
-from vovnet.model.answer_parsing import extract_choice
+from vovnet.model.answer_parsing import REJECT, extract_choice, match_option
+
+__all__ = ["BREAKDOWNS", "REJECT", "extract_choice", "match_option", "score_records"]
+BREAKDOWNS = ("category", "l2_category")
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
-    rows, groups = [], defaultdict(list)
+    """Per rotation: parsed letter ('Z' refusal / None unresolved), resolved, score 0/1."""
+    rows = []
     for rec, out in zip(records, outputs):
-        pred = extract_choice(out, rec["choices"])
+        letter = match_option(out, rec["choices"])
         gold = rec["answer"]["label"]
-        correct = pred is not None and gold is not None and LETTERS.index(pred) == gold
-        rows.append({"parsed": pred, "resolved": pred is not None, "score": float(correct)})
-        groups[(rec["dataset"], rec["meta"].get("circular_group", rec["id"]))].append((rec, correct))
-    per_cat: dict[str, list[float]] = defaultdict(list)
-    per_l2: dict[str, list[float]] = defaultdict(list)
-    group_scores = []
-    for members in groups.values():
-        ok = float(all(c for _, c in members))
-        group_scores.append(ok)
-        meta = members[0][0]["meta"]
-        per_cat[meta.get("category") or "unknown"].append(ok)
-        per_l2[meta.get("l2_category") or "unknown"].append(ok)
-    summary = {
-        "protocol": "mmbench_circular",
-        "accuracy": sum(group_scores) / len(group_scores) if group_scores else 0.0,
-        "questions": len(group_scores),
-        "vanilla_accuracy": sum(r["score"] for r in rows) / len(rows) if rows else 0.0,
-        "per_category": {k: sum(v) / len(v) for k, v in sorted(per_cat.items())},
-        "per_l2_category": {k: sum(v) / len(v) for k, v in sorted(per_l2.items())},
-    }
-    return rows, summary
+        correct = letter not in (None, REJECT) and gold is not None and LETTERS.index(letter) == gold
+        rows.append({"parsed": letter, "resolved": letter not in (None, REJECT), "score": float(correct)})
+    vanilla = sum(r["score"] for r in rows) / len(rows) if rows else 0.0
+    return rows, {"protocol": "mmbench", "vanilla_accuracy": vanilla}

@@ -1,130 +1,134 @@
-"""MMMU: rule-based answer parsing as in the benchmark's own evaluation code (reimplemented).
+"""MMMU: the benchmark's own rule-based parsing and matching (no LLM judge), reimplemented.
 
-Multiple choice: '(X)' candidates, then ' X ' tokens, then (outputs over 5 words) option text; several
-candidates -> the one occurring last; none -> a seeded random option (also counted as unresolved).
-Open: tails after indicator words, numbers extracted and normalised; any gold contained / equal -> correct.
+Follows MMMU-Benchmark/MMMU mmmu/utils/eval_utils.py at commit bb0b95a9 (2025-05-19):
+`parse_multi_choice_response`, `parse_open_response`, `normalize_str`, `extract_numbers`, `eval_open`.
+
+Multiple choice: the output is stripped of `, . ! ? ; : '` (one character kind after another) and padded
+with spaces; candidates are '(X)', else ' X ', else (outputs of more than 5 words) option texts. Several
+candidates: the one whose last occurrence is latest, looked up in the form that found them (bracket,
+bare letter, or text); ties go to the earlier option. No candidate: a random option, as officially, but
+drawn from a generator seeded by (seed, record id) so that one question always gets the same draw under
+every policy; such answers are counted as unresolved.
+
+Open: the lowered output is split on newlines only (the official sentence split looks for capitals after
+lowercasing, so it never fires); in each part the shortest tail after an indicator word ('=' too in the
+last part) is kept; numbers are extracted with three independent patterns (with commas, scientific,
+simple), so "1,234" yields both 1234 and 234; each candidate is normalised (numbers rounded to 2 decimals,
+one-character strings padded to " x" and "x " so that they only match as a word edge). A string
+candidate is right when it contains a normalised gold string; a number when it equals a gold number.
 """
 from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
 
 from vovnet.data.records import LETTERS
 
-INDICATORS = ["could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result "]
-NUMBER_PATTERNS = [r"-?\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b",            # 1,234.5
-                   r"-?\d+(?:\.\d+)?[eE][+-]?\d+",                  # 1.2e-3
-                   r"-?(?:\d+\.\d+|\.\d+|\d+)\b(?![eE][+-]?\d+)(?![,]\d)"]  # 12, 3.5
+BREAKDOWNS = ("subject",)
+STRIP_CHARS = (",", ".", "!", "?", ";", ":", "'")
+INDICATORS = ("could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result ")
+TRIVIAL_TAILS = (":", ",", ".", "!", "?", ";", "'")
+NUMBER_WITH_COMMAS = re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b")
+NUMBER_SCIENTIFIC = re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+")
+NUMBER_SIMPLE = re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+\b)(?![eE][+-]?\d+)(?![,\d])")
 
 
-def parse_multi_choice(output: str, choices: list[str], rng: random.Random) -> tuple[str, bool]:
-    """(letter, resolved)."""
+def parse_multi_choice(output: str, choices: list[str]) -> str | None:
+    """The chosen letter, or None when no candidate is found (the caller then draws one at random)."""
     letters = list(LETTERS[: len(choices)])
     resp = output
-    for ch in [",", ".", "!", "?", ";", ":", "'"]:
+    for ch in STRIP_CHARS:
         resp = resp.strip(ch)
     resp = f" {resp} "
-    cands = [x for x in letters if f"({x})" in resp]
-    by_text = False
+    forms = {x: f"({x})" for x in letters}
+    cands = [x for x in letters if forms[x] in resp]
+    haystack = resp
     if not cands:
-        cands = [x for x in letters if f" {x} " in resp]
+        forms = {x: f" {x} " for x in letters}
+        cands = [x for x in letters if forms[x] in resp]
     if not cands and len(resp.split()) > 5:
-        cands = [letters[i] for i, c in enumerate(choices) if c and c.lower() in resp.lower()]
-        by_text = True
+        haystack = resp.lower()
+        forms = {x: c.lower() for x, c in zip(letters, choices)}
+        cands = [x for x in letters if forms[x] in haystack]
     if not cands:
-        return rng.choice(letters), False
-    if len(cands) == 1:
-        return cands[0], True
-
-    def last_pos(x: str) -> int:
-        if by_text:
-            return resp.lower().rfind(choices[letters.index(x)].lower())
-        return max(resp.rfind(f"({x})"), resp.rfind(f" {x} "))
-
-    return max(cands, key=last_pos), True
+        return None
+    positions = [haystack.rfind(forms[x]) for x in cands]
+    return cands[positions.index(max(positions))]
 
 
-def _number(text: str) -> float | None:
+def random_choice(choices: list[str], seed: int, record_id: str) -> str:
+    return random.Random(f"{seed}:{record_id}").choice(list(LETTERS[: len(choices)]))
+
+
+def _as_number(text: str) -> float | None:
     try:
         return float(text.replace(",", ""))
     except ValueError:
         return None
 
 
-def normalize(value: str):
-    num = _number(value.strip())
-    if num is not None:
-        return round(num, 2)
-    return value.strip().lower()
+def normalize(value: str) -> list:
+    """[number rounded to 2 decimals] or [lowered string]; a one-character string becomes [" x", "x "]."""
+    value = value.strip()
+    number = _as_number(value)
+    if number is not None:
+        return [round(number, 2)]
+    value = value.lower()
+    return [f" {value}", f"{value} "] if len(value) == 1 else [value]
 
 
-def extract_numbers(text: str) -> list[float]:
-    found = []
-    for pat in NUMBER_PATTERNS:  # most specific first; a matched span is blanked so it counts once
-        for m in re.findall(pat, text):
-            n = _number(m)
-            if n is not None:
-                found.append(round(n, 2))
-        text = re.sub(pat, " ", text)
-    return found
+def extract_numbers(text: str) -> list[str]:
+    return NUMBER_WITH_COMMAS.findall(text) + NUMBER_SCIENTIFIC.findall(text) + NUMBER_SIMPLE.findall(text)
+
+
+def key_tails(output: str) -> list[str]:
+    text = output.strip().strip(".").lower()
+    parts = text.split("\n")
+    tails = []
+    for i, part in enumerate(parts):
+        indicators = INDICATORS + (("=",) if i == len(parts) - 1 else ())
+        shortest = None
+        for ind in indicators:
+            if ind in part:
+                tail = part.split(ind)[-1].strip()
+                if not shortest or len(tail) < len(shortest):
+                    shortest = tail
+        if shortest and shortest not in TRIVIAL_TAILS:
+            tails.append(shortest)
+    return tails or [text]
 
 
 def parse_open(output: str) -> list:
-    """Candidate predictions (floats rounded to 2 decimals and lowercased strings)."""
-    text = output.strip().strip(".").lower()
-    sentences = [s for s in re.split(r"\.\s(?=[a-z])|\n", text) if s.strip()] or [text]
-    tails = []
-    for i, sent in enumerate(sentences):
-        inds = INDICATORS + (["="] if i == len(sentences) - 1 else [])
-        shortest = None
-        for ind in inds:
-            if ind in sent:
-                tail = sent.split(ind)[-1].strip()
-                if tail and (shortest is None or len(tail) < len(shortest)):
-                    shortest = tail
-        if shortest and shortest not in (":", ",", ".", "!", "?", ";", "'"):
-            tails.append(shortest)
-    if not tails:
-        tails = [text]
-    preds: list = []
-    for t in tails:
-        preds.extend(extract_numbers(t))
-    preds.extend(normalize(t) for t in tails)
-    seen, out = set(), []
-    for p in preds:
-        if (type(p), p) not in seen:
-            seen.add((type(p), p))
-            out.append(p)
-    return out
+    """The normalised candidates (floats and strings), sorted for a stable record."""
+    tails = key_tails(output)
+    raw = tails + [n for t in tails for n in extract_numbers(t)]
+    preds = {p for r in raw for p in normalize(r)}
+    return sorted(preds, key=lambda p: (isinstance(p, str), str(p)))
 
 
 def eval_open(golds: list[str], preds: list) -> bool:
-    norm_golds = [normalize(g) for g in golds]
-    for g in norm_golds:
-        for p in preds:
-            if isinstance(g, str) and isinstance(p, str) and g in p:
+    norm_golds = [g for gold in golds for g in normalize(gold)]
+    for pred in preds:
+        if isinstance(pred, str):
+            if any(isinstance(g, str) and g in pred for g in norm_golds):
                 return True
-            if isinstance(g, float) and isinstance(p, float) and g == p:
-                return True
+        elif pred in norm_golds:
+            return True
     return False
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
-    rng = random.Random(seed)
     rows = []
-    per_subject: dict[str, list[float]] = defaultdict(list)
     for rec, out in zip(records, outputs):
         if rec.get("choices"):
-            pred, resolved = parse_multi_choice(out, rec["choices"], rng)
-            correct = rec["answer"]["label"] is not None and LETTERS.index(pred) == rec["answer"]["label"]
-            rows.append({"parsed": pred, "resolved": resolved, "score": float(correct)})
+            letter = parse_multi_choice(out, rec["choices"])
+            resolved = letter is not None
+            if letter is None:
+                letter = random_choice(rec["choices"], seed, rec["id"])
+            correct = rec["answer"]["label"] is not None and LETTERS.index(letter) == rec["answer"]["label"]
+            rows.append({"parsed": letter, "resolved": resolved, "score": float(correct)})
         else:
             preds = parse_open(out)
-            correct = eval_open(rec["answer"]["all"], preds)
-            rows.append({"parsed": [p if isinstance(p, str) else float(p) for p in preds], "resolved": bool(out.strip()),
-                         "score": float(correct)})
-        per_subject[rec["meta"].get("subject") or "unknown"].append(rows[-1]["score"])
-    scores = [r["score"] for r in rows]
-    return rows, {"protocol": "mmmu", "accuracy": sum(scores) / len(scores) if scores else 0.0,
-                  "questions": len(rows), "per_subject": {k: sum(v) / len(v) for k, v in sorted(per_subject.items())}}
+            rows.append({"parsed": preds, "resolved": bool(out.strip()),
+                         "score": float(eval_open(rec["answer"]["all"], preds))})
+    return rows, {"protocol": "mmmu"}

@@ -1,43 +1,84 @@
-"""TextVQA: the VQA accuracy metric (answer normalisation and the 10 leave-one-out subsets)."""
+"""TextVQA: VQA accuracy with the EvalAI answer processor, as lmms-eval scores it (no LLM judge).
+
+Follows EvolvingLMMs-Lab/lmms-eval at commit 75571cfe (2026-08-06): `textvqa_process_results` in
+lmms_eval/tasks/textvqa/utils.py and `EvalAIAnswerProcessor` in
+lmms_eval/tasks/_task_utils/vqa_eval_metric.py (itself EvalAI's / MMF's processor). Reimplemented:
+
+1. word tokenize: lower-case, delete ',' and '?', split "'s" off as " 's", strip;
+2. newlines and tabs to spaces;
+3. punctuation: each of the listed marks is deleted when it touches a space somewhere in the text, else
+   replaced by a space; then periods not followed by a digit are deleted (the first 32 only: the
+   official call passes re.UNICODE where `sub` expects its count);
+4. number words to digits, articles dropped, apostrophe-less contractions restored.
+
+The whole reply is scored (not its first line). The reply and each of the ten answers are processed the
+same way; accuracy is the mean over the ten leave-one-out subsets of min(1, matches / 3).
+"""
 from __future__ import annotations
 
 import re
+import statistics
 
-CONTRACTIONS = {"aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
-                "didnt": "didn't", "doesnt": "doesn't", "dont": "don't", "hadnt": "hadn't", "hasnt": "hasn't",
-                "havent": "haven't", "hes": "he's", "im": "i'm", "ive": "i've", "isnt": "isn't", "itd": "it'd",
-                "itll": "it'll", "lets": "let's", "shouldnt": "shouldn't", "thats": "that's", "theres": "there's",
-                "theyre": "they're", "theyve": "they've", "wasnt": "wasn't", "werent": "weren't", "whats": "what's",
-                "wont": "won't", "wouldnt": "wouldn't", "youre": "you're", "youve": "you've", "shes": "she's"}
+PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
+               "!")
+PERIOD = re.compile(r"\.(?!\d)")
+PERIOD_LIMIT = 32          # re.UNICODE (== 32) lands in Pattern.sub's `count` in the official call
+DIGIT_COMMA = re.compile(r"(?<=\d),+(?=\d)")  # only ever tested after commas are deleted: never matches
 NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
            "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
 ARTICLES = {"a", "an", "the"}
-PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
-PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
-COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
+
+# EvalAI's contraction table, written as its restored forms. Each key is a form with one apostrophe
+# removed (with both removed for none of them); the irregular entries follow.
+_RESTORED = """
+ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't haven't he'd
+he'd've he's how'd how'll how's I'd've I'm I've isn't it'd it'd've it'll ma'am mightn't mightn't've might've
+mustn't must've needn't not've o'clock oughtn't 'ow's'at shan't she'd've should've shouldn't shouldn't've
+somebody'd've somebody'll somebody's someone'd someone'd've someone'll someone's something'd something'd've
+something'll that's there'd there'd've there're there's they'd they'd've they'll they're they've 'twas wasn't
+we'd've we've weren't what'll what're what's what've when's where'd where's where've who'd who'd've who'll
+who's who've why'll why're why's won't would've wouldn't wouldn't've y'all y'all'll y'all'd've you'd you'd've
+you'll you're you've
+""".split()
+_IRREGULAR = {"let's": "let's", "she's": "she's", "somebody'd": "somebodyd"}
+
+
+def _contractions() -> dict[str, str]:
+    table = {}
+    for restored in _RESTORED:
+        marks = [i for i, ch in enumerate(restored) if ch == "'"]
+        for i in marks:
+            table[restored[:i] + restored[i + 1:]] = restored
+    table.update(_IRREGULAR)
+    return table
+
+
+CONTRACTIONS = _contractions()
+
+
+def _word_tokenize(text: str) -> str:
+    return text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
 
 
 def _punctuation(text: str) -> str:
     out = text
-    for p in PUNCT:
-        if (p + " " in text or " " + p in text) or re.search(COMMA_STRIP, text) is not None:
+    digit_comma = DIGIT_COMMA.search(text) is not None
+    for p in PUNCTUATION:
+        # the test looks at the input text, the replacement works on the running output
+        if p + " " in text or " " + p in text or digit_comma:
             out = out.replace(p, "")
         else:
             out = out.replace(p, " ")
-    return PERIOD_STRIP.sub("", out)
+    return PERIOD.sub("", out, count=PERIOD_LIMIT)
 
 
 def _digits_articles(text: str) -> str:
-    words = []
-    for w in text.lower().split():
-        w = NUMBERS.get(w, w)
-        if w not in ARTICLES:
-            words.append(CONTRACTIONS.get(w, w))
-    return " ".join(words)
+    words = [NUMBERS.get(w, w) for w in text.lower().split()]
+    return " ".join(CONTRACTIONS.get(w, w) for w in words if w not in ARTICLES)
 
 
 def normalize(answer: str) -> str:
-    text = answer.replace("\n", " ").replace("\t", " ").strip()
+    text = _word_tokenize(answer).replace("\n", " ").replace("\t", " ").strip()
     return _digits_articles(_punctuation(text))
 
 
@@ -47,19 +88,10 @@ def vqa_accuracy(prediction: str, answers: list[str]) -> float:
         return 0.0
     pred = normalize(prediction)
     gts = [normalize(a) for a in answers]
-    accs = []
-    for i in range(len(gts)):
-        others = gts[:i] + gts[i + 1:]
-        accs.append(min(1.0, sum(g == pred for g in others) / 3))
-    return sum(accs) / len(accs)
+    return statistics.mean(min(1.0, sum(g == pred for g in gts[:i] + gts[i + 1:]) / 3) for i in range(len(gts)))
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
-    rows = []
-    for rec, out in zip(records, outputs):
-        pred = out.strip().split("\n")[0]
-        rows.append({"parsed": normalize(pred), "resolved": bool(pred.strip()),
-                     "score": vqa_accuracy(pred, rec["answer"]["all"])})
-    scores = [r["score"] for r in rows]
-    return rows, {"protocol": "vqa_accuracy", "accuracy": sum(scores) / len(scores) if scores else 0.0,
-                  "questions": len(rows)}
+    rows = [{"parsed": normalize(out), "resolved": bool(out.strip()), "score": vqa_accuracy(out, rec["answer"]["all"])}
+            for rec, out in zip(records, outputs)]
+    return rows, {"protocol": "textvqa"}

@@ -1,0 +1,95 @@
+"""Questions, and one policy's figures on them, under the protocol that gives the headline.
+
+A question is a CircularEval group (records sharing `meta.circular_group`; MMBench's rotations) or a single
+record. It scores the lowest score of its records, so a circular question counts only when every rotation
+is right; for other protocols it is the record's own score. Accuracy, per-action and per-category figures
+are all means over questions, so they can be compared with each other and with the headline.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from vovnet import VovnetError
+from vovnet.evaluation.protocols import score
+from vovnet.model.budgets import ACTIONS
+
+TOO_LONG_ROW = {"parsed": None, "resolved": False, "score": 0.0, "too_long": True}
+
+
+def question_key(rec: dict) -> tuple:
+    group = (rec.get("meta") or {}).get("circular_group")
+    return (rec["dataset"], "circular", group) if group is not None else (rec["dataset"], "record", rec["id"])
+
+
+def questions(records: list[dict]) -> list[list[int]]:
+    """Record indices per question, questions ordered by their first record."""
+    groups: dict[tuple, list[int]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(question_key(rec), []).append(i)
+    return list(groups.values())
+
+
+def take_questions(records: list[dict], limit: int | None) -> list[dict]:
+    """The first `limit` questions of the id-sorted records, each with all its records."""
+    records = sorted(records, key=lambda r: r["id"])
+    if limit is None:
+        return records
+    kept = questions(records)[:limit]
+    return [records[i] for q in kept for i in q]
+
+
+def check_whole_groups(records: list[dict], source: str) -> None:
+    """A circular split must hold every rotation of every question: a partial group would be scored on
+    fewer rotations, which inflates CircularEval accuracy."""
+    qs = [q for q in questions(records) if question_key(records[q[0]])[1] == "circular"]
+    if not any(len(q) > 1 for q in qs):
+        return  # no rotations at all: plain (single-record) questions
+    partial = []
+    for q in qs:
+        rotations = sorted((records[i]["meta"].get("circular_rotation") or 0) for i in q)
+        if rotations != list(range(len(records[q[0]]["choices"] or []))):
+            partial.append(records[q[0]]["meta"]["circular_group"])
+    if partial:
+        raise VovnetError(f"{source}: {len(partial)} of {len(qs)} circular questions lack rotations "
+                          f"(e.g. circular_group {partial[0]}); CircularEval needs whole groups")
+
+
+def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int) -> dict[str, list[dict]]:
+    """Every action's output scored once; a policy then just picks one row per record."""
+    out = {}
+    for action in ACTIONS:
+        rows, _ = score(protocol, records, [g["outputs"][action] for g in gens], seed)
+        out[action] = [TOO_LONG_ROW if g["too_long"][action] else {**r, "too_long": False} for g, r in zip(gens, rows)]
+    return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, list[dict]], gens: list[dict],
+                   choices: list[int], breakdowns: tuple = (), detail: bool = False) -> dict:
+    """Headline figures of one policy; with `detail`, per-action and per-field breakdowns too (latency is
+    predict's to measure: evaluation runs every action)."""
+    picked = [rows[ACTIONS[c]][k] for k, c in enumerate(choices)]
+    q_scores = [min(picked[i]["score"] for i in q) for q in qs]
+    n = max(1, len(choices))
+    fig = {"accuracy": _mean(q_scores), "vision_tokens": sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n,
+           "ratio": {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)},
+           "unresolved": sum(not r["resolved"] and not r["too_long"] for r in picked),
+           "too_long": sum(r["too_long"] for r in picked)}
+    if not detail:
+        return fig
+    # a question's action: the one all its records took, else "mixed" (rotations may differ)
+    by_action: dict[str, list[float]] = defaultdict(list)
+    for q, s in zip(qs, q_scores):
+        acts = {ACTIONS[choices[i]] for i in q}
+        by_action[acts.pop() if len(acts) == 1 else "mixed"].append(s)
+    fig["per_action"] = {a: {"questions": len(by_action.get(a, [])), "accuracy": _mean(by_action.get(a, []))}
+                         for a in (*ACTIONS, "mixed")}
+    for field in breakdowns:
+        per: dict[str, list[float]] = defaultdict(list)
+        for q, s in zip(qs, q_scores):
+            per[str(records[q[0]]["meta"].get(field) or "unknown")].append(s)
+        fig[f"per_{field}"] = {k: {"questions": len(v), "accuracy": _mean(v)} for k, v in sorted(per.items())}
+    return fig
