@@ -28,21 +28,38 @@ def lines(path):
 
 @pytest.fixture(scope="module")
 def trained(workspace):
-    """A saved VoVNet on the tiny random base model, with a head scaled so that its choices vary by question
-    (the untrained head scores every question alike) and random outputs that make answers differ."""
+    """A saved VoVNet on the tiny random base model (random outputs, so equal answers mean something), its
+    head's last layer rebuilt so that the learned choices split these records into NO / COARSE / FULL
+    (an untrained head scores every question alike)."""
+    from vovnet.model.encoding import Encoder
+    from vovnet.model.generation import TokenIds, text_prefill
+
     cwd = os.getcwd()
     os.chdir(workspace)
     try:
         params = load_params("params.yaml")
         torch.manual_seed(3)
         model, processor = build_vovnet(params)
+        # evaluate's records in evaluate's order, so both see the same batches
+        records = load_eval_records("mmbench", params["evaluation"]["sets"]["mmbench"], QUESTIONS)
+        enc, ids = Encoder(processor, params["vision_budget"], 10 ** 9), TokenIds.of(processor)
         with torch.no_grad():
             for p in model.head.mlp.parameters():
                 p.mul_(40.0)
+            prefill = text_prefill(model.lm, [enc.encode(r, [], "no", with_target=False) for r in records],
+                                   ids.pad, ids.image, "cpu")
+            scores = model.policy_scores(prefill.features)
+            # Score k becomes k*u - c_k for u = (FULL - COARSE score gap): NO below t1, COARSE up to t2, FULL above,
+            # with t1, t2 between the sorted gaps at a third and two thirds of the records.
+            last = model.head.mlp[-1]
+            dw, db = last.weight[2] - last.weight[1], last.bias[2] - last.bias[1]
+            u = sorted((scores[:, 2] - scores[:, 1]).tolist())
+            n = len(u)
+            t1, t2 = (u[n // 3 - 1] + u[n // 3]) / 2, (u[2 * n // 3 - 1] + u[2 * n // 3]) / 2
+            last.weight.copy_(torch.stack([torch.zeros_like(dw), dw, 2 * dw]))
+            last.bias.copy_(torch.stack([torch.zeros_like(db), db - t1, 2 * db - t1 - t2]))
         out = workspace / "models" / "predict_vovnet"
         save_vovnet(model, processor, params, out)
-        # evaluate's records in evaluate's order, so both see the same batches
-        records = load_eval_records("mmbench", params["evaluation"]["sets"]["mmbench"], QUESTIONS)
         subset = workspace / "heldout_subset.jsonl"
         subset.write_text("".join(json.dumps(r) + "\n" for r in records))
     finally:
@@ -79,7 +96,7 @@ def test_answers_and_choices_equal_evaluate(in_workspace, trained, batch_size, t
         assert summary["action_ratio"][action] == 1.0 and summary["latency_ms"][action]["n"] == len(ids)
     rows, summary = run_predict(params, model_dir, subset, tmp_path / "learned.jsonl", "learned", batch_size)
     assert [r["action"] for r in rows] == [evaluated[i]["action"] for i in ids]
-    assert len({r["action"] for r in rows}) > 1  # the batches really are mixed and regrouped
+    assert {r["action"] for r in rows} == {"no", "coarse", "full"}  # batches really are mixed and regrouped
     assert [r["answer"] for r in rows] == [evaluated[i]["output"] for i in ids]
     # the same VLMEvalKit matching; predict reports a refusal ('Z' in evaluate) as no letter
     assert [r["parsed"] for r in rows] == [None if evaluated[i]["parsed"] == "Z" else evaluated[i]["parsed"] for i in ids]

@@ -23,7 +23,7 @@ from transformers import DynamicCache
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import collate
-from vovnet.model.policy import text_pass_features
+from vovnet.model.policy import text_pass_features as entropy_and_margin
 from vovnet.model.prefix_reuse import _pad, _rope_model
 
 
@@ -76,7 +76,7 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
     out = lm(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, -1, -1), use_cache=True,
              output_hidden_states=True, logits_to_keep=1)
     last_logits = out.logits[:, -1]
-    entropy, margin = text_pass_features(last_logits)
+    entropy, margin = entropy_and_margin(last_logits)
     features = (out.hidden_states[-1][:, -1].detach(), entropy.detach(), margin.detach())
     suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
     assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
