@@ -174,6 +174,12 @@ def test_bad_requests_are_counted_rejects_and_the_rest_is_answered(in_workspace,
     # Without vision the truncated image is never decoded, so that question is answered.
     rows, _ = run_predict(params, trained[0], inp, out, "none", 2, image_root=request_dir / "root")
     assert "truncated" in [r["id"] for r in rows] and all(r["vision_tokens"] == 0 for r in rows)
+    # A prompt over evaluation.max_length at its action is a counted reject too; text-only prompts still fit.
+    params["evaluation"]["max_length"] = 60
+    rows, summary = run_predict(params, trained[0], inp, out, "full", 2, image_root=request_dir / "root")
+    too_long = [r for r in lines(rejects_path(out)) if "exceeds evaluation.max_length 60" in r["reason"]]
+    assert {r["id"] for r in too_long} == {"ok1", "ok2"} and all(r["field"] == "image" for r in too_long)
+    assert [r["id"] for r in rows] == [rows[0]["id"]] and rows[0]["id"].startswith("request-")
 
 
 def test_incomplete_model_dir_is_one_line(in_workspace, trained, tmp_path):
