@@ -117,7 +117,7 @@ def main() -> None:
 
     print(f"model {args.model_dir}, set {args.set} ({path}, {n} records, {len(qs)} questions), batch {bs}, device {device}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}; median of {args.reps} rounds")
-    print("| run | wall s | CPU s | questions/s | mean vision tokens | no / coarse / full | accuracy |")
+    print("| run | wall s | CPU s | records/s | mean vision tokens | no / coarse / full | accuracy |")
     print("|---|---:|---:|---:|---:|---|---:|")
     for name in POLICY_ROWS:
         t = table[name]
