@@ -1,4 +1,4 @@
-"""`python -m vovnet preset NAME`, `python -m vovnet doctor` and `python -m vovnet predict`."""
+"""`python -m vovnet preset NAME`, `download-model`, `doctor`, `plan` and `predict`."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,11 @@ def main(argv=None) -> int:
     dm.add_argument("--out", required=True, help="e.g. models/qwen3-vl-8b-instruct")
     dr = sub.add_parser("doctor", help="what is missing before a long run")
     dr.add_argument("--params", default="params.yaml")
+    pl = sub.add_parser("plan", help="parameters, LoRA matches and per-GPU memory (DDP, ZeRO-2, ZeRO-3), no GPU needed")
+    pl.add_argument("--params", default="params.yaml")
+    pl.add_argument("--gpus", type=int, default=None, help="GPUs in the run (default: those visible, else 8)")
+    pl.add_argument("--gpu-memory", type=float, default=None, help="GiB per GPU (default: the visible GPU's, else 32)")
+    pl.add_argument("--dtype", default=None, help="float16 | bfloat16 | float32 (default: model.dtype)")
     pd = sub.add_parser("predict", help="answer questions with only the branch the policy chooses")
     pd.add_argument("--model-dir", default="models/vovnet")
     pd.add_argument("--input", required=True, help="JSONL: processed records or {id, question, image, choices?, hint?}")
@@ -44,6 +49,10 @@ def main(argv=None) -> int:
             download_model(args.repo, args.out, args.revision)
             print(f"{args.out}: complete; track it with `dvc add {args.out}` and `dvc push`")
             return 0
+        if args.cmd == "plan":
+            from vovnet.doctor import run_plan
+
+            return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
         if args.cmd == "predict":
             return _predict(args)
         from vovnet.doctor import run_doctor

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.config import load_params, processed_file
+from vovnet.launch_configs import check_launch_config, launch_configs
 
 
 def _dvc(*args: str) -> tuple[int, str]:
@@ -71,6 +72,13 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("warn", "gpu: none visible (training runs on CPU in fp32)"))
     except Exception as exc:  # a broken CUDA install should be reported, not crash the doctor
         out.append(("warn", f"gpu: cannot query ({type(exc).__name__}: {exc})"))
+    for cfg in launch_configs():
+        try:
+            problems = check_launch_config(cfg)
+        except VovnetError as exc:
+            out.append(("fail", f"launch config {exc}"))
+            continue
+        out += [("warn", f"launch config {p}") for p in problems] or [("ok", f"launch config {cfg}: ready")]
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
         out.append(("ok", f"{flag}={val}") if val == "1" else
@@ -78,8 +86,38 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
     return out
 
 
+def target_gpus(gpus: int | None, gpu_gib: float | None) -> tuple[int, float]:
+    """The run's GPUs: as given, else the visible ones, else the mission's 8 x 32 GiB V100s."""
+    import torch
+
+    from vovnet.model.plan_memory import DEFAULT_GPU_GIB, DEFAULT_GPUS, GIB
+
+    if torch.cuda.is_available():
+        gpus = gpus or torch.cuda.device_count()
+        gpu_gib = gpu_gib or torch.cuda.get_device_properties(0).total_memory / GIB
+    return gpus or DEFAULT_GPUS, gpu_gib or DEFAULT_GPU_GIB
+
+
+def run_plan(params_path: str = "params.yaml", gpus: int | None = None, gpu_gib: float | None = None,
+             dtype: str | None = None) -> int:
+    """`python -m vovnet plan`: the table, or one line naming what is wrong (raised as VovnetError)."""
+    from vovnet.model.plan_memory import format_plan, make_plan
+
+    params = load_params(params_path)
+    gpus, gpu_gib = target_gpus(gpus, gpu_gib)
+    plan = make_plan(params, gpus, gpu_gib, dtype)
+    print(format_plan(plan, params["model"]["name"]))
+    return 0
+
+
 def run_doctor(params_path: str = "params.yaml") -> int:
     results = checks(params_path)
     for status, msg in results:
         print(f"[{status}] {msg}")
-    return 1 if any(s == "fail" for s, _ in results) else 0
+    failed = any(s == "fail" for s, _ in results)
+    try:
+        run_plan(params_path)
+    except VovnetError as exc:
+        print(f"[fail] plan: {exc}")
+        failed = True
+    return 1 if failed else 0

@@ -1,0 +1,69 @@
+"""configs/accelerate/: every config parses with accelerate and names only installed or pinned packages;
+the GPU requirements install line is the one the README gives; gpu_check imports and --help on CPU."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from vovnet import VovnetError
+from vovnet.launch_configs import (GPU_REQUIREMENTS, check_launch_config, launch_configs, pinned,
+                                   required_packages)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_accelerate_config_parses_and_names_only_installed_or_pinned_packages():
+    configs = launch_configs(ROOT)
+    assert {p.name for p in configs} >= {"ddp_8gpu.yaml", "zero2_v100.yaml", "zero3_v100.yaml"}
+    gpu_pins = pinned(ROOT / GPU_REQUIREMENTS)
+    base_pins = pinned(ROOT / "requirements.txt")
+    for path in configs:
+        for module, pip_name in required_packages(path):
+            installed = importlib.util.find_spec(module) is not None
+            assert installed or pip_name in gpu_pins or pip_name in base_pins, (path, pip_name)
+    assert [pkg for _, pkg in required_packages(ROOT / "configs/accelerate/zero2_v100.yaml")] == ["deepspeed"]
+    assert required_packages(ROOT / "configs/accelerate/ddp_8gpu.yaml") == []
+
+
+def test_gpu_requirements_are_pinned_and_installed_as_the_readme_says():
+    pins = pinned(ROOT / GPU_REQUIREMENTS)
+    assert "deepspeed" in pins and all(v[0].isdigit() for v in pins.values())
+    lines = [x for x in (ROOT / GPU_REQUIREMENTS).read_text().splitlines() if x.strip() and not x.startswith("#")]
+    assert len(lines) == len(pins), "every requirement in requirements-gpu.txt is pinned with =="
+    assert not set(pins) & set(pinned(ROOT / "requirements.txt")), "the two files never pin the same package"
+    assert "pip install -r requirements.txt -r requirements-gpu.txt" in (ROOT / "README.md").read_text()
+
+
+def test_a_config_needing_a_missing_package_is_one_line_with_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    problems = check_launch_config(ROOT / "configs/accelerate/zero3_v100.yaml", ROOT)
+    assert problems == [f"{ROOT / 'configs/accelerate/zero3_v100.yaml'}: needs the package deepspeed, which is "
+                        "not installed: pip install -r requirements-gpu.txt"]
+
+
+def test_a_config_accelerate_cannot_read_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_gpus_typo: 8\n")
+    with pytest.raises(VovnetError, match=r"bad.yaml: not a valid accelerate config: .*num_gpus_typo") as exc:
+        required_packages(bad)
+    assert "\n" not in str(exc.value)
+    fp8 = tmp_path / "fp8.yaml"
+    fp8.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nmixed_precision: fp8\n")
+    if importlib.util.find_spec("transformer_engine") is None:
+        assert check_launch_config(fp8, ROOT) == [
+            f"{fp8}: needs the package transformer-engine, which is not installed: "
+            "pip install transformer-engine (not pinned in this project)"]
+
+
+def test_gpu_check_imports_and_prints_help_on_cpu(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports on a machine without CUDA
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        module.main()
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--minutes" in out and "--dtypes" in out and "plan" in out

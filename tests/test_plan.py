@@ -1,0 +1,159 @@
+"""`python -m vovnet plan`: the real 8B architecture on meta, LoRA placement, memory verdicts, bad input."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from vovnet import VovnetError
+from vovnet.__main__ import main
+from vovnet.config import load_params
+from vovnet.model import loading
+from vovnet.model.plan import _SavedForBackward, _unpack, build_meta_model, read_config, trace_activations
+from vovnet.model.plan_memory import GIB, HEADROOM, make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_8B = ROOT / "tests" / "fixtures" / "qwen3-vl-8b-instruct"
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def preset_params(tmp_path, name: str, model_dir) -> dict:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    from vovnet.presets import write_preset
+
+    write_preset(name, tmp_path / "params.yaml")
+    params = load_params(tmp_path / "params.yaml")
+    params["model"]["name"] = str(model_dir)
+    return params
+
+
+@pytest.fixture(scope="module")
+def plan_8b(tmp_path_factory):
+    params = preset_params(tmp_path_factory.mktemp("paper"), "paper", FIXTURE_8B)
+    return params, make_plan(params, gpus=8, gpu_gib=32, dtype_name="float16")
+
+
+def test_8b_fixture_has_the_published_parameter_count(plan_8b):
+    _, plan = plan_8b
+    lora_and_head = plan.arch.groups["LoRA adapters"][0] + plan.arch.groups["policy head"][0]
+    base = plan.arch.frozen + plan.arch.trainable - lora_and_head
+    assert abs(base - 8.77e9) / 8.77e9 < 0.01, base
+    assert plan.arch.hidden == 4096 and plan.arch.layers == 36 and plan.arch.vocab == 151936
+    assert plan.arch.groups["LM head"][0] == 151936 * 4096  # untied: its own matrix
+    assert plan.arch.full_vision_tokens == 980                # paper budget 1,003,520 px / 32^2
+    cfg = read_config(FIXTURE_8B)
+    text, vision = cfg.text_config, cfg.vision_config
+    assert (text.intermediate_size, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (12288, 32, 8, 128)
+    assert text.rope_parameters == {"rope_type": "default", "rope_theta": 5000000, "mrope_section": [24, 20, 20],
+                                    "mrope_interleaved": True}
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads, vision.out_hidden_size,
+            vision.deepstack_visual_indexes, vision.patch_size, vision.spatial_merge_size) == \
+        (27, 1152, 4304, 16, 4096, [8, 16, 24], 16, 2)
+    assert cfg.tie_word_embeddings is False
+
+
+def test_8b_lora_only_on_language_model_projections(plan_8b):
+    params, plan = plan_8b
+    lora = plan.arch.lora_modules
+    assert len(lora) == 36 * len(TARGETS)
+    assert all(".language_model.layers." in n and n.rsplit(".", 1)[-1] in TARGETS for n in lora)
+    assert not any(".visual." in n for n in lora)
+    assert plan.arch.per_target == {t: 36 for t in TARGETS}
+    # trainable = LoRA (r x (in + out) per projection) + the policy head, nothing of the base
+    r = params["model"]["lora"]["r"]
+    per_layer = r * ((4096 + 4096) * 2 + (4096 + 1024) * 2 + (4096 + 12288) * 3)
+    assert plan.arch.groups["LoRA adapters"][1] == 36 * per_layer
+    assert plan.arch.trainable == 36 * per_layer + plan.arch.groups["policy head"][1]
+    assert plan.arch.groups["vision tower + mergers"][1] == 0
+
+
+def test_paper_preset_fits_8x32gb_under_zero2_with_checkpointing(plan_8b):
+    params, plan = plan_8b
+    assert params["train"]["gradient_checkpointing"] and plan.configured_checkpointing
+    row = next(r for r in plan.rows if r.strategy == "ZeRO-2" and r.checkpointing)
+    assert plan.fits(row) and row.total < HEADROOM * 32 * GIB
+    # the fp16 base replicated on every GPU is the largest term; without checkpointing it does not fit
+    assert row.largest == "weights" and 16 * GIB < row.terms["weights"] < 17 * GIB
+    assert not plan.fits(next(r for r in plan.rows if r.strategy == "ZeRO-2" and not r.checkpointing))
+    zero3 = next(r for r in plan.rows if r.strategy == "ZeRO-3" and r.checkpointing)
+    assert zero3.terms["weights"] < row.terms["weights"] / 3
+
+
+def test_meta_trace_matches_what_autograd_saves_on_a_real_forward(tiny_model_dir, params):
+    """The meta trace (per-layer loop + head) against the real model's forward on CPU: same bytes."""
+    for attn in ("eager", "sdpa"):
+        mcfg = {**params["model"], "name": str(tiny_model_dir), "attn_implementation": attn}
+        model = loading.add_lora(loading.load_base_model(mcfg["name"], mcfg, torch.float32), mcfg)
+        ids = torch.randint(10, 500, (2, 300), generator=torch.Generator().manual_seed(0))
+        exclude = {t.untyped_storage()._cdata for t in list(model.parameters()) + list(model.buffers())}
+        real = _SavedForBackward(exclude)
+        with torch.autograd.graph.saved_tensors_hooks(real.pack, _unpack):
+            model(input_ids=ids, labels=ids)
+        meta = build_meta_model(read_config(mcfg["name"]), mcfg, torch.float32)
+        trace = trace_activations(meta, 2, 300, torch.float32, amp=False, attn=attn)
+        traced = trace.total(False) - trace.loss_backward
+        assert 0.95 < traced / real.total < 1.10, (attn, traced, real.total)
+
+
+def test_plan_cli_prints_the_table_for_the_tiny_model(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text(f"model:\n  name: {tiny_model_dir}\n")
+    assert main(["plan", "--params", str(tmp_path / "params.yaml"), "--gpus", "2", "--gpu-memory", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "LoRA modules matched: 14 " in out
+    for name in ("DDP ddp_8gpu.yaml", "ZeRO-2 zero2_v100.yaml", "ZeRO-3 zero3_v100.yaml"):
+        assert sum(line.startswith(f"| {name}") for line in out.splitlines()) == 2  # ckpt off and on
+    assert "verdict ZeRO-2: fits in 2 x 16 GiB" in out
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    return err
+
+
+def test_plan_without_config_json_is_one_line(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "params.yaml").write_text(f"model:\n  name: {tmp_path / 'm'}\n")
+    err = _one_line_error(capsys, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert "no config.json" in err and str(tmp_path / "m") in err
+
+
+def test_lora_pattern_matching_nothing_is_one_line(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text(
+        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [qkv_linear]\n")
+    err = _one_line_error(capsys, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert "target_modules [qkv_linear] matches no language-model module" in err
+
+
+def test_lora_touching_the_vision_tower_is_one_line(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    # a pattern that is not anchored to the language model reaches the vision blocks' `qkv`
+    monkeypatch.setattr(loading, "LANGUAGE_MODULE_PATTERN", r".*\.({})$")
+    (tmp_path / "params.yaml").write_text(
+        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [q_proj, qkv]\n")
+    err = _one_line_error(capsys, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert "touches the vision tower" in err and ".visual." in err
+
+
+def test_other_model_type_warns_then_plans(tmp_path, capsys):
+    from transformers import Qwen2_5_VLConfig
+
+    Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[0])).save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    (tmp_path / "params.yaml").write_text(f"model:\n  name: {tmp_path / 'm'}\n")
+    assert main(["plan", "--params", str(tmp_path / "params.yaml")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "warning: model type 'qwen2_5_vl' is not Qwen3-VL; planning it all the same"
+    assert any(line.startswith("verdict ZeRO-2: ") for line in out)
+
+
+def test_bad_gpu_arguments_are_one_line(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text(f"model:\n  name: {tiny_model_dir}\n")
+    with pytest.raises(VovnetError, match="--gpus must be >= 1"):
+        make_plan(load_params(tmp_path / "params.yaml"), gpus=0)
