@@ -1,7 +1,8 @@
 """Training step, evaluation and data-loader throughput on the tiny model (CPU), side by side.
 
 3. samples/s of an always-full training step (stage 1, LoRA fwd+bwd) vs the VoVNet stage-2 step on the
-   same batch, with text-prefix reuse on and off.
+   same batch, with text-prefix reuse on and off; and the stage-2 step that trains the LoRA under
+   gradient checkpointing (the paper preset), reuse on and off.
 4. questions/s of batched generation, batch 1 vs 8.
 5. data loader: samples/s of decode + resize + processor (all three actions) per worker, at the paper
    preset's budgets on photo-sized JPEGs, and the workers one V100 step would need at 8B scale.
@@ -66,10 +67,11 @@ def bench_train(params, model_dir, records, root, rows):
         model.zero_grad(set_to_none=True)
         model(batch, stage=1, action="full")["loss"].backward()
 
-    def stage2(reuse):
+    def stage2(reuse, train_lora=False):
         def step():
             model.zero_grad(set_to_none=True)
-            model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=reuse)["loss"].backward()
+            model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=reuse,
+                  train_lora=train_lora)["loss"].backward()
         return step
 
     t_full = timed(full_step, 15)
@@ -81,6 +83,15 @@ def bench_train(params, model_dir, records, root, rows):
                  f"{t_s2 / t_full:.2f}x time", "<= 1.5x", "yes" if t_s2 / t_full <= 1.5 else "no"))
     rows.append(("train: stage-2 step (no reuse)", f"{n / t_s2_plain:.1f} samples/s", "stage-2 with reuse",
                  f"reuse saves {100 * (1 - t_s2 / t_s2_plain):.0f}% of step time", "report", "-"))
+    model.train()
+    model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.lm.enable_input_require_grads()
+    t_gc = timed(stage2(True, train_lora=True), 10)
+    t_gc_plain = timed(stage2(False, train_lora=True), 10)
+    model.lm.gradient_checkpointing_disable()
+    model.eval()
+    rows.append(("train: stage-2 LoRA+GC (reuse)", f"{n / t_gc:.1f} samples/s", "LoRA+GC, no reuse",
+                 f"reuse saves {100 * (1 - t_gc / t_gc_plain):.0f}% of step time", "report", "-"))
     return model, processor
 
 
@@ -93,7 +104,7 @@ def bench_eval(params, model, processor, records, root, rows):
     res = {}
     for bs in (1, 8):
         t0 = time.perf_counter()
-        generate_all(model, processor, ds, bs, 8, "cpu", 2048)
+        generate_all(model, processor, ds, bs, 8, "cpu", 4096)
         res[bs] = len(ds) / (time.perf_counter() - t0)
     rows.append(("eval: batch 1", f"{res[1]:.1f} q/s (3 actions)", "", "", "", ""))
     rows.append(("eval: batch 8", f"{res[8]:.1f} q/s (3 actions)", "batch 1", f"{res[8] / res[1]:.2f}x", "report", "-"))

@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from ruamel.yaml import YAML
@@ -28,9 +30,29 @@ def params_file(ws, name, **train):
     return path
 
 
+def train_cmd(params, launcher=None):
+    return (launcher or [sys.executable]) + [TRAIN, "--params", str(params), "--metrics", f"metrics/{params.stem}.json"]
+
+
 def run_train(ws, params, env=None, launcher=None):
-    cmd = (launcher or [sys.executable]) + [TRAIN, "--params", str(params), "--metrics", f"metrics/{params.stem}.json"]
-    return subprocess.run(cmd, cwd=ws, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600)
+    return subprocess.run(train_cmd(params, launcher), cwd=ws, env={**os.environ, **(env or {})}, capture_output=True,
+                          text=True, timeout=600)
+
+
+def kill_after_checkpoint(ws, params, name, stage):
+    """Start training, SIGKILL it as soon as a checkpoint of `stage` is on disk; the checkpoint's step."""
+    proc = subprocess.Popen(train_cmd(params), cwd=ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        for f in (ws / "checkpoints" / name).glob("*/step-*/state.json"):
+            state = json.loads(f.read_text())
+            if state["stage"] >= stage:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return state["opt_step"]
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"training ended (rc {proc.returncode}) before a stage-{stage} checkpoint appeared")
 
 
 def weights(ws, name):
@@ -39,13 +61,14 @@ def weights(ws, name):
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(workspace):
-    full = run_train(workspace, params_file(workspace, "straight"))
+    # stage 1: 10 batches; stage 2 (3 epochs of the policy file): 6 batches; checkpoints every 6 steps
+    kw = {"save_every": 6, "stage2": {"epochs": 3, "train_lora": False}}
+    full = run_train(workspace, params_file(workspace, "straight", **kw))
     assert full.returncode == 0, full.stderr[-2000:]
-    p = params_file(workspace, "killed")
-    killed = run_train(workspace, p, env={"VOVNET_FAULT_AFTER_BATCH": "12"})  # stage 2, after a checkpoint at step 12
-    assert killed.returncode == 137
+    p = params_file(workspace, "killed", **kw)
+    step = kill_after_checkpoint(workspace, p, "killed", stage=2)  # mid stage 2, its optimizer state saved
+    assert step == 12
     assert not (workspace / "models" / "killed").exists()  # nothing partial left as an output
-    assert list((workspace / "checkpoints" / "killed").glob("*/step-*"))
     resumed = run_train(workspace, p)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
@@ -57,11 +80,15 @@ def test_killed_and_resumed_run_equals_uninterrupted(workspace):
 
 
 def test_checkpoints_of_another_configuration_are_not_resumed(workspace):
-    p = params_file(workspace, "cfg_a")
-    run_train(workspace, p, env={"VOVNET_FAULT_AFTER_BATCH": "5"})
-    other = params_file(workspace, "cfg_a", lr=0.0005)  # same folders, different lr
+    # stage 2 trains the LoRA under gradient checkpointing, with prefix reuse (the paper preset's setting)
+    kw = {"gradient_checkpointing": True, "prefix_reuse": True, "stage2": {"epochs": 1, "train_lora": True}}
+    p = params_file(workspace, "cfg_a", **kw)
+    kill_after_checkpoint(workspace, p, "cfg_a", stage=1)
+    other = params_file(workspace, "cfg_a", lr=0.0005, **kw)  # same folders, different lr
     out = run_train(workspace, other)
-    assert out.returncode == 0 and "resuming from" not in out.stdout + out.stderr
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming from" not in out.stdout + out.stderr
+    assert "Caching is incompatible" not in out.stderr  # the prefix cache was kept in checkpointed layers
 
 
 def test_non_finite_loss_stops_with_a_clear_message(workspace):
@@ -81,3 +108,26 @@ def test_two_process_cpu_run_writes_one_model(workspace):
     m = json.loads((workspace / "metrics" / f"{p.stem}.json").read_text())
     assert m["processes"] == 2
     assert (workspace / "models" / "ddp" / "head.safetensors").exists()
+
+
+
+def test_thinking_model_for_full_trains_both_stages(workspace, params):
+    """Stage 1 trains the Instruct model only (it crashed on the frozen Thinking model's FULL loss before);
+    the frozen Thinking model gives FULL's loss in stage 2 and is never saved as trained."""
+    from vovnet.model.tiny import build_tiny_model
+
+    build_tiny_model(workspace / "models" / "thinker", {**params["model"], "tiny": {**params["model"]["tiny"], "seed": 1}})
+    y = YAML()
+    p = params_file(workspace, "thinking_run")
+    d = y.load(p.read_text())
+    d["model"]["use_thinking_for_full"] = True
+    d["model"]["full_model_name"] = "models/thinker"
+    with open(p, "w") as fh:
+        y.dump(d, fh)
+    out = run_train(workspace, p)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = json.loads((workspace / "metrics" / f"{p.stem}.json").read_text())
+    assert m["batches"] == 12 and m["records"] == {"stage1": 38, "stage2": 8}
+    assert all(v == v for v in m["stages"]["stage1"].values()) and m["stages"]["stage2"]["task"] > 0
+    trained = weights(workspace, "thinking_run")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in trained.items())  # stage 1 moved the Instruct LoRA

@@ -77,7 +77,8 @@ def _predict(args) -> int:
     ecfg, pcfg = params["evaluation"], params["policy"]
     opts = PredictOptions(policy=args.policy, cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
                           cost_norm=pcfg["cost_norm"], batch_size=args.batch_size or ecfg["batch_size"],
-                          max_new_tokens=args.max_new_tokens or ecfg["max_new_tokens"])
+                          max_new_tokens=args.max_new_tokens or ecfg["max_new_tokens"],
+                          thinking_max_new_tokens=ecfg["thinking_max_new_tokens"])
     summary = predict_file(args.model_dir, args.input, args.output, params, opts, args.image_root, args.processed_root)
     if summary is not None:
         print(summary_line(summary))

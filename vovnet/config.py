@@ -87,6 +87,7 @@ EVALUATION = {
     "model_dir": "models/vovnet",
     "batch_size": 8,
     "max_new_tokens": 16,
+    "thinking_max_new_tokens": 1024,  # FULL when the Thinking model answers: room for its <think> part
     "seed": 0,                  # MMMU's random fallback and the random baseline
     "max_samples": None,
     "max_length": 4096,         # prompt tokens per action; longer items score wrong at that action (too_long)
@@ -115,7 +116,7 @@ DEFAULTS: dict[str, Any] = {
         "sources": ["mmbench/dev", "mmbench_lite/lite"],
         "heldout_source": "mmbench/dev",
         "heldout_fraction": 0.3,
-        "val_fraction": 0.1,
+        "val_fraction": 0.2,   # the val part is stage 2's training data (train.policy_file)
         "guard_sets": ["mmmu/validation", "textvqa/validation"],
         "allow_overlap": False,
     },

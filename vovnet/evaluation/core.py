@@ -163,7 +163,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
     encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
     gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],
-                        ecfg["max_new_tokens"], device, ecfg["max_length"])
+                        ecfg["max_new_tokens"], device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
     qs = scoring.questions(records)

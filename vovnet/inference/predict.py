@@ -41,6 +41,7 @@ class PredictOptions:
     cost_norm: float = 0.0
     batch_size: int = 8
     max_new_tokens: int = 8
+    thinking_max_new_tokens: int | None = None  # FULL from the Thinking model, when configured
     warmup: bool = True
 
 
@@ -100,7 +101,8 @@ class Predictor:
                         kept.append(j)
                         encs.append(enc)
                 rows = kept
-            tokens = answer_action(self.model, prefill, rows, encs, action, self.ids, self.opts.max_new_tokens)
+            tokens = answer_action(self.model, prefill, rows, encs, action, self.ids, self.opts.max_new_tokens,
+                                   self.opts.thinking_max_new_tokens)
             done = time.perf_counter()
             for k, (j, toks) in enumerate(zip(rows, tokens)):
                 text = self.processor.tokenizer.decode(toks, skip_special_tokens=True).strip()

@@ -164,21 +164,22 @@ def answer_separate(lm, encs: list[dict], pad_id: int, image_token_id: int, devi
 
 
 def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | None, action: str, ids: TokenIds,
-                  max_new_tokens: int) -> list[list[int]]:
-    """Token answers of `rows` under `action` (`encs`: their encodings at that action; unused for NO)."""
+                  max_new_tokens: int, thinking_max_new_tokens: int | None = None) -> list[list[int]]:
+    """Token answers of `rows` under `action` (`encs`: their encodings at that action; unused for NO).
+    The Thinking model (FULL, when configured) decodes up to `thinking_max_new_tokens` when given."""
     if not rows:
         return []
     if action == "no":
         return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
     if model.lm_for(action) is not model.lm:
         return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
-                               max_new_tokens)
+                               thinking_max_new_tokens or max_new_tokens)
     return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
 
 
 @torch.no_grad()
 def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device, max_length: int,
-                 progress: bool = True) -> list[dict]:
+                 thinking_max_new_tokens: int | None = None, progress: bool = True) -> list[dict]:
     """Every action's greedy answer for every question (evaluation scores all policies on these).
 
     `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i. An action whose prompt
@@ -198,7 +199,8 @@ def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int
                 per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
                 per[j]["outputs"][action] = ""
             rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
-            answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens)
+            answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens,
+                                    thinking_max_new_tokens)
             for j, answer in zip(rows, answers):
                 per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
         results.extend(per)

@@ -5,10 +5,21 @@ Qwen3-VL's multimodal rotary positions depend on the whole sequence, so position
 each action's full sequence (prefix + suffix) with the model's own get_rope_index and the suffix part is
 passed explicitly. The prefix is left-padded and suffixes right-padded, so every sample's valid tokens
 stay contiguous, which is what get_rope_index and the attention mask assume.
+
+Under gradient checkpointing a layer's forward runs again in backward. A cache that appends on every call
+would then change between the first run and the replay, which is why transformers drops the cache in
+checkpointed layers. Here the cache never changes after its first write: the prefix pass stores each
+layer's keys/values once (a replay recomputes them and stores nothing), and the suffix passes read prefix +
+their own keys/values without storing them. Every replay sees what the first run saw, so the cache is kept
+in checkpointed layers and reuse stays exact with gradients flowing into the shared prefix.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
+from transformers.cache_utils import DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import IGNORE
@@ -18,6 +29,40 @@ from vovnet.model.losses import per_sample_lm_loss
 def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:
     width = max(len(r) for r in rows)
     return torch.tensor([([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows])
+
+
+class _WriteOnceCache(DynamicCache):
+    """The prefix pass's cache: each layer's first call stores; a checkpoint replay returns its own states."""
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if layer_idx < len(self.layers) and self.layers[layer_idx].is_initialized:
+            return key_states, value_states  # the replay of the call that stored them (the cache was empty)
+        return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+
+class _ReadOnlyPrefix(DynamicCache):
+    """A suffix pass's view of the prefix cache: attends to prefix + its own states, stores nothing."""
+
+    def __init__(self, prefix: DynamicCache):
+        super().__init__()
+        self.layers = prefix.layers
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        layer = self.layers[layer_idx]
+        return torch.cat([layer.keys, key_states], dim=-2), torch.cat([layer.values, value_states], dim=-2)
+
+
+@contextmanager
+def _cache_kept_under_checkpointing(lm):
+    """These caches are replay-safe, so checkpointed layers may keep them (transformers' opt-in flag)."""
+    layers = [m for m in lm.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for m in layers:
+        m._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m._can_checkpoint_with_cache  # back to the class default
 
 
 def _rope_model(lm):
@@ -35,11 +80,16 @@ def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device
                    for a in ACTIONS)
     prefix_ids = _pad(prefix_rows, pad_id, left=True).to(device)
     prefix_mask = _pad([[1] * len(r) for r in prefix_rows], 0, left=True).to(device)
-    P = prefix_ids.shape[1]
     text_pos = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
-    pre = lm(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_pos[None].expand(3, -1, -1),
-             use_cache=True)
-    cache = pre.cache if getattr(pre, "cache", None) is not None else pre.past_key_values
+    prefix_cache = _WriteOnceCache()
+    with _cache_kept_under_checkpointing(lm):
+        lm(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_pos[None].expand(3, -1, -1),
+           cache=prefix_cache, use_cache=False)  # use_cache would only make a cache; we pass our own
+        return _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, image_token_id, device)
+
+
+def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, image_token_id, device):
+    P = prefix_ids.shape[1]
     rope = _rope_model(lm)
     losses, features = [], None
     for action in ACTIONS:
@@ -56,8 +106,9 @@ def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device
             extra = {"pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
                      "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device)}
         pos, _ = rope.get_rope_index(full_ids, mm, extra.get("image_grid_thw"), None, full_mask)
-        out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:], cache=cache,
-                 mm_token_type_ids=mm[:, P:], use_cache=True, output_hidden_states=action == "no", **extra)
+        out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:],
+                 cache=_ReadOnlyPrefix(prefix_cache),
+                 mm_token_type_ids=mm[:, P:], use_cache=False, output_hidden_states=action == "no", **extra)
         losses.append(per_sample_lm_loss(out.logits, suffix_labels)[0])
         if action == "no":
             from vovnet.model.policy import text_pass_features
@@ -66,5 +117,4 @@ def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device
             rows_i = torch.arange(len(encs), device=device)
             entropy, margin = text_pass_features(out.logits[rows_i, idx])
             features = (out.hidden_states[-1][rows_i, idx].detach(), entropy.detach(), margin.detach())
-        cache.crop(-(cache.get_seq_length() - P))  # back to the shared prefix for the next action
     return torch.stack(losses, dim=-1), features

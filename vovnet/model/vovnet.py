@@ -1,7 +1,9 @@
 """VoVNet: a Qwen3-VL (with LoRA) plus the value-of-vision policy head.
 
-Stage 1 trains LoRA on the task with vision (mixed actions). Stage 2 trains the head: the text-only
-pass gives its features, every action's per-sample task loss is computed, and the loss is
+Stage 1 trains the Instruct model's LoRA on the task with vision (mixed actions; an optional Thinking
+model for FULL is not used). Stage 2 trains the head: the text-only pass gives its features, every
+action's per-sample task loss is computed (FULL's from the Thinking model when there is one, under no_grad
+when it is frozen), and the loss is
   task(mixture or straight-through choice) + lambda_cost * E[normalised vision tokens] + gain term.
 """
 from __future__ import annotations
@@ -34,6 +36,24 @@ class VoVNet(nn.Module):
         self.lm, self.head = lm, head
         self.full_lm = full_lm  # the optional Thinking model for FULL_VISION (frozen unless asked)
         self.pad_id, self.image_token_id = pad_id, image_token_id
+        # what the factory left trainable in each LM (LoRA, optionally the vision tower); set_stage toggles it
+        self._lm_trainable = [n for n, p in lm.named_parameters() if p.requires_grad]
+        self._full_trainable = [n for n, p in full_lm.named_parameters() if p.requires_grad] if full_lm else []
+
+    def set_stage(self, stage: int, train_lora: bool) -> None:
+        """requires_grad for one training stage. Stage 1: the Instruct model's trainable parts only.
+        Stage 2: the head, plus the LMs' trainable parts only with `train_lora` (else frozen, so they
+        stay out of the optimizer)."""
+        lm_on = stage == 1 or train_lora
+        lm_params, head_params = dict(self.lm.named_parameters()), self.head.parameters()
+        for n in self._lm_trainable:
+            lm_params[n].requires_grad_(lm_on)
+        for p in head_params:
+            p.requires_grad_(stage == 2)
+        if self.full_lm is not None:
+            full_params = dict(self.full_lm.named_parameters())
+            for n in self._full_trainable:
+                full_params[n].requires_grad_(stage == 2 and train_lora)
 
     def lm_for(self, action: str) -> nn.Module:
         return self.full_lm if action == "full" and self.full_lm is not None else self.lm
@@ -53,8 +73,8 @@ class VoVNet(nn.Module):
 
     def forward(self, batches: dict, stage: int, action: str = "full", policy_cfg: dict | None = None,
                 train_lora: bool = False, generator: torch.Generator | None = None, prefix_reuse: bool = False) -> dict:
-        if stage == 1:
-            out = self.lm_for(action)(**model_inputs(batches[action]))
+        if stage == 1:  # the Instruct model for every action, FULL included
+            out = self.lm(**model_inputs(batches[action]))
             return {"loss": out.loss, "task": out.loss.detach()}
         return self._stage2(batches, policy_cfg, train_lora, generator, prefix_reuse)
 
@@ -66,9 +86,16 @@ class VoVNet(nn.Module):
         loss_no, features = self.text_pass(batches["no"])
         losses = [loss_no]
         for a in ACTIONS[1:]:
-            out = self.lm_for(a)(**model_inputs(batches[a]))
+            lm = self.lm_for(a)
+            # a frozen Thinking model gives FULL's loss without building a graph
+            grad = torch.is_grad_enabled() and (lm is not self.full_lm or self._full_trains())
+            with torch.set_grad_enabled(grad):
+                out = lm(**model_inputs(batches[a]))
             losses.append(per_sample_lm_loss(out.logits, batches[a]["labels"])[0])
         return torch.stack(losses, dim=-1), features
+
+    def _full_trains(self) -> bool:
+        return any(p.requires_grad for p in self.full_lm.parameters())
 
     def _stage2(self, batches: dict, cfg: dict, train_lora: bool, generator, prefix_reuse: bool) -> dict:
         with torch.enable_grad() if train_lora else torch.no_grad():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -14,28 +13,39 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from vovnet import VovnetError
-from vovnet.io_utils import dumps, read_jsonl
+from vovnet.io_utils import dumps
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vovnet.training.stage_data import stage_records
 from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.train")
 
 
-def stage_lr_lambda(stage_steps: list[int], warmup_ratio: float, kind: str):
-    """One schedule over both stages; each stage warms up and decays over its own optimizer steps."""
+def stage_lr_lambda(n: int, warmup_ratio: float, kind: str):
+    """One stage's schedule: warm up, then decay over its own `n` optimizer steps."""
+    warm = max(1, int(warmup_ratio * n))
+
     def f(step: int) -> float:
-        for n in stage_steps:
-            if step < n:
-                warm = max(1, int(warmup_ratio * n))
-                if step < warm:
-                    return (step + 1) / warm
-                progress = (step - warm) / max(1, n - warm)
-                return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
-            step -= n
-        return 0.0
+        if step >= n:
+            return 0.0
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, n - warm)
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
     return f
+
+
+def stage_optimizer(model, tcfg: dict, steps: int):
+    """AdamW and its schedule over exactly what this stage trains (model.set_stage ran before): a part
+    frozen in this stage is in no group, so no optimizer (DeepSpeed's included) moves it."""
+    lms = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    groups = [g for g in ({"params": lms, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=tcfg["weight_decay"])
+    lr = stage_lr_lambda(steps, tcfg["warmup_ratio"], tcfg["scheduler"])
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
 
 
 def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> list[int]:
@@ -46,13 +56,14 @@ def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> lis
 
 
 def run_fingerprint(params: dict) -> str:
-    """Checkpoints belong to one configuration + training file; another experiment never resumes them."""
+    """Checkpoints belong to one configuration + both stages' files; another experiment never resumes them."""
     t = params["train"]
     keep = {k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")}
     h = hashlib.sha256(dumps([params["model"], params["policy"], params["vision_budget"], keep]).encode())
-    with open(t["train_file"], "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for path in (t["train_file"], t["policy_file"]):
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -74,46 +85,33 @@ def train(params: dict, accelerator=None) -> dict:
         accelerator = Accelerator(gradient_accumulation_steps=tcfg["grad_accum"], mixed_precision=mp,
                                   kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     torch.manual_seed(tcfg["seed"])
-    records = list(read_jsonl(tcfg["train_file"]))
-    if not records:
-        raise VovnetError(f"{tcfg['train_file']}: no training records")
+    stage1_records, stage2_records = stage_records(tcfg)
     model, processor = build_vovnet(params, device=accelerator.device)
     if tcfg["gradient_checkpointing"]:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
     encoder = Encoder(processor, params["vision_budget"], tcfg["max_length"])
-    dataset = RecordDataset(records, encoder)
+    datasets = {1: RecordDataset(stage1_records, encoder), 2: RecordDataset(stage2_records, encoder)}
     collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
     world, rank, bs = accelerator.num_processes, accelerator.process_index, tcfg["batch_size"]
     per_step = bs * world
-    batches_per_epoch = math.ceil(len(dataset) / per_step)
+    batches_per_epoch = {s: math.ceil(len(d) / per_step) for s, d in datasets.items()}
     stages = [(1, tcfg["stage1"]["epochs"]), (2, tcfg["stage2"]["epochs"])]
-    opt_per_epoch = math.ceil(batches_per_epoch / tcfg["grad_accum"])
-    stage_steps = [opt_per_epoch * e for _, e in stages]
+    stage_steps = {s: math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages}
 
-    lora = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    head = list(model.head.parameters())
-    optimizer = torch.optim.AdamW([{"params": lora, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}],
-                                  weight_decay=tcfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, stage_lr_lambda(stage_steps, tcfg["warmup_ratio"],
-                                                                              tcfg["scheduler"]))
     state = {"stage": 1, "epoch": 0, "batch": 0, "global_batch": 0, "opt_step": 0}
     ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
     ckpt = latest_checkpoint(ckpt_dir) if tcfg["resume"] == "auto" else None
+    optim = None
     if ckpt is not None:
         state, optim = load_checkpoint(ckpt, model)
-        optimizer.load_state_dict(optim["optimizer"])
-        scheduler.load_state_dict(optim["scheduler"])
         torch.set_rng_state(optim["rng"])
         accelerator.print(f"resuming from {ckpt} (stage {state['stage']}, epoch {state['epoch']}, batch {state['batch']})")
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if ds_plugin is not None:  # we shard data ourselves, so DeepSpeed learns the micro-batch from us
         ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = bs
-    model_p, optimizer_p = accelerator.prepare(model, optimizer)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     live = _live(resume=ckpt is not None) if accelerator.is_main_process else None
-    fault_at = int(os.environ.get("VOVNET_FAULT_AFTER_BATCH", "-1"))  # tests: simulate a kill
-    total = sum(batches_per_epoch * e for _, e in stages)
+    total = sum(batches_per_epoch[s] * e for s, e in stages)
     bar = tqdm(total=total, initial=state["global_batch"], disable=not accelerator.is_main_process, unit="batch")
     summary: dict = {"stages": {}}
     t0, seen = time.time(), 0
@@ -122,6 +120,16 @@ def train(params: dict, accelerator=None) -> dict:
             continue
         agg: dict[str, float] = {}
         n_agg = 0
+        dataset = datasets[stage]
+        # each stage wraps (DDP / DeepSpeed) and optimises exactly its own trainable parameters
+        model.set_stage(stage, tcfg["stage2"]["train_lora"])
+        optimizer, scheduler = stage_optimizer(model, tcfg, stage_steps[stage])
+        if optim is not None and stage == state["stage"]:
+            optimizer.load_state_dict(optim["optimizer"])
+            scheduler.load_state_dict(optim["scheduler"])
+        accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
+        model_p, optimizer_p = accelerator.prepare(model, optimizer)
+        trainable = [p for p in model.parameters() if p.requires_grad]
         for epoch in range(state["epoch"] if stage == state["stage"] else 0, epochs):
             order = epoch_order(len(dataset), tcfg["seed"], stage, epoch, per_step)
             start = state["batch"] if (stage, epoch) == (state["stage"], state["epoch"]) else 0
@@ -178,15 +186,14 @@ def train(params: dict, accelerator=None) -> dict:
                     save_checkpoint(ckpt_dir, state["opt_step"], accelerator.unwrap_model(model_p),
                                     optimizer_p.optimizer if hasattr(optimizer_p, "optimizer") else optimizer_p,
                                     scheduler, state)
-                if gb == fault_at:
-                    os._exit(137)
             state["batch"] = 0
         state["epoch"] = 0
         summary["stages"][f"stage{stage}"] = {k: v / max(1, n_agg) for k, v in agg.items()}
         state["stage"] = stage + 1
     bar.close()
     accelerator.wait_for_everyone()
-    summary.update(optimizer_steps=state["opt_step"], batches=state["global_batch"], records=len(dataset),
+    summary.update(optimizer_steps=state["opt_step"], batches=state["global_batch"],
+                   records={f"stage{s}": len(d) for s, d in datasets.items()},
                    processes=world, seconds=round(time.time() - t0, 2),
                    samples_per_second=round(seen / max(1e-9, time.time() - t0), 2))
     if accelerator.is_main_process:
