@@ -96,7 +96,7 @@ def bench_train(params, model_dir, records, root, rows):
 
 
 def bench_eval(params, model, processor, records, root, rows):
-    from vovnet.evaluation.generation import generate_all
+    from vovnet.model.generation import generate_all
     from vovnet.model.encoding import Encoder, RecordDataset
 
     ds = RecordDataset(records[:16], Encoder(processor, params["vision_budget"], 2048), root, with_target=False)

@@ -5,9 +5,8 @@ Measures, on the project's own model factory, encoder and VoVNet forward:
     peak memory, and the memory `python -m vovnet plan` predicts for the same model, dtype, batch and length;
   - SDPA vs eager attention (stage 1);
   - a one-process DeepSpeed ZeRO-2 run (accelerate's DeepSpeed plugin, as configs/accelerate/zero2_v100.yaml);
-  - learned vs always-full wall time per question. `vovnet/inference/` (predict) is not in this tree, so it is
-    timed through the evaluation generation path (`generate_all`: text pass, head, each action's generation):
-    learned = the text pass + the chosen branch, always-full = the text pass + FULL.
+  - learned vs always-full wall time per question through predict's `Predictor` (text pass, head, only the
+    chosen branch, image decode and preprocessing included, after a warm-up).
 Prints one table.
 
     python benchmarks/gpu_check.py                      # on a CUDA GPU
@@ -225,34 +224,42 @@ def zero2_row(args, model_dir: Path, dtype: str, length: int, device) -> tuple:
 
 
 def predict_rows(model_dir: Path, dtype: str, n: int, device) -> list[tuple]:
-    from vovnet.evaluation import policies
-    from vovnet.evaluation.generation import generate_all
-    from vovnet.model.encoding import Encoder
+    """Learned policy vs always-full through predict's path (only the chosen branch runs; per-request
+    latency from the batch's start, image decode and preprocessing included, after a warm-up)."""
+    import tempfile
+
+    from vovnet.inference.predict import PredictOptions, Predictor, percentile
+    from vovnet.inference.requests import Request
     from vovnet.model.factory import build_vovnet
 
     fresh(device)
     params = params_for(model_dir, dtype, "sdpa", False, 1, 4096)
     model, processor = build_vovnet(params, device=device)
     model.eval()
-    data = Encoded(records(n), Encoder(processor, params["vision_budget"], 4096), with_target=False)
-    with torch.autocast(device.type, dtype={"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]):
-        generate_all(model, processor, _first(data, 2), 2, 8, device, 4096)  # warm-up
-        gens = generate_all(model, processor, data, 1, 8, device, 4096)
-    choice = policies.learned(gens, 0.0, 0.0)
-    names = ("no", "coarse", "full")
-    learned = sum(g["latency"][names[c]] for g, c in zip(gens, choice)) / n
-    full = sum(g["latency"]["full"] for g in gens) / n
-    mix = "/".join(f"{names[a]}={choice.count(a)}" for a in range(3))
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        reqs = []
+        for i, (rec, imgs) in enumerate(records(n)):
+            path = Path(tmp) / f"{i}.png"
+            imgs[0].save(path)
+            reqs.append(Request(i + 1, rec, paths=[path], sizes=[imgs[0].size]))
+        with torch.autocast(device.type, dtype={"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]):
+            for policy in ("learned", "full"):
+                predictor = Predictor(model, processor, params["vision_budget"], 4096, device,
+                                      PredictOptions(policy=policy, batch_size=1, max_new_tokens=8))
+                predictor.warm_up(reqs)
+                sync(device)
+                t0 = time.perf_counter()
+                rows, _ = predictor.answer_all(reqs, show_progress=False)
+                sync(device)
+                out.append((policy, (time.perf_counter() - t0) / n, rows))
     del model
-    return [("learned policy (eval path)", dtype, f"{n} q", f"{learned * 1000:.0f} ms/q", mix, "", "", ""),
-            ("always-full (eval path)", dtype, f"{n} q", f"{full * 1000:.0f} ms/q", f"learned/full {learned / full:.2f}",
+    (_, learned, lrows), (_, full, _) = out
+    mix = "/".join(f"{a}={sum(r['action'] == a for r in lrows)}" for a in ("no", "coarse", "full"))
+    p50 = percentile([r["latency_ms"] for r in lrows], 0.5)
+    return [("learned policy (predict)", dtype, f"{n} q", f"{learned * 1000:.0f} ms/q", mix, f"p50 {p50:.0f} ms", "", ""),
+            ("always-full (predict)", dtype, f"{n} q", f"{full * 1000:.0f} ms/q", f"learned/full {learned / full:.2f}",
              "", "", "")]
-
-
-def _first(data: Encoded, k: int) -> Encoded:
-    out = Encoded.__new__(Encoded)
-    out.items = data.items[:k]
-    return out
 
 
 def main() -> None:

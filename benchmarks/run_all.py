@@ -19,6 +19,7 @@ def main() -> None:
         ("1. normalize vs floor", ["bench_normalize.py", "--sizes", *(["1000"] if args.quick else ["1000", "10000", "50000"])]),
         ("2. DVC: image store vs loose files", ["bench_dvc.py", "--images", "5000" if args.quick else "100000"]),
         ("3-5. training step, evaluation, data loader", ["bench_model.py"]),
+        ("7. adaptive inference: predict per policy vs evaluation's all-branch pass", ["bench_predict.py"]),
     ]
     for title, cmd in runs:
         print(f"\n== {title} ==", flush=True)

@@ -84,5 +84,5 @@ def test_parsers_never_crash_and_are_deterministic(text):
     ch = ["alpha", "beta", "gamma"]
     assert mmbench.match_option(text, ch) == mmbench.match_option(text, ch)
     assert mmmu.parse_multi_choice(text, ch) == mmmu.parse_multi_choice(text, ch)
-    assert mmmu.parse_open(text) == mmmu.parse_open(text)
+    assert repr(mmmu.parse_open(text)) == repr(mmmu.parse_open(text))  # repr: a parsed "nan" never equals itself
     assert 0.0 <= textvqa.vqa_accuracy(text, ["a"] * 10) <= 1.0

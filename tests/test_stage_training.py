@@ -133,8 +133,8 @@ def test_prefix_reuse_under_gradient_checkpointing_matches_the_plain_path(in_wor
     assert not any(getattr(m, "_can_checkpoint_with_cache", False) for m in model.lm.modules())
 
 
-def test_thinking_model_generates_full_with_its_own_token_budget(in_workspace, thinking_dir):
-    from vovnet.evaluation.generation import generate_all
+def test_thinking_model_generates_full_with_its_own_token_budget(in_workspace, thinking_dir, monkeypatch):
+    from vovnet.model import generation
     from vovnet.model.loading import load_processor
 
     params = load_params("params.yaml")
@@ -145,13 +145,12 @@ def test_thinking_model_generates_full_with_its_own_token_budget(in_workspace, t
     ds = RecordDataset(list(read_jsonl(params["train"]["train_file"]))[:2],
                        Encoder(processor, params["vision_budget"], 2048), with_target=False)
     budgets = []
-    for name, lm in (("instruct", model.lm), ("thinking", model.full_lm)):
-        real = lm.generate
+    real = generation.greedy_decode
 
-        def spy(*args, _real=real, _name=name, **kwargs):
-            budgets.append((_name, kwargs["max_new_tokens"]))
-            return _real(*args, **kwargs)
-        lm.generate = spy
-    gens = generate_all(model, processor, ds, batch_size=2, max_new_tokens=3, device="cpu", max_length=4096,
-                         thinking_max_new_tokens=7)
+    def spy(lm, *args):
+        budgets.append(("thinking" if lm is model.full_lm else "instruct", args[-1]))
+        return real(lm, *args)
+    monkeypatch.setattr(generation, "greedy_decode", spy)
+    gens = generation.generate_all(model, processor, ds, batch_size=2, max_new_tokens=3, device="cpu", max_length=4096,
+                                   thinking_max_new_tokens=7)
     assert len(gens) == 2 and budgets == [("instruct", 3), ("instruct", 3), ("thinking", 7)]

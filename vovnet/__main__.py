@@ -1,4 +1,4 @@
-"""`python -m vovnet preset NAME`, `download-model`, `doctor` and `plan`."""
+"""`python -m vovnet preset NAME`, `download-model`, `doctor`, `plan` and `predict`."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,17 @@ def main(argv=None) -> int:
     pl.add_argument("--gpus", type=int, default=None, help="GPUs in the run (default: those visible, else 8)")
     pl.add_argument("--gpu-memory", type=float, default=None, help="GiB per GPU (default: the visible GPU's, else 32)")
     pl.add_argument("--dtype", default=None, help="float16 | bfloat16 | float32 (default: model.dtype)")
+    pd = sub.add_parser("predict", help="answer questions with only the branch the policy chooses")
+    pd.add_argument("--model-dir", default="models/vovnet")
+    pd.add_argument("--input", required=True, help="JSONL: processed records or {id, question, image, choices?, hint?}")
+    pd.add_argument("--output", required=True, help="JSONL answers, in input order (rejects: OUTPUT.rejects.jsonl)")
+    pd.add_argument("--policy", default="learned", choices=["learned", "full", "coarse", "none"])
+    pd.add_argument("--cost-shift", type=float, help="default: policy.cost_shift")
+    pd.add_argument("--batch-size", type=int, help="default: evaluation.batch_size")
+    pd.add_argument("--max-new-tokens", type=int, help="default: evaluation.max_new_tokens")
+    pd.add_argument("--image-root", help="where request image paths live (default: the input file's folder)")
+    pd.add_argument("--processed-root", default="data/processed", help="image stores of processed records")
+    pd.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "preset":
@@ -42,12 +53,36 @@ def main(argv=None) -> int:
             from vovnet.doctor import run_plan
 
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
+        if args.cmd == "predict":
+            return _predict(args)
         from vovnet.doctor import run_doctor
 
         return run_doctor(args.params)
     except VovnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, unwritable folder: outputs are written atomically, none is partial
+        print(f"error: {exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
+        return 1
+
+
+def _predict(args) -> int:
+    import logging
+
+    from vovnet.config import load_params
+    from vovnet.inference.predict import PredictOptions, predict_file, summary_line
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    params = load_params(args.params)
+    ecfg, pcfg = params["evaluation"], params["policy"]
+    opts = PredictOptions(policy=args.policy, cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
+                          cost_norm=pcfg["cost_norm"], batch_size=args.batch_size or ecfg["batch_size"],
+                          max_new_tokens=args.max_new_tokens or ecfg["max_new_tokens"],
+                          thinking_max_new_tokens=ecfg["thinking_max_new_tokens"])
+    summary = predict_file(args.model_dir, args.input, args.output, params, opts, args.image_root, args.processed_root)
+    if summary is not None:
+        print(summary_line(summary))
+    return 0
 
 
 if __name__ == "__main__":

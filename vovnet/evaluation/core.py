@@ -11,15 +11,17 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
-from vovnet.evaluation.generation import generate_all, text_pass_features
 from vovnet.evaluation.protocols import get_protocol, strip_thinking
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
+from vovnet.model.generation import generate_all, text_pass_features
 
 log = logging.getLogger("vovnet.evaluate")
 SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
+# Evaluation answers every action of every question, so its timings say nothing about a deployment.
+LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
 UNBOUNDED = 2 ** 62  # the encoder's own limit is off here: evaluation applies evaluation.max_length per action
 
 
@@ -173,7 +175,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     rep: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], "protocol": set_cfg["protocol"],
                  "records": len(records), **counts, "overlap_allowed": bool(ecfg["allow_overlap"] and overlap),
                  "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
-                 "learned": learned_fig}
+                 "learned": learned_fig, "latency": LATENCY_NOTE}
     pareto: list[dict] = []
     if has_answers:
         reference = policy_split_entropies(model, processor, encoder, params,

@@ -11,22 +11,13 @@ import math
 import random
 
 from vovnet.model.budgets import ACTIONS
+from vovnet.model.policy import choose_action
 
 NO, COARSE, FULL = range(3)
 
 
-def normalised_costs(gen: dict, cost_norm: float) -> list[float]:
-    full = max(1, gen["vision_tokens"]["full"])
-    return [gen["vision_tokens"][a] / (cost_norm or full) for a in ACTIONS]
-
-
 def learned(gens: list[dict], cost_shift: float, cost_norm: float) -> list[int]:
-    out = []
-    for g in gens:
-        costs = normalised_costs(g, cost_norm)
-        adj = [s - cost_shift * c for s, c in zip(g["scores"], costs)]
-        out.append(max(range(len(ACTIONS)), key=lambda a: (adj[a], -a)))  # ties -> the cheaper action
-    return out
+    return [choose_action(g["scores"], [g["vision_tokens"][a] for a in ACTIONS], cost_shift, cost_norm) for g in gens]
 
 
 def constant(gens: list[dict], action: int) -> list[int]:

@@ -67,16 +67,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    vals = sorted(values)
-    return vals[min(len(vals) - 1, int(round(q * (len(vals) - 1))))]
-
-
 def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, list[dict]], gens: list[dict],
                    choices: list[int], breakdowns: tuple = (), detail: bool = False) -> dict:
-    """Headline figures of one policy; with `detail`, per-action, per-field and latency breakdowns too."""
+    """Headline figures of one policy; with `detail`, per-action and per-field breakdowns too (latency is
+    predict's to measure: evaluation runs every action)."""
     picked = [rows[ACTIONS[c]][k] for k, c in enumerate(choices)]
     q_scores = [min(picked[i]["score"] for i in q) for q in qs]
     n = max(1, len(choices))
@@ -98,9 +92,4 @@ def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, lis
         for q, s in zip(qs, q_scores):
             per[str(records[q[0]]["meta"].get(field) or "unknown")].append(s)
         fig[f"per_{field}"] = {k: {"questions": len(v), "accuracy": _mean(v)} for k, v in sorted(per.items())}
-    latency = {}
-    for i, a in enumerate(ACTIONS):
-        ms = [gens[k]["latency"][a] * 1000 for k, c in enumerate(choices) if c == i and gens[k]["latency"][a] is not None]
-        latency[a] = {"p50": _pct(ms, 0.5), "p90": _pct(ms, 0.9)}
-    fig["latency_ms"] = latency
     return fig

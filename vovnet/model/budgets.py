@@ -16,3 +16,11 @@ def image_inputs(image_processor, images: list, budget: dict) -> dict:
 
 def tokens_per_image(image_grid_thw: torch.Tensor, merge_size: int) -> list[int]:
     return [int(n) for n in (image_grid_thw.prod(dim=-1) // (merge_size**2)).tolist()]
+
+
+def budget_tokens(image_processor, sizes: list[tuple[int, int]], budget: dict) -> int:
+    """Vision tokens that images of these (width, height) sizes cost at a budget, without decoding them
+    (the processor's own resize rule; equal to what image_inputs then yields)."""
+    limits = {"min_pixels": int(budget["min_pixels"]), "max_pixels": int(budget["max_pixels"])}
+    merge = image_processor.merge_size**2
+    return sum(image_processor.get_number_of_image_patches(h, w, limits) // merge for w, h in sizes)

@@ -26,6 +26,16 @@ class PolicyHead(nn.Module):
         return self.mlp(x)
 
 
+def choose_action(scores: list[float], vision_tokens: list[int], cost_shift: float, cost_norm: float) -> int:
+    """The learned policy's action: head score minus an inference-time shift times the normalised cost.
+
+    `vision_tokens` holds NO/COARSE/FULL's token counts; costs are divided by `cost_norm`, or by FULL's
+    count when it is 0. Ties go to the cheaper action."""
+    norm = cost_norm or max(1, vision_tokens[-1])
+    adj = [s - cost_shift * t / norm for s, t in zip(scores, vision_tokens)]
+    return max(range(len(adj)), key=lambda a: (adj[a], -a))
+
+
 def gumbel_straight_through(scores: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Hard one-hot in the forward pass, Gumbel-softmax gradient in the backward pass."""
     u = torch.rand(scores.shape, generator=generator, device="cpu").to(scores.device).clamp_(1e-9, 1 - 1e-9)

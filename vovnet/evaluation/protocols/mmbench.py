@@ -18,55 +18,11 @@ every rotation is right, exactly as `mcq_circular_eval` does without a judge.
 """
 from __future__ import annotations
 
-import re
-
 from vovnet.data.records import LETTERS
+from vovnet.model.answer_parsing import REJECT, extract_choice, match_option
 
+__all__ = ["BREAKDOWNS", "REJECT", "extract_choice", "match_option", "score_records"]
 BREAKDOWNS = ("category", "l2_category")
-REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
-            "I'm sorry, but without the image provided", "Cannot determine the answer")
-API_FAILURE = "Failed to obtain answer via API"  # VLMEvalKit skips the letter rule for it (text rule still runs)
-SEPARATORS = ".()[],:;!*#{}"
-REJECT = "Z"
-_SEPARATOR_TABLE = str.maketrans({c: " " for c in SEPARATORS})
-_ANSWER_IS = re.compile(r"(?:correct\s+)?answer\s+is\s+\**([abcd])\**", re.IGNORECASE)
-
-
-def _letter_rule(output: str, letters: list[str]) -> str | None:
-    if API_FAILURE in output:
-        return None
-    if any(phrase in output for phrase in REFUSALS):
-        return REJECT
-    words = output.translate(_SEPARATOR_TABLE).split()
-    present = [x for x in letters if x in words]
-    if len(present) == 1:
-        if words.index(present[0]) > len(words) - 5:
-            return present[0]
-    elif not present and REJECT in words:
-        return REJECT
-    m = _ANSWER_IS.search(output)
-    if m and m.group(1).upper() in letters:
-        return m.group(1).upper()
-    return None
-
-
-def _text_rule(output: str, choices: list[str]) -> str | None:
-    lowered = output.lower()
-    if len(lowered) > 2 * sum(len(c) for c in choices):
-        return None
-    hits = [LETTERS[i] for i, c in enumerate(choices) if c.lower() in lowered]
-    return hits[0] if len(hits) == 1 else None
-
-
-def match_option(output: str, choices: list[str]) -> str | None:
-    """The option letter, 'Z' for a refusal, or None when exact matching cannot resolve the output."""
-    return _letter_rule(output, list(LETTERS[: len(choices)])) or _text_rule(output, choices)
-
-
-def extract_choice(output: str, choices: list[str]) -> str | None:
-    """The option letter the output gives, or None (unresolved or a refusal)."""
-    letter = match_option(output, choices)
-    return None if letter == REJECT else letter
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:

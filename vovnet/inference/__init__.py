@@ -1,0 +1,1 @@
+"""Inference layer: predict answers with only the branch the policy chooses."""

@@ -1,0 +1,220 @@
+"""Batched greedy answering for one action at a time, on top of one text-only prefill.
+
+Shared by evaluation (every action for every question) and inference (only the chosen action), so the
+two give the same answers by construction:
+  1. `text_prefill` runs the text-only prompt once (left padded, KV cache kept) and gives the policy's
+     features and the first answer token's logits;
+  2. `answer_no` continues greedy decoding from that cache, recomputing nothing;
+  3. `answer_vision` keeps the cache of the shared prefix `<|im_start|>user\n{text}` only, appends the
+     image at the action's budget and the assistant header, and decodes.
+The text-only prompt is the prefix plus a suffix of fixed length (`<|im_end|>\n<|im_start|>assistant\n`),
+so with left padding every prefix ends at the same column. Vision suffixes are left padded after that
+column (a masked gap), so every row's last prompt token sits in the last column and decoding appends in
+step. Positions are explicit: Qwen3-VL's M-RoPE positions come from the model's own get_rope_index over
+the whole sequence (it skips masked columns), generated tokens continue from each row's largest position.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+from transformers import DynamicCache
+
+from vovnet.model.budgets import ACTIONS
+from vovnet.model.encoding import collate
+from vovnet.model.policy import text_pass_features as entropy_and_margin
+from vovnet.model.prefix_reuse import _pad, _rope_model
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    pad: int
+    image: int
+    eos: int
+
+    @classmethod
+    def of(cls, processor) -> "TokenIds":
+        tok = processor.tokenizer
+        return cls(tok.pad_token_id, processor.image_token_id, tok.convert_tokens_to_ids("<|im_end|>"))
+
+
+@dataclass
+class Prefill:
+    """The text-only pass over a batch: its cache, the policy features and what NO decoding needs."""
+
+    cache: DynamicCache
+    input_ids: torch.Tensor       # (B, W) left padded text-only prompts
+    attention_mask: torch.Tensor  # (B, W)
+    prefix_end: int               # column where every row's shared prefix ends
+    last_logits: torch.Tensor     # (B, V) at the last prompt token
+    features: tuple               # (hidden, entropy, margin) for the policy head
+    next_position: torch.Tensor   # (B,) position of the first answer token
+
+
+def _cache_of(out):
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+
+
+def _select_cache(cache: DynamicCache, rows: torch.Tensor, length: int | None = None) -> DynamicCache:
+    """A new cache holding `rows` (and the first `length` columns); the source cache is left untouched."""
+    data = []
+    for layer in cache.layers:
+        k, v = layer.keys[rows], layer.values[rows]
+        if length is not None:
+            k, v = k[:, :, :length], v[:, :, :length]
+        data.append((k.contiguous(), v.contiguous()))
+    return DynamicCache(ddp_cache_data=data)
+
+
+@torch.no_grad()
+def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, device) -> Prefill:
+    """`encs_no`: Encoder.encode(..., "no", with_target=False) outputs, one per question."""
+    batch = collate(encs_no, pad_id, image_token_id, left_pad=True)
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = lm(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, -1, -1), use_cache=True,
+             output_hidden_states=True, logits_to_keep=1)
+    last_logits = out.logits[:, -1]
+    entropy, margin = entropy_and_margin(last_logits)
+    features = (out.hidden_states[-1][:, -1].detach(), entropy.detach(), margin.detach())
+    suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
+    assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
+    return Prefill(_cache_of(out), ids, mask, ids.shape[1] - suffix, last_logits, features, pos[:, -1] + 1)
+
+
+@torch.no_grad()
+def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Tensor, next_position: torch.Tensor,
+                  eos_id: int, max_new_tokens: int) -> list[list[int]]:
+    """Greedy tokens per row, up to (not including) the end-of-turn token."""
+    rows = last_logits.shape[0]
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool, device=last_logits.device)
+    nxt = last_logits.argmax(-1)
+    position, mask = next_position.clone(), attention_mask
+    for step in range(max_new_tokens):
+        done |= nxt == eos_id
+        for r in (~done).nonzero().flatten().tolist():
+            tokens[r].append(int(nxt[r]))
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=position[None, :, None].expand(3, -1, -1),
+                 cache=cache, use_cache=True, logits_to_keep=1)
+        cache, position = _cache_of(out), position + 1
+        nxt = out.logits[:, -1].argmax(-1)
+    return tokens
+
+
+@torch.no_grad()
+def answer_no(lm, prefill: Prefill, rows: list[int], eos_id: int, max_new_tokens: int) -> list[list[int]]:
+    """NO_VISION answers for `rows` of the prefill batch, continuing from its cache."""
+    sel = torch.tensor(rows, device=prefill.input_ids.device)
+    return greedy_decode(lm, prefill.last_logits[sel], _select_cache(prefill.cache, sel), prefill.attention_mask[sel],
+                         prefill.next_position[sel], eos_id, max_new_tokens)
+
+
+def _vision_extra(encs: list[dict], device) -> dict:
+    vis = [e for e in encs if "pixel_values" in e]
+    if not vis:
+        return {}
+    return {"pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
+            "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device)}
+
+
+@torch.no_grad()
+def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_id: int, image_token_id: int,
+                  eos_id: int, max_new_tokens: int) -> list[list[int]]:
+    """COARSE/FULL answers for `rows` of the prefill batch; `encs[i]` is row i's encoding at that budget.
+
+    The shared prefix's KV cache is reused; only the image, the end of the turn and the answer run."""
+    device = prefill.input_ids.device
+    sel = torch.tensor(rows, device=device)
+    P = prefill.prefix_end
+    prefix_ids, prefix_mask = prefill.input_ids[sel, :P], prefill.attention_mask[sel, :P]
+    for r, e in zip(rows, encs):  # the vision prompt must extend exactly this row's text prefix
+        assert prefill.input_ids[r, P - e["prefix_len"]:P].tolist() == e["input_ids"][: e["prefix_len"]]
+    suffixes = [e["input_ids"][e["prefix_len"]:] for e in encs]
+    suffix_ids = _pad(suffixes, pad_id, left=True).to(device)
+    full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
+    full_mask = torch.cat([prefix_mask, _pad([[1] * len(s) for s in suffixes], 0, left=True).to(device)], dim=1)
+    mm = (full_ids == image_token_id).int()
+    extra = _vision_extra(encs, device)
+    pos, _ = _rope_model(lm).get_rope_index(full_ids, mm, extra.get("image_grid_thw"), None, full_mask)
+    cache = _select_cache(prefill.cache, sel, P)
+    out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:], cache=cache,
+             mm_token_type_ids=mm[:, P:], use_cache=True, logits_to_keep=1, **extra)
+    next_position = (pos.masked_fill(full_mask[None] == 0, -1).amax(dim=(0, 2))) + 1
+    return greedy_decode(lm, out.logits[:, -1], _cache_of(out), full_mask, next_position, eos_id, max_new_tokens)
+
+
+@torch.no_grad()
+def answer_separate(lm, encs: list[dict], pad_id: int, image_token_id: int, device, eos_id: int,
+                    max_new_tokens: int) -> list[list[int]]:
+    """Answers from a model that cannot share the text pass's cache (the Thinking model for FULL)."""
+    batch = collate(encs, pad_id, image_token_id, left_pad=True)
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    mm = batch["mm_token_type_ids"].to(device)
+    extra = _vision_extra(encs, device)
+    pos, _ = _rope_model(lm).get_rope_index(ids, mm, extra.get("image_grid_thw"), None, mask)
+    out = lm(input_ids=ids, attention_mask=mask, position_ids=pos, mm_token_type_ids=mm, use_cache=True,
+             logits_to_keep=1, **extra)
+    next_position = (pos.masked_fill(mask[None] == 0, -1).amax(dim=(0, 2))) + 1
+    return greedy_decode(lm, out.logits[:, -1], _cache_of(out), mask, next_position, eos_id, max_new_tokens)
+
+
+def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | None, action: str, ids: TokenIds,
+                  max_new_tokens: int, thinking_max_new_tokens: int | None = None) -> list[list[int]]:
+    """Token answers of `rows` under `action` (`encs`: their encodings at that action; unused for NO).
+    The Thinking model (FULL, when configured) decodes up to `thinking_max_new_tokens` when given."""
+    if not rows:
+        return []
+    if action == "no":
+        return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
+    if model.lm_for(action) is not model.lm:
+        return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
+                               thinking_max_new_tokens or max_new_tokens)
+    return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
+
+
+@torch.no_grad()
+def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device, max_length: int,
+                 thinking_max_new_tokens: int | None = None, progress: bool = True) -> list[dict]:
+    """Every action's greedy answer for every question (evaluation scores all policies on these).
+
+    `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i. An action whose prompt
+    exceeds `max_length` tokens is not generated: its output is '' and `too_long` marks it, so one long
+    item costs its own score and never the whole set. The text pass always runs."""
+    ids, tok = TokenIds.of(processor), processor.tokenizer
+    results: list[dict] = []
+    for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate", disable=not progress):
+        encs = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
+        scores = model.policy_scores(prefill.features).float().cpu()
+        per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
+                "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
+        for action in ACTIONS:
+            for j, e in enumerate(encs):
+                per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
+                per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
+                per[j]["outputs"][action] = ""
+            rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
+            answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens,
+                                    thinking_max_new_tokens)
+            for j, answer in zip(rows, answers):
+                per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
+        results.extend(per)
+    return results
+
+
+@torch.no_grad()
+def text_pass_features(model, processor, encoder, records: list[dict], batch_size: int, device) -> list[dict]:
+    """The policy's scores and the answer entropy of the text-only pass (no image is read), per record."""
+    ids = TokenIds.of(processor)
+    results: list[dict] = []
+    for start in range(0, len(records), batch_size):
+        encs = [encoder.encode(r, [], "no", with_target=False) for r in records[start:start + batch_size]]
+        prefill = text_prefill(model.lm, encs, ids.pad, ids.image, device)
+        scores = model.policy_scores(prefill.features).float().cpu()
+        results.extend({"scores": scores[j].tolist(), "entropy": float(prefill.features[1][j])} for j in range(len(encs)))
+    return results
