@@ -197,7 +197,8 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
-                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas)}
+                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas),
+                                          "sha256": _file_sha256(tmp / f"{name}_{split}.jsonl")}
                 log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
@@ -213,6 +214,15 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
         if pool:
             pool.shutdown()
     return stats
+
+
+def _file_sha256(path: Path) -> str:
+    """The split's fingerprint in the stats: later stages depend on metrics/normalize to see changes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _write_parquet(jsonl: Path, path: Path) -> None:
