@@ -70,15 +70,15 @@ def main() -> int:
                "full": {"min_pixels": full_px, "max_pixels": full_px}}
     enc = Encoder(proc, budgets, 512)
 
-    def encode(split):
+    def encode(split, with_target):
         out = []
         for item in data[split]:
             rec = as_record(item)
-            out.append((rec, enc.encode_all(rec, [Image.open(io.BytesIO(item["png"])).convert("RGB")])))
+            out.append((rec, enc.encode_all(rec, [Image.open(io.BytesIO(item["png"])).convert("RGB")], with_target)))
         return out
 
     t0 = time.time()
-    train, held = encode("train"), encode("policy")
+    train, held = encode("train", True), encode("policy", False)
     vision = [p for n, p in model.named_parameters() if ".visual." in n]
     rest = [p for n, p in model.named_parameters() if ".visual." not in n]
     opt = torch.optim.AdamW([{"params": rest, "lr": args.lr}, {"params": vision, "lr": args.vision_lr}], weight_decay=0.0)
@@ -111,6 +111,8 @@ def main() -> int:
                                                                  "pixel_values", "image_grid_thw")}
                 out = model.generate(**inputs, max_new_tokens=4, do_sample=False, eos_token_id=eos, pad_token_id=pad)
                 texts = proc.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                if i == 0:
+                    print(action, [(prompts.target(r), t) for (r, _), t in zip(chunk[:6], texts)])
                 for (rec, _), t in zip(chunk, texts):
                     key = (rec["meta"]["family"], action)
                     ok = t.strip().lower() == prompts.target(rec).lower()
