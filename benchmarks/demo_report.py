@@ -7,11 +7,13 @@ and writes the Pareto plot (benchmarks/demo_pareto.svg, `--plot` to move it).
 Baselines at the learned policy's mean vision tokens (linear interpolation on each curve):
   - random: NO/FULL drawn at random with P(FULL) set to spend the same tokens (its expectation, no seed noise);
   - random with the learned policy's own action ratios (expectation);
-  - uncertainty: the highest text-pass entropies get FULL, the rest NO, swept over every threshold.
+  - uncertainty: the evaluation's own threshold sweep (quantiles of the policy split's text-pass
+    entropy, never the held-out split's), read from eval/demo/report.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -94,14 +96,12 @@ def main() -> int:
     random_eq = (1 - frac) * no_acc + frac * full_acc
     ratios = [learned_choice.count(i) / n for i in range(3)]
     random_ratios = sum(r * const[a][0] for r, a in zip(ratios, ACTIONS))
-    order = sorted(range(n), key=lambda i: -p[i]["entropy"])
-    unc_curve = []
-    for k in range(n + 1):
-        choice = [0] * n
-        for i in order[:k]:
-            choice[i] = 2
-        unc_curve.append(evaluate(choice)[::-1])
-    unc_eq = interpolate(unc_curve, tok_l)
+    report = json.loads((Path(args.eval_dir) / "report.json").read_text())
+    at = report.get("accuracy_at_learned_tokens", {})
+    unc_eq = at.get("uncertainty")
+    unc_eq = unc_eq if unc_eq is not None else float("nan")
+    unc_curve = [(c["vision_tokens"], c["accuracy"]) for c in report.get("curves", {}).get("uncertainty", [])]
+    random_curve = at.get("random")
 
     print(f"held-out questions: {n}")
     print(f"{'policy':34} {'accuracy':>8} {'vision tokens':>13}")
@@ -111,6 +111,9 @@ def main() -> int:
     print(f"{'random NO/FULL, equal tokens':34} {random_eq:8.3f} {tok_l:13.2f}")
     print(f"{'random, learned ratios':34} {random_ratios:8.3f} {tok_l:13.2f}")
     print(f"{'uncertainty threshold, equal tokens':34} {unc_eq:8.3f} {tok_l:13.2f}")
+    print(f"{'random curve (evaluation), equal tokens':34} {random_curve if random_curve is not None else float('nan'):8.3f}"
+          f" {tok_l:13.2f}")
+    print(f"{'uncertainty+COARSE, equal tokens':34} {at.get('uncertainty_coarse') or float('nan'):8.3f} {tok_l:13.2f}")
     families = sorted({r["meta"].get("family", "?") for r in records})
     print("\nper family: learned policy's actions and accuracy")
     print(f"{'family':8} {'n':>4} {'NO':>6} {'COARSE':>6} {'FULL':>6} {'learned':>8} {'full':>6} {'no':>6}")

@@ -12,6 +12,8 @@ from collections import defaultdict
 from vovnet.data.records import LETTERS
 from vovnet.evaluation.protocols.textvqa import normalize
 
+BREAKDOWNS = ("family", "format")  # the generated demo set's question family and answer format
+
 
 def references(rec: dict) -> set[str]:
     ans = rec["answer"]
