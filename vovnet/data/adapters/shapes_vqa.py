@@ -4,7 +4,7 @@ Every image is white with one large coloured shape and one small black digit in 
 Three question families, recorded in `meta.family`:
   - text:   the hint states the answer (no vision needed);
   - coarse: the large shape's colour (survives the COARSE resize);
-  - full:   the small digit (a 3x5 glyph scaled to ~image/10; the COARSE resize blurs it away).
+  - full:   the small digit (a 3x5 glyph of ~image/20 cells; the COARSE resize blurs it away).
 Half the questions (by `open_fraction`) are open short answers, the rest 4-option multiple choice.
 
 `download@` writes the generator spec (`datasets.<name>.generator`) to data/raw/<name>/generator.json;
@@ -64,8 +64,8 @@ def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     # The shape keeps clear of the digit's corner; its size and place vary so every image differs.
-    r = rng.uniform(0.26, 0.34) * size
-    cx, cy = rng.uniform(0.55, 0.62) * size, rng.uniform(0.55, 0.62) * size
+    r = rng.uniform(0.24, 0.30) * size
+    cx, cy = rng.uniform(0.60, 0.66) * size, rng.uniform(0.60, 0.66) * size
     box = (cx - r, cy - r, cx + r, cy + r)
     fill = COLOURS[colour]
     if shape == "circle":
@@ -74,7 +74,7 @@ def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -
         draw.rectangle(box, fill=fill)
     else:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    cell = max(1, size // 32)  # glyph pixel size: 3x5 cells -> ~image/10 tall
+    cell = max(1, size // 20)  # glyph pixel size: 3x5 cells -> ~image/4 tall; ~1 pixel tall at 1/4 scale
     x0, y0 = cell * 2, cell * 2
     for row, bits in enumerate(GLYPHS[digit]):
         for col, bit in enumerate(bits):
