@@ -25,16 +25,6 @@ from vovnet.io_utils import read_jsonl  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
 
 
-def interpolate(curve: list[tuple[float, float]], x: float) -> float:
-    pts = sorted(curve)
-    if x <= pts[0][0]:
-        return pts[0][1]
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return pts[-1][1]
-
-
 def svg_plot(series: list, x_max: float, w: int = 560, h: int = 360) -> str:
     """A plain SVG line/point chart (text, diffable, no plotting library): accuracy vs vision tokens."""
     left, right, top, bottom = 50, 190, 15, 40

@@ -68,10 +68,10 @@ def test_coarse_resize_keeps_the_colour_and_loses_the_digit():
     a = shapes_vqa.render(64, "red", "circle", "1", random.Random(0))
     b = shapes_vqa.render(64, "red", "circle", "8", random.Random(0))   # only the digit differs
     c = shapes_vqa.render(64, "blue", "circle", "1", random.Random(0))  # only the colour differs
-    digit_full = (coarse(a, 64) - coarse(b, 64)).abs().max()
-    digit_coarse = (coarse(a, 16) - coarse(b, 16)).abs().max()
-    colour_coarse = (coarse(a, 16) - coarse(c, 16)).abs().max()
-    assert digit_full == 255 and digit_coarse < 0.5 * digit_full and colour_coarse > 150
+    assert (coarse(a, 64) - coarse(b, 64)).abs().max() == 255  # at full size whole glyph pixels flip
+    digit_coarse = (coarse(a, 16) - coarse(b, 16)).abs()
+    colour_coarse = (coarse(a, 16) - coarse(c, 16)).abs()
+    assert digit_coarse.max() < 0.7 * 255 and digit_coarse.mean() < 0.1 * colour_coarse.mean()
 
 
 def test_generator_spec_errors_are_one_line(tmp_path):
@@ -95,14 +95,17 @@ def test_short_answer_exact_match_after_vqa_normalisation():
     proto = get_protocol("short_answer")
     recs = [_rec("red", family="coarse"), _rec("7", family="full"), _rec("Two dogs", all_answers=["two dogs", "2 dogs"]),
             _rec("apple", choices=["pear", "apple"], label=1, family="text"),
-            _rec("apple", choices=["pear", "apple"], label=1, family="text"), _rec("blue", family="coarse")]
-    outs = ["Red.", "seven", "2 dogs\nbecause", "B", "A", "light blue"]
+            _rec("apple", choices=["pear", "apple"], label=1, family="text"), _rec("blue", family="coarse"),
+            _rec("pear", choices=["pear", "apple"], label=0, family="text"),
+            _rec("pear", choices=["pear", "apple"], label=0, family="text")]
+    outs = ["Red.", "seven", "2 dogs\nbecause", "B", "A", "light blue", "(A)", "the pear"]
     rows, summary = proto.score_records(recs, outs)
-    assert [r["score"] for r in rows] == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
-    assert summary["accuracy"] == pytest.approx(4 / 6)
-    assert summary["per_family"] == {"coarse": 0.5, "full": 1.0, "text": 0.5}
+    # "A" is an option letter here, not the article that VQA normalisation strips
+    assert [r["score"] for r in rows] == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+    assert summary["accuracy"] == pytest.approx(6 / 8)
+    assert summary["per_family"] == {"coarse": 0.5, "full": 1.0, "text": 0.75}
     # a single reference scores 1, where TextVQA's 10-annotator formula gives at most 1/3
-    assert get_protocol("textvqa").score_records([recs[0]], ["red"])[1]["accuracy"] < 0.34
+    assert get_protocol("textvqa").score_records([recs[0]], ["red"])[0][0]["score"] < 0.34
     assert proto.score_records([_rec("red")], [""])[0][0] == {"parsed": "", "resolved": False, "score": 0.0}
 
 

@@ -7,6 +7,7 @@ given as the letter or as the option's text.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from vovnet.data.records import LETTERS
@@ -21,8 +22,14 @@ def references(rec: dict) -> set[str]:
     if ans.get("text"):
         refs.append(ans["text"])
     if rec.get("choices") and ans.get("label") is not None:
-        refs += [LETTERS[ans["label"]], rec["choices"][ans["label"]]]
+        refs.append(rec["choices"][ans["label"]])  # the letter itself is matched before normalisation
     return {normalize(r) for r in refs} - {""}
+
+
+def _letter(text: str) -> str | None:
+    """A bare option letter ("B", "(B)", "B."): VQA normalisation would drop "a" as an article."""
+    m = re.fullmatch(r"\(?([A-Za-z])[.)]?", text.strip())
+    return m.group(1).upper() if m else None
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
@@ -30,8 +37,13 @@ def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tup
     per_family: dict[str, list[float]] = defaultdict(list)
     for rec, out in zip(records, outputs):
         lines = out.strip().split("\n")
-        pred = normalize(lines[0]) if lines else ""
-        score = float(bool(pred) and pred in references(rec))
+        letter = _letter(lines[0]) if rec.get("choices") else None
+        if letter is not None:
+            label = rec["answer"].get("label")
+            pred, score = letter, float(label is not None and letter == LETTERS[label])
+        else:
+            pred = normalize(lines[0])
+            score = float(bool(pred) and pred in references(rec))
         rows.append({"parsed": pred, "resolved": bool(pred), "score": score})
         family = (rec.get("meta") or {}).get("family")
         if family is not None:
