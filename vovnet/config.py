@@ -14,11 +14,11 @@ from ruamel.yaml import YAML
 
 from vovnet import VovnetError
 
-ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava")
+ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava", "shapes_vqa")
 
 DATASET_DEFAULTS: dict[str, Any] = {
     "adapter": None,          # defaults to the dataset's name where that names an adapter
-    "source": None,           # http(s) URL, local path, or hf:<id>
+    "source": None,           # http(s) URL, local path, hf:<id>, or `generate` (a generated set)
     "revision": None,         # hf: pinned revision (commit/tag); null = main
     "md5": None,              # url: expected md5 of the downloaded file ({file: md5} or one string)
     "subset": None,           # HF config name; MMMU: list of subjects or "all"
@@ -29,6 +29,7 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "streaming": False,       # HF streaming; output identical to non-streaming
     "download_images": True,  # false: hash and describe images but keep no bytes (text-only runs)
     "on_missing_image": "error",  # llava: error | reject
+    "generator": None,        # source `generate`: the generator's spec (shapes_vqa: seed, image_size, sizes, ...)
 }
 
 MODEL = {
@@ -40,9 +41,11 @@ MODEL = {
     "dtype": "auto",                    # auto: bf16 if supported, fp16 on V100, fp32 on CPU
     "attn_implementation": "sdpa",
     "train_vision_tower": False,
+    "finetune": "lora",                 # lora: adapter on the LM | full: every weight (small models from scratch)
     "lora": {"r": 8, "alpha": 16, "dropout": 0.0,
              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-    "tiny": {"hidden_size": 64, "layers": 2, "vision_depth": 2, "vocab_size": 1024, "seed": 0},
+    "tiny": {"hidden_size": 64, "layers": 2, "vision_depth": 2, "vocab_size": 1024, "seed": 0,
+             "vision_hidden_size": 32, "patch_size": 16, "vision_positions": 256},
 }
 POLICY = {
     "hidden": 64,
@@ -62,6 +65,7 @@ TRAIN = {
     "seed": 0,
     "lr": 1.0e-4,
     "head_lr": 1.0e-3,
+    "vision_lr": None,         # the vision tower's learning rate when it trains (null: lr)
     "weight_decay": 0.0,
     "batch_size": 4,
     "grad_accum": 1,
@@ -71,6 +75,7 @@ TRAIN = {
     "gradient_checkpointing": False,
     "max_length": 2048,
     "num_workers": 0,
+    "cpu_threads": 0,          # torch threads on CPU; 0 = torch's default. 1 is far faster on a busy shared CPU
     "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2}},
     "stage2": {"epochs": 1, "train_lora": False},
     "prefix_reuse": True,      # stage 2: run the shared text prefix once and reuse its KV cache per action
@@ -99,6 +104,7 @@ EVALUATION = {
     "random_ratios": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],  # the random curve's FULL shares
     "cost_shifts": [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0],
     "allow_overlap": False,
+    "cpu_threads": 0,           # torch threads on CPU; 0 = torch's default
 }
 
 DEFAULTS: dict[str, Any] = {

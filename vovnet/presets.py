@@ -1,4 +1,4 @@
-"""Presets: `python -m vovnet preset sample|fast_dev|paper` rewrites params.yaml's preset sections."""
+"""Presets: `python -m vovnet preset sample|fast_dev|paper|demo` rewrites params.yaml's preset sections."""
 from __future__ import annotations
 
 import copy
@@ -11,8 +11,9 @@ from vovnet import VovnetError
 from vovnet.config import load_params
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-PRESETS = ("sample", "fast_dev", "paper")
+PRESETS = ("sample", "fast_dev", "paper", "demo")
 REPLACED = ("datasets",)  # replaced whole: a preset names exactly its datasets
+REPLACED_SUB = {"evaluation": ("sets",)}  # and exactly its evaluation sets
 
 
 def _deep_update(dst, src):
@@ -45,7 +46,9 @@ def apply_preset(name: str, params_text: str):
         if key in REPLACED or key not in doc or not isinstance(value, dict):
             doc[key] = value
         else:
+            whole = {k: value.pop(k) for k in REPLACED_SUB.get(key, ()) if k in value}
             _deep_update(doc[key], value)
+            doc[key].update(whole)
     return doc
 
 

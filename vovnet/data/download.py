@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from vovnet.io_utils import atomic_path
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")
 CHUNK = 1 << 20
+GENERATE = "generate"  # no download: the adapter renders the set from datasets.<name>.generator
 
 
 def hf_token() -> str | None:
@@ -28,6 +30,8 @@ def hf_token() -> str | None:
 
 
 def source_kind(source: str) -> str:
+    if source == GENERATE:
+        return "generate"
     if source.startswith("hf:"):
         return "hf"
     scheme = urllib.parse.urlparse(source).scheme
@@ -46,7 +50,12 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
     kind = source_kind(source)
     with atomic_path(raw_dir) as tmp:
         tmp.mkdir()
-        if kind == "hf":
+        if kind == "generate":
+            if not isinstance(cfg.get("generator"), dict):
+                raise VovnetError(f"params.yaml: datasets.{name}.generator: source is `generate`, so give the "
+                                  "generator's spec as a mapping")
+            (tmp / "generator.json").write_text(json.dumps(cfg["generator"], indent=2, sort_keys=True) + "\n")
+        elif kind == "hf":
             _fetch_hf(source[3:], cfg, tmp)
         elif kind == "url":
             dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")

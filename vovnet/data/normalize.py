@@ -300,7 +300,8 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
                 stats["splits"][split] = {"rows": norm.rows_read, "records": n, "rejects": len(norm.rejects),
-                                          "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas)}
+                                          "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas),
+                                          "sha256": _file_sha256(tmp / f"{name}_{split}.jsonl")}
                 log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
@@ -316,6 +317,15 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
         if pool:
             pool.shutdown()
     return stats
+
+
+def _file_sha256(path: Path) -> str:
+    """The split's fingerprint in the stats: later stages depend on metrics/normalize to see changes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _write_parquet(jsonl: Path, path: Path) -> None:

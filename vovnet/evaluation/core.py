@@ -160,6 +160,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     protocol = get_protocol(set_cfg["protocol"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(ecfg["seed"])
+    if ecfg["cpu_threads"]:
+        torch.set_num_threads(ecfg["cpu_threads"])
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
     encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
     gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],

@@ -1,4 +1,10 @@
-"""Build, save and load a VoVNet (base Qwen3-VL + LoRA adapter + policy head)."""
+"""Build, save and load a VoVNet (base Qwen3-VL + LoRA adapter or fully trained weights + policy head).
+
+`model.finetune: lora` trains a LoRA adapter on the language model and saves only the adapter;
+`full` trains every language-model weight (for small models trained from scratch, where an adapter
+cannot carry the task) and saves the whole model. The vision tower trains in either mode only with
+`model.train_vision_tower`. The saved folder says which it holds (vovnet_config.json's model.finetune).
+"""
 from __future__ import annotations
 
 import json
@@ -7,11 +13,19 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.io_utils import atomic_path
-from vovnet.model.loading import add_lora, freeze, load_base_model, load_processor, resolve_dtype
+from vovnet.model.loading import add_lora, freeze, load_base_model, load_processor, resolve_dtype, unfreeze_full
 from vovnet.model.policy import PolicyHead
 from vovnet.model.vovnet import VoVNet, load_head, save_head
 
 CONFIG_FILE = "vovnet_config.json"
+FINETUNE = ("lora", "full")
+
+
+def finetune_mode(mcfg: dict) -> str:
+    mode = mcfg.get("finetune", "lora")
+    if mode not in FINETUNE:
+        raise VovnetError(f"params.yaml: model.finetune: must be one of {', '.join(FINETUNE)}, got {mode!r}")
+    return mode
 
 
 def _full_model(params: dict, dtype, device):
@@ -33,16 +47,18 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     dtype = resolve_dtype(mcfg["dtype"], device)
     processor = load_processor(mcfg["name"], mcfg)
     base = load_base_model(mcfg["name"], mcfg, dtype)
-    lm = add_lora(base, mcfg)
+    lm = add_lora(base, mcfg) if finetune_mode(mcfg) == "lora" else unfreeze_full(base, mcfg)
     head = PolicyHead(base.config.text_config.hidden_size, params["policy"]["hidden"])
     model = VoVNet(lm, head, _full_model(params, dtype, device), processor.tokenizer.pad_token_id,
                    processor.image_token_id)
+    # What this run trains (adapter or full weights, head): checkpoints hold exactly these.
+    model.trained_names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
     return model.to(device) if device is not None else model, processor
 
 
 def save_vovnet(model: VoVNet, processor, params: dict, out_dir: str | Path) -> None:
     with atomic_path(out_dir) as tmp:
-        model.lm.save_pretrained(tmp, safe_serialization=True)
+        model.lm.save_pretrained(tmp, safe_serialization=True)  # lora: the adapter; full: the whole model
         save_head(model.head, tmp)
         processor.save_pretrained(tmp)
         resolved = {k: params[k] for k in ("model", "policy", "vision_budget", "train", "seed")}
@@ -59,8 +75,10 @@ def load_vovnet(model_dir: str | Path, params: dict, device=None) -> tuple[VoVNe
     trained = json.loads((d / CONFIG_FILE).read_text())
     mcfg = {**trained["model"], "trust_remote_code": params["model"]["trust_remote_code"]}
     dtype = resolve_dtype(params["model"]["dtype"], device)
-    base = load_base_model(mcfg["name"], mcfg, dtype)
-    lm = PeftModel.from_pretrained(base, str(d))
+    if finetune_mode(mcfg) == "full":
+        lm = load_base_model(str(d), mcfg, dtype)  # the trained weights replace the base model's
+    else:
+        lm = PeftModel.from_pretrained(load_base_model(mcfg["name"], mcfg, dtype), str(d))
     head = load_head(d)
     model = VoVNet(lm, head, _full_model({**params, "model": {**params["model"], "train_full_model": False}}, dtype, device))
     freeze(model)

@@ -97,6 +97,13 @@ def add_lora(model, cfg: dict):
     return model
 
 
+def unfreeze_full(model, cfg: dict):
+    """Full fine-tuning: every language-model weight trains; the vision tower only with train_vision_tower."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(cfg["train_vision_tower"] or ".visual." not in f".{name}")
+    return model
+
+
 def freeze(model) -> None:
     for p in model.parameters():
         p.requires_grad_(False)

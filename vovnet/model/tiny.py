@@ -20,6 +20,16 @@ eagle cow horse pig Mars Paris Nile Everest ice sand wood glass pink brown grey 
 0 1 2 3 4 5 6 7 8 9 10 42 stop cafe open exit sale bus sign unanswerable Hint: Question: Answer: image picture"""
 
 
+def corpus() -> str:
+    """The tokenizer's training text: the sample vocabulary plus the generated demo set's own words."""
+    from vovnet.data.adapters import shapes_vqa
+
+    demo = [" ".join(shapes_vqa.COLOURS), " ".join(shapes_vqa.WORDS), " ".join(shapes_vqa.SHAPES),
+            "What is the code word? The code word is", "What colour is the large shape?",
+            "What digit is written in the top-left corner?"]
+    return CORPUS + "\n" + "\n".join(demo)
+
+
 def build_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -29,7 +39,7 @@ def build_tokenizer(vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS.split("\n") * 4, trainer)
+    tok.train_from_iterator(corpus().split("\n") * 4, trainer)
     return Qwen2Tokenizer(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                           unk_token=None, bos_token=None)
 
@@ -41,12 +51,13 @@ def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
     tiny = cfg["tiny"]
     tokenizer = build_tokenizer(tiny["vocab_size"])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
-    image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2,
+    patch = tiny["patch_size"]
+    image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
                                             image_mean=[0.5] * 3, image_std=[0.5] * 3,
                                             size={"shortest_edge": 1024, "longest_edge": 1024 * 1024})
-    video_processor = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
+    video_processor = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2)
     processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor)
-    hidden = tiny["hidden_size"]
+    hidden, vis = tiny["hidden_size"], tiny["vision_hidden_size"]
     config = Qwen3VLConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=tiny["layers"], num_attention_heads=4, num_key_value_heads=2,
@@ -54,9 +65,9 @@ def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                           "mrope_section": [hidden // 16, hidden // 32, hidden // 32],
                                           "mrope_interleaved": True}),
-        vision_config=dict(depth=tiny["vision_depth"], hidden_size=32, intermediate_size=64, num_heads=2,
-                           patch_size=16, spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden,
-                           num_position_embeddings=256, deepstack_visual_indexes=[tiny["vision_depth"] - 1]),
+        vision_config=dict(depth=tiny["vision_depth"], hidden_size=vis, intermediate_size=2 * vis, num_heads=2,
+                           patch_size=patch, spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden,
+                           num_position_embeddings=tiny["vision_positions"], deepstack_visual_indexes=[tiny["vision_depth"] - 1]),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False)

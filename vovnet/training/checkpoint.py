@@ -17,9 +17,11 @@ def save_checkpoint(folder: str | Path, step: int, model, optimizer, scheduler, 
     path = folder / f"step-{step:08d}"
     with atomic_path(path) as tmp:
         tmp.mkdir()
-        # every parameter of the module that any stage trains (LoRA + head), whatever requires_grad now
+        # every parameter that any stage trains (LoRA or full weights, head), whatever requires_grad now
+        trained = getattr(model, "trained_names", frozenset())
         save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters()
-                   if "lora_" in n or n.startswith("head.") or p.requires_grad}, str(tmp / "trainable.safetensors"))
+                   if n in trained or "lora_" in n or n.startswith("head.") or p.requires_grad},
+                  str(tmp / "trainable.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state()}, tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")

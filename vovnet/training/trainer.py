@@ -40,9 +40,7 @@ def stage_lr_lambda(n: int, warmup_ratio: float, kind: str):
 def stage_optimizer(model, tcfg: dict, steps: int):
     """AdamW and its schedule over exactly what this stage trains (model.set_stage ran before): a part
     frozen in this stage is in no group, so no optimizer (DeepSpeed's included) moves it."""
-    lms = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    head = [p for p in model.head.parameters() if p.requires_grad]
-    groups = [g for g in ({"params": lms, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}) if g["params"]]
+    groups = [g for g in param_groups(model, tcfg) if g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=tcfg["weight_decay"])
     lr = stage_lr_lambda(steps, tcfg["warmup_ratio"], tcfg["scheduler"])
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
@@ -67,6 +65,20 @@ def run_fingerprint(params: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def param_groups(model, tcfg: dict) -> list[dict]:
+    """Language model (LoRA or full weights) at lr, vision tower at vision_lr, policy head at head_lr.
+
+    A from-scratch vision tower needs a higher rate than the LM: otherwise the LM learns the answer
+    priors first and the image path never catches up (benchmarks/demo_vision_probe.py measures it)."""
+    lm, vision = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad and not n.startswith("head."):
+            (vision if ".visual." in n else lm).append(p)
+    vision_lr = float(tcfg["vision_lr"]) if tcfg.get("vision_lr") is not None else tcfg["lr"]
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    return [{"params": lm, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}, {"params": vision, "lr": vision_lr}]
+
+
 def to_device(batches: dict, device) -> dict:
     return {a: ({k: v.to(device) for k, v in b.items()} if a in ACTIONS else b) for a, b in batches.items()}
 
@@ -85,6 +97,8 @@ def train(params: dict, accelerator=None) -> dict:
         accelerator = Accelerator(gradient_accumulation_steps=tcfg["grad_accum"], mixed_precision=mp,
                                   kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     torch.manual_seed(tcfg["seed"])
+    if tcfg["cpu_threads"]:
+        torch.set_num_threads(tcfg["cpu_threads"])
     stage1_records, stage2_records = stage_records(tcfg)
     model, processor = build_vovnet(params, device=accelerator.device)
     if tcfg["gradient_checkpointing"]:

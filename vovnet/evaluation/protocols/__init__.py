@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PROTOCOLS = ("mmbench", "mmmu", "textvqa")
+PROTOCOLS = ("mmbench", "mmmu", "textvqa", "short_answer")
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 

@@ -1,0 +1,167 @@
+"""The demo's pieces: the generated VQA set, the short_answer protocol, full fine-tuning, the demo preset."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from vovnet import VovnetError
+from vovnet.config import dataset_config, load_params
+from vovnet.data.adapters import shapes_vqa
+from vovnet.data.download import fetch
+from vovnet.data.image_store import ImageStore
+from vovnet.data.normalize import normalize_dataset
+from vovnet.data.overlap import find_overlap
+from vovnet.evaluation.protocols import get_protocol
+from vovnet.io_utils import read_jsonl
+
+SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}
+
+
+def demo_cfg(**spec):
+    return dataset_config("demo", {"adapter": "shapes_vqa", "source": "generate", "splits": ["train", "policy", "heldout"],
+                                   "generator": {**SPEC, **spec}})
+
+
+@pytest.fixture
+def demo_data(tmp_path):
+    cfg = demo_cfg()
+    fetch("demo", cfg, tmp_path / "raw")
+    stats = normalize_dataset("demo", cfg, tmp_path / "raw", tmp_path / "processed", seed=0, max_image_pixels=10**7)
+    return tmp_path / "processed", stats
+
+
+def test_generated_set_is_deterministic_and_flows_through_normalize(demo_data, tmp_path):
+    out, stats = demo_data
+    assert {s: v["records"] for s, v in stats["splits"].items()} == {"train": 30, "policy": 9, "heldout": 9}
+    train = list(read_jsonl(out / "demo_train.jsonl"))
+    held = list(read_jsonl(out / "demo_heldout.jsonl"))
+    assert [r["meta"]["family"] for r in train].count("text") == 10  # balanced families
+    assert {r["meta"]["format"] for r in train} == {"open", "mc"}
+    assert not find_overlap(train, held) and not find_overlap(list(read_jsonl(out / "demo_policy.jsonl")), held)
+    store = ImageStore(out)
+    for rec in train[:6]:
+        assert store.open(rec["images"][0]["sha256"]).size == (64, 64)
+        if rec["choices"]:
+            assert rec["choices"][rec["answer"]["label"]] == rec["answer"]["text"]
+        if rec["meta"]["family"] == "text":
+            assert rec["answer"]["text"] in rec["hint"]
+    # the same spec regenerates byte-identical outputs; another seed does not
+    fetch("demo", demo_cfg(), tmp_path / "raw2")
+    again = normalize_dataset("demo", demo_cfg(), tmp_path / "raw2", tmp_path / "p2", seed=0, max_image_pixels=10**7)
+    assert again["splits"] == stats["splits"]
+    fetch("demo", demo_cfg(seed=4), tmp_path / "raw3")
+    other = normalize_dataset("demo", demo_cfg(seed=4), tmp_path / "raw3", tmp_path / "p3", seed=0, max_image_pixels=10**7)
+    assert other["splits"]["train"]["sha256"] != stats["splits"]["train"]["sha256"]
+
+
+def test_coarse_resize_keeps_the_colour_and_loses_the_digit():
+    import random
+
+    def coarse(img_bytes, px):
+        img = Image.open(io.BytesIO(img_bytes)).convert("RGB")
+        return torch.tensor(list(img.resize((px, px), Image.BICUBIC).getdata()), dtype=torch.float32)
+
+    a = shapes_vqa.render(64, "red", "circle", "1", random.Random(0))
+    b = shapes_vqa.render(64, "red", "circle", "8", random.Random(0))   # only the digit differs
+    c = shapes_vqa.render(64, "blue", "circle", "1", random.Random(0))  # only the colour differs
+    assert (coarse(a, 64) - coarse(b, 64)).abs().max() == 255  # at full size whole glyph pixels flip
+    digit_coarse = (coarse(a, 16) - coarse(b, 16)).abs()
+    colour_coarse = (coarse(a, 16) - coarse(c, 16)).abs()
+    assert digit_coarse.max() < 0.7 * 255 and digit_coarse.mean() < 0.1 * colour_coarse.mean()
+
+
+def test_generator_spec_errors_are_one_line(tmp_path):
+    with pytest.raises(VovnetError, match="generator"):
+        fetch("demo", dataset_config("demo", {"adapter": "shapes_vqa", "source": "generate"}), tmp_path / "r")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "generator.json").write_text(json.dumps({"image_size": 40}))
+    with pytest.raises(VovnetError, match="multiple of 16"):
+        list(shapes_vqa.iter_rows(tmp_path / "bad", {}, "train"))
+    (tmp_path / "bad" / "generator.json").write_text(json.dumps({"colour": 1}))
+    with pytest.raises(VovnetError, match="unknown generator keys"):
+        list(shapes_vqa.iter_rows(tmp_path / "bad", {}, "train"))
+
+
+def _rec(answer, choices=None, label=None, family=None, all_answers=None):
+    return {"choices": choices, "answer": {"label": label, "text": answer, "all": all_answers or [answer]},
+            "meta": {"family": family} if family else {}}
+
+
+def test_short_answer_exact_match_after_vqa_normalisation():
+    proto = get_protocol("short_answer")
+    recs = [_rec("red", family="coarse"), _rec("7", family="full"), _rec("Two dogs", all_answers=["two dogs", "2 dogs"]),
+            _rec("apple", choices=["pear", "apple"], label=1, family="text"),
+            _rec("apple", choices=["pear", "apple"], label=1, family="text"), _rec("blue", family="coarse"),
+            _rec("pear", choices=["pear", "apple"], label=0, family="text"),
+            _rec("pear", choices=["pear", "apple"], label=0, family="text")]
+    outs = ["Red.", "seven", "2 dogs\nbecause", "B", "A", "light blue", "(A)", "the pear"]
+    rows, summary = proto.score_records(recs, outs)
+    # "A" is an option letter here, not the article that VQA normalisation strips
+    assert [r["score"] for r in rows] == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+    assert summary["accuracy"] == pytest.approx(6 / 8)
+    assert summary["per_family"] == {"coarse": 0.5, "full": 1.0, "text": 0.75}
+    # a single reference scores 1, where TextVQA's 10-annotator formula gives at most 1/3
+    assert get_protocol("textvqa").score_records([recs[0]], ["red"])[0][0]["score"] < 0.34
+    assert proto.score_records([_rec("red")], [""])[0][0] == {"parsed": "", "resolved": False, "score": 0.0}
+
+
+def test_demo_preset_replaces_evaluation_sets_and_round_trips(tmp_path):
+    from vovnet.presets import write_preset
+    from tests.conftest import ROOT
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = load_params(path)
+    write_preset("demo", path)
+    demo = load_params(path)
+    assert list(demo["evaluation"]["sets"]) == ["demo"] and list(demo["datasets"]) == ["demo"]
+    assert demo["model"]["finetune"] == "full" and demo["evaluation"]["sets"]["demo"]["protocol"] == "short_answer"
+    write_preset("sample", path)
+    assert load_params(path) == before
+
+
+def test_full_finetune_trains_saves_and_loads_every_weight(tmp_path, tiny_model_dir, params):
+    from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
+    from vovnet.training.checkpoint import save_checkpoint
+    from vovnet.training.trainer import param_groups
+
+    p = json.loads(json.dumps(params))
+    p["model"].update(name=str(tiny_model_dir), finetune="full", train_vision_tower=False)
+    p["train"]["vision_lr"] = 0.05
+    model, processor = build_vovnet(p)
+    trainable = {n for n, q in model.named_parameters() if q.requires_grad}
+    assert any("language_model" in n and "q_proj.weight" in n for n in trainable)
+    assert not any(".visual." in n for n in trainable) and not any("lora_" in n for n, _ in model.named_parameters())
+    p["model"]["train_vision_tower"] = True
+    model, processor = build_vovnet(p)
+    groups = param_groups(model, p["train"])
+    assert [g["lr"] for g in groups] == [p["train"]["lr"], p["train"]["head_lr"], 0.05]
+    assert sum(len(g["params"]) for g in groups) == sum(1 for q in model.parameters() if q.requires_grad)
+    with torch.no_grad():
+        for n, q in model.named_parameters():
+            q.add_(0.01 * torch.randn_like(q))
+    opt = torch.optim.AdamW(groups)
+    ckpt = save_checkpoint(tmp_path / "ck", 1, model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), {})
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(ckpt / "trainable.safetensors"))) == model.trained_names
+    save_vovnet(model, processor, p, tmp_path / "vov")
+    assert not list((tmp_path / "vov").glob("adapter_*")) and list((tmp_path / "vov").glob("model*.safetensors"))
+    loaded, _, cfg = load_vovnet(tmp_path / "vov", p)
+    assert cfg["model"]["finetune"] == "full"
+    mine, theirs = dict(model.named_parameters()), dict(loaded.named_parameters())
+    assert set(mine) == set(theirs)
+    assert all(torch.equal(mine[n], theirs[n]) for n in mine)
+
+
+def test_unknown_finetune_mode_is_one_line(params, tiny_model_dir):
+    from vovnet.model.factory import build_vovnet
+
+    p = json.loads(json.dumps(params))
+    p["model"].update(name=str(tiny_model_dir), finetune="qlora")
+    with pytest.raises(VovnetError, match="model.finetune"):
+        build_vovnet(p)

@@ -1,0 +1,144 @@
+"""A generated VQA set whose need for vision is known by construction (the `demo` preset's data).
+
+Every image is white with one large coloured shape and one small black digit in the top-left corner.
+Three question families, recorded in `meta.family`:
+  - text:   the hint states the answer (no vision needed);
+  - coarse: the large shape's colour (survives the COARSE resize);
+  - full:   the small digit (a 3x5 glyph of ~image/20 cells; the COARSE resize blurs it away).
+Half the questions (by `open_fraction`) are open short answers, the rest 4-option multiple choice.
+
+`download@` writes the generator spec (`datasets.<name>.generator`) to data/raw/<name>/generator.json;
+this adapter renders PNGs from it deterministically (a seeded RNG per split), so no image is committed.
+Images are unique over all splits, so no held-out item shares an image with a training item.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image, ImageDraw
+
+from vovnet import VovnetError
+from vovnet.data.records import ImageRef, Row, make_record
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220), "yellow": (240, 210, 20),
+           "purple": (140, 40, 170), "orange": (250, 130, 10), "pink": (250, 120, 190), "cyan": (20, 200, 210)}
+SHAPES = ("circle", "square", "triangle")
+WORDS = ("apple", "river", "candle", "garden", "pencil", "rocket", "window", "tiger", "violin", "bridge",
+         "cloud", "forest", "ladder", "marble", "planet", "saddle")
+# 3x5 bitmap digits, rows top to bottom ('#' = ink): our own glyphs, so rendering never depends on fonts.
+GLYPHS = {
+    "0": ("###", "#.#", "#.#", "#.#", "###"), "1": (".#.", "##.", ".#.", ".#.", "###"),
+    "2": ("###", "..#", "###", "#..", "###"), "3": ("###", "..#", ".##", "..#", "###"),
+    "4": ("#.#", "#.#", "###", "..#", "..#"), "5": ("###", "#..", "###", "..#", "###"),
+    "6": ("###", "#..", "###", "#.#", "###"), "7": ("###", "..#", ".#.", ".#.", ".#."),
+    "8": ("###", "#.#", "###", "#.#", "###"), "9": ("###", "#.#", "###", "..#", "###"),
+}
+FAMILIES = ("text", "coarse", "full")
+SPEC_FILE = "generator.json"
+SPEC_DEFAULTS = {"seed": 0, "image_size": 64, "sizes": {"train": 1200, "policy": 300, "heldout": 300},
+                 "open_fraction": 0.5}
+
+
+def read_spec(raw_dir: Path) -> dict:
+    path = raw_dir / SPEC_FILE
+    if not path.exists():
+        raise VovnetError(f"{path}: no generator spec (set datasets.<name>.source: generate and run download@)")
+    spec = {**SPEC_DEFAULTS, **json.loads(path.read_text(encoding="utf-8"))}
+    unknown = set(spec) - set(SPEC_DEFAULTS)
+    if unknown:
+        raise VovnetError(f"{path}: unknown generator keys {sorted(unknown)} (known: {sorted(SPEC_DEFAULTS)})")
+    if int(spec["image_size"]) < 32 or int(spec["image_size"]) % 16:
+        raise VovnetError(f"{path}: image_size must be a multiple of 16 and at least 32, got {spec['image_size']}")
+    if not 0 <= float(spec["open_fraction"]) <= 1:
+        raise VovnetError(f"{path}: open_fraction must be in [0, 1], got {spec['open_fraction']}")
+    return spec
+
+
+def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -> bytes:
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    # The shape keeps clear of the digit's corner; its size and place vary so every image differs.
+    r = rng.uniform(0.24, 0.30) * size
+    cx, cy = rng.uniform(0.60, 0.66) * size, rng.uniform(0.60, 0.66) * size
+    box = (cx - r, cy - r, cx + r, cy + r)
+    fill = COLOURS[colour]
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    cell = max(1, size // 20)  # glyph pixel size: 3x5 cells -> ~image/4 tall; ~1 pixel tall at 1/4 scale
+    x0, y0 = cell * 2, cell * 2
+    for row, bits in enumerate(GLYPHS[digit]):
+        for col, bit in enumerate(bits):
+            if bit == "#":
+                draw.rectangle((x0 + col * cell, y0 + row * cell, x0 + (col + 1) * cell - 1, y0 + (row + 1) * cell - 1),
+                               fill=(0, 0, 0))
+    # A sparse grey speckle: content differences that make each image unique without hiding anything.
+    for _ in range(6):
+        x, y = rng.randrange(size // 4, size), rng.randrange(0, size // 4)
+        img.putpixel((x, y), (200, 200, 200))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _question(family: str, colour: str, digit: str, word: str) -> tuple[str, str | None, str, list[str]]:
+    """(question, hint, answer, the answer's alternatives for multiple choice)."""
+    if family == "text":
+        return "What is the code word?", f"The code word is {word}.", word, list(WORDS)
+    if family == "coarse":
+        return "What colour is the large shape?", None, colour, list(COLOURS)
+    return "What digit is written in the top-left corner?", None, digit, list(GLYPHS)
+
+
+@lru_cache(maxsize=4)
+def _generate(spec_json: str) -> dict[str, list[dict]]:
+    spec = json.loads(spec_json)
+    size, seen, out = int(spec["image_size"]), set(), {}
+    for split in sorted(spec["sizes"]):
+        rng = random.Random(f"{spec['seed']}:{split}")
+        rows = []
+        while len(rows) < int(spec["sizes"][split]):
+            family = FAMILIES[len(rows) % len(FAMILIES)]  # balanced families
+            colour, shape = rng.choice(sorted(COLOURS)), rng.choice(SHAPES)
+            digit, word = rng.choice(sorted(GLYPHS)), rng.choice(WORDS)
+            png = render(size, colour, shape, digit, rng)
+            is_open = rng.random() < float(spec["open_fraction"])
+            question, hint, answer, pool = _question(family, colour, digit, word)
+            choices = None
+            if not is_open:
+                choices = sorted(rng.sample([p for p in pool if p != answer], 3) + [answer], key=lambda _: rng.random())
+            digest = hashlib.sha256(png).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            rows.append({"key": f"{split}-{len(rows):06d}", "png": png, "question": question, "hint": hint,
+                         "answer": answer, "choices": choices,
+                         "meta": {"family": family, "format": "open" if is_open else "mc", "colour": colour,
+                                  "shape": shape, "digit": digit}})
+        out[split] = rows
+    return out
+
+
+def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
+    spec = read_spec(Path(raw_dir))
+    splits = _generate(json.dumps(spec, sort_keys=True))
+    if split not in splits:
+        raise VovnetError(f"{raw_dir / SPEC_FILE}: no split {split!r} in generator sizes (have {', '.join(splits)})")
+    for i, item in enumerate(splits[split]):
+        yield Row(index=i, key=item["key"], group=item["key"], fields=item, images=[ImageRef("png", "bytes", item["png"])])
+
+
+def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
+    f = row.fields
+    label = f["choices"].index(f["answer"]) if f["choices"] else None
+    return make_record(dataset, split, row, question=f["question"], hint=f["hint"], choices=f["choices"],
+                       label=label, text=f["answer"], images=images, meta=f["meta"])
