@@ -6,7 +6,7 @@ import pytest
 from vovnet import VovnetError, plots
 from vovnet.config import load_params
 from vovnet.evaluation import policies, report
-from vovnet.evaluation.core import baselines, check_params, leakage_guard
+from vovnet.evaluation.core import baselines, leakage_guard
 
 
 def rec(i, q, sha, label=0):
@@ -74,13 +74,14 @@ def test_baselines_use_params_and_policy_split(params):
     assert len(curves["random"]) == len(ecfg["random_ratios"]) and len(curves["uncertainty"]) == len(ecfg["uncertainty"]["sweep"]) + 2
 
 
-def test_params_are_checked_with_one_line(params):
-    check_params(params["evaluation"])
-    bad = {**params["evaluation"], "uncertainty": {**params["evaluation"]["uncertainty"], "coarse_quantiles": [0.8, 0.2]}}
-    with pytest.raises(VovnetError, match=r"^params.yaml: evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2$"):
-        check_params(bad)
-    with pytest.raises(VovnetError, match=r"evaluation.random_ratios: expected a number in \[0, 1\], got 1.5"):
-        check_params({**params["evaluation"], "random_ratios": [0.5, 1.5]})
+def test_params_are_checked_with_one_line(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("evaluation:\n  uncertainty:\n    coarse_quantiles: [0.8, 0.2]\n")
+    with pytest.raises(VovnetError, match=r"^.*params.yaml: evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2$"):
+        load_params(p)
+    p.write_text("evaluation:\n  random_ratios: [0.5, 1.5]\n")
+    with pytest.raises(VovnetError, match=r"evaluation.random_ratios\[1\]: must be <= 1, got 1.5$"):
+        load_params(p)
 
 
 def fig(acc, tokens):

@@ -1,181 +1,253 @@
-"""The one config schema: params.yaml read as YAML 1.2 and coerced by the defaults' types.
+"""The one schema for params.yaml: pydantic models read from YAML 1.2, one-line errors.
 
-`dvc exp run -S train.lr=1e-5` writes `lr: 1e-05`; PyYAML (YAML 1.1) reads that as a string, so we
-parse with ruamel (YAML 1.2) and additionally coerce every value to the type of its default.
+`dvc exp run -S train.lr=1e-5` writes `lr: 1e-05`; PyYAML (YAML 1.1) reads that as a string, so the file is
+parsed with ruamel (YAML 1.2, a float) and pydantic's lax mode still accepts a quoted '1e-05'.
+Adding a key is one line in its section below; `python -m vovnet schema` re-exports params.schema.json.
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Optional, Union
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 
 from vovnet import VovnetError
+from vovnet.config_errors import one_line
 
-ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava", "shapes_vqa")
+ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava")
+PROTOCOLS = ("mmbench", "mmmu", "textvqa")  # vovnet.evaluation.protocols holds one module per name
+ACTIONS = ("full", "coarse", "no")
 
-DATASET_DEFAULTS: dict[str, Any] = {
-    "adapter": None,          # defaults to the dataset's name where that names an adapter
-    "source": None,           # http(s) URL, local path, hf:<id>, or `generate` (a generated set)
-    "revision": None,         # hf: pinned revision (commit/tag); null = main
-    "md5": None,              # url: expected md5 of the downloaded file ({file: md5} or one string)
-    "subset": None,           # HF config name; MMMU: list of subjects or "all"
-    "splits": ["dev"],
-    "lang": "en",             # MMBench file language (en/cn)
-    "max_samples": None,      # deterministic seeded sample (of questions; circular copies stay together)
-    "image_root": None,       # llava: where bare image file names are found
-    "streaming": False,       # HF streaming; output identical to non-streaming
-    "download_images": True,  # false: hash and describe images but keep no bytes (text-only runs)
-    "on_missing_image": "error",  # llava: error | reject
-    "generator": None,        # source `generate`: the generator's spec (shapes_vqa: seed, image_size, sizes, ...)
-}
-
-MODEL = {
-    "name": "models/tiny-qwen3-vl",     # local directory or hub id of the Instruct model
-    "full_model_name": None,            # Thinking model used for FULL_VISION when use_thinking_for_full
-    "use_thinking_for_full": False,
-    "train_full_model": False,          # the Thinking model is frozen (inference only) unless true
-    "trust_remote_code": False,
-    "dtype": "auto",                    # auto: bf16 if supported, fp16 on V100, fp32 on CPU
-    "attn_implementation": "sdpa",
-    "train_vision_tower": False,
-    "finetune": "lora",                 # lora: adapter on the LM | full: every weight (small models from scratch)
-    "lora": {"r": 8, "alpha": 16, "dropout": 0.0,
-             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-    "tiny": {"hidden_size": 64, "layers": 2, "vision_depth": 2, "vocab_size": 1024, "seed": 0,
-             "vision_hidden_size": 32, "patch_size": 16, "vision_positions": 256},
-}
-POLICY = {
-    "hidden": 64,
-    "lambda_cost": 0.1,        # weight of the normalised expected vision tokens
-    "cost_norm": 0,            # tokens that count as cost 1.0; 0 = the sample's own FULL cost
-    "mode": "soft",            # soft (probability-weighted branch losses) | gumbel (hard, straight-through)
-    "gumbel_tau": 1.0,
-    "gain_loss": "regress",    # regress | rank | none: supervise the head with the per-sample value of vision
-    "gain_weight": 1.0,
-    "cost_shift": 0.0,         # inference-time shift of action scores by their cost (Pareto sweeps)
-}
-VISION_BUDGET = {
-    "coarse": {"min_pixels": 256, "max_pixels": 1024},
-    "full": {"min_pixels": 16384, "max_pixels": 65536},
-}
-TRAIN = {
-    "seed": 0,
-    "lr": 1.0e-4,
-    "head_lr": 1.0e-3,
-    "vision_lr": None,         # the vision tower's learning rate when it trains (null: lr)
-    "weight_decay": 0.0,
-    "batch_size": 4,
-    "grad_accum": 1,
-    "max_grad_norm": 1.0,
-    "scheduler": "cosine",
-    "warmup_ratio": 0.1,
-    "gradient_checkpointing": False,
-    "max_length": 2048,
-    "num_workers": 0,
-    "cpu_threads": 0,          # torch threads on CPU; 0 = torch's default. 1 is far faster on a busy shared CPU
-    "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2}},
-    "stage2": {"epochs": 1, "train_lora": False},
-    "prefix_reuse": True,      # stage 2: run the shared text prefix once and reuse its KV cache per action
-    "log_every": 5,
-    "save_every": 20,
-    "resume": "auto",          # auto: continue from the latest checkpoint | never
-    "checkpoint_dir": "checkpoints/train",
-    "train_file": "data/processed/mmbench_core/mmbench_core_train.jsonl",    # stage 1 (the LM's branches)
-    "policy_file": "data/processed/mmbench_core/mmbench_core_val.jsonl",     # stage 2 (the head), disjoint from stage 1
-    "output_dir": "models/vovnet",
-}
-EVALUATION = {
-    "sets": {},                 # name -> {dataset, split, protocol, images}
-    "model_dir": "models/vovnet",
-    "batch_size": 8,
-    "max_new_tokens": 16,
-    "thinking_max_new_tokens": 1024,  # FULL when the Thinking model answers: room for its <think> part
-    "seed": 0,                  # MMMU's random fallback and the random baseline
-    "max_samples": None,
-    "max_length": 4096,         # prompt tokens per action; longer items score wrong at that action (too_long)
-    "uncertainty": {            # thresholds: quantiles of the text-pass entropy on train.policy_file
-        "quantile": 0.5,                          # the reported point: FULL above this quantile, else NO
-        "coarse_quantiles": [0.25, 0.75],         # the COARSE variant: COARSE above the first, FULL above the second
-        "sweep": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],  # the curve's quantiles
-    },
-    "random_ratios": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],  # the random curve's FULL shares
-    "cost_shifts": [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0],
-    "allow_overlap": False,
-    "cpu_threads": 0,           # torch threads on CPU; 0 = torch's default
-}
-
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "model": MODEL,
-    "policy": POLICY,
-    "vision_budget": VISION_BUDGET,
-    "train": TRAIN,
-    "evaluation": EVALUATION,
-    "datasets": {},
-    "normalize": {"workers": 1, "max_image_pixels": 89_478_485, "export_parquet": False},
-    "merge": {
-        "enabled": True,
-        "name": "mmbench_core",
-        "sources": ["mmbench/dev", "mmbench_lite/lite"],
-        "heldout_source": "mmbench/dev",
-        "heldout_fraction": 0.3,
-        "val_fraction": 0.2,   # the val part is stage 2's training data (train.policy_file)
-        "guard_sets": ["mmmu/validation", "textvqa/validation"],
-        "allow_overlap": False,
-    },
-}
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Ref = Annotated[str, Field(pattern=r"^[^/\s]+/[^/\s]+$", description="dataset/split")]
+StrList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
+class Section(BaseModel):
+    """Unknown keys are errors; true/false is never read as a number."""
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info) -> Any:
+        ann = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and ann in (int, float, Optional[int], Optional[float]):
+            raise ValueError("expected a number, not true/false")
         return value
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except (TypeError, ValueError):
-        raise VovnetError(f"params.yaml: {where}: expected {type(default).__name__}, got {value!r}") from None
-    return value
 
 
-def _merge_defaults(values: Any, defaults: dict, where: str, strict: bool = True) -> dict:
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise VovnetError(f"params.yaml: {where}: expected a mapping, got {type(values).__name__}")
-    out = copy.deepcopy(defaults)
-    for key, value in values.items():
-        sub = f"{where}.{key}" if where else key
-        if key not in defaults:
-            if strict:
-                raise VovnetError(f"params.yaml: unknown key {sub} (known: {', '.join(sorted(defaults))})")
-            out[key] = value
-            continue
-        if isinstance(defaults[key], dict) and defaults[key] and isinstance(value, dict):
-            out[key] = _merge_defaults(value, defaults[key], sub, strict)
-        else:
-            out[key] = _coerce(value, defaults[key], sub)
-    return out
+class Dataset(Section):
+    adapter: Optional[Literal[ADAPTERS]] = Field(None, description="defaults to the dataset's name where it names an adapter")
+    source: Optional[str] = Field(None, description="http(s) URL, local path, file:// URL or hf:<id>")
+    revision: Optional[str] = Field(None, description="hf: pinned revision (commit/tag); null = main")
+    md5: Union[str, dict[str, str], None] = Field(None, description="URL/file: md5, one string or {file: md5}")
+    subset: Union[str, list[str], None] = Field(None, description="HF config name; MMMU: list of subjects or all")
+    splits: Annotated[StrList, Field(min_length=1)] = ["dev"]
+    lang: Literal["en", "cn"] = "en"
+    max_samples: Optional[NonNegInt] = Field(None, description="deterministic seeded sample of questions")
+    image_root: Optional[str] = Field(None, description="llava: where bare image file names are found")
+    streaming: bool = False
+    download_images: bool = True
+    on_missing_image: Literal["error", "reject"] = "error"
 
 
-def _to_plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_plain(v) for v in obj]
-    return obj
+class Normalize(Section):
+    workers: PosInt = 1
+    max_image_pixels: PosInt = Field(89_478_485, description="Pillow's decompression-bomb limit")
+    export_parquet: bool = False
+
+
+class Merge(Section):
+    enabled: bool = True
+    name: str = "mmbench_core"
+    sources: list[Ref] = ["mmbench/dev", "mmbench_lite/lite"]
+    heldout_source: Ref = "mmbench/dev"
+    heldout_fraction: Fraction = 0.3
+    val_fraction: Fraction = 0.1
+    guard_sets: list[Ref] = ["mmmu/validation", "textvqa/validation"]
+    allow_overlap: bool = False
+
+    @model_validator(mode="after")
+    def _room_to_train(self):
+        if self.heldout_fraction + self.val_fraction >= 1:
+            raise ValueError(f"heldout_fraction + val_fraction must be < 1 (leave records to train on), "
+                             f"got {self.heldout_fraction} + {self.val_fraction}")
+        return self
+
+
+class Lora(Section):
+    r: PosInt = 8
+    alpha: PosFloat = 16
+    dropout: Fraction = 0.0
+    target_modules: Annotated[list[str], Field(min_length=1)] = [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Tiny(Section):
+    hidden_size: PosInt = 64
+    layers: PosInt = 2
+    vision_depth: PosInt = 2
+    vocab_size: PosInt = 1024
+    seed: int = 0
+
+
+class Model(Section):
+    name: str = Field("models/tiny-qwen3-vl", description="local directory or hub id of the Instruct model")
+    full_model_name: Optional[str] = Field(None, description="Thinking model for FULL_VISION")
+    use_thinking_for_full: bool = False
+    train_full_model: bool = False
+    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"] = "auto"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    train_vision_tower: bool = False
+    lora: Lora = Lora()
+    tiny: Tiny = Tiny()
+
+    @model_validator(mode="after")
+    def _thinking_named(self):
+        if self.use_thinking_for_full and not self.full_model_name:
+            raise ValueError("use_thinking_for_full is true but full_model_name is null; name the Thinking model")
+        return self
+
+
+class Policy(Section):
+    hidden: PosInt = 64
+    lambda_cost: NonNegFloat = Field(0.1, description="weight of the normalised expected vision tokens")
+    cost_norm: NonNegInt = Field(0, description="tokens that count as cost 1.0; 0 = the sample's own FULL cost")
+    mode: Literal["soft", "gumbel"] = "soft"
+    gumbel_tau: PosFloat = 1.0
+    gain_loss: Literal["regress", "rank", "none"] = "regress"
+    gain_weight: NonNegFloat = 1.0
+    cost_shift: float = Field(0.0, description="inference-time shift of action scores by their cost")
+
+
+class Budget(Section):
+    min_pixels: PosInt
+    max_pixels: PosInt
+
+    @model_validator(mode="after")
+    def _min_le_max(self):
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"min_pixels must be <= max_pixels, got {self.min_pixels} > {self.max_pixels}")
+        return self
+
+
+class VisionBudget(Section):
+    coarse: Budget = Budget(min_pixels=256, max_pixels=1024)
+    full: Budget = Budget(min_pixels=16384, max_pixels=65536)
+
+
+class Mix(Section):
+    full: NonNegFloat = 0.6
+    coarse: NonNegFloat = 0.2
+    no: NonNegFloat = 0.2
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.full + self.coarse + self.no <= 0:
+            raise ValueError("the stage-1 action weights must not all be 0")
+        return self
+
+
+class Stage1(Section):
+    epochs: NonNegInt = 1
+    mix: Mix = Mix()
+
+
+class Stage2(Section):
+    epochs: NonNegInt = 1
+    train_lora: bool = False
+
+
+class Train(Section):
+    seed: int = 0
+    lr: PosFloat = 1.0e-4
+    head_lr: PosFloat = 1.0e-3
+    weight_decay: NonNegFloat = 0.0
+    batch_size: PosInt = 4
+    grad_accum: PosInt = 1
+    max_grad_norm: PosFloat = 1.0
+    scheduler: Literal["cosine", "linear"] = "cosine"
+    warmup_ratio: Fraction = 0.1
+    gradient_checkpointing: bool = False
+    max_length: PosInt = 2048
+    num_workers: NonNegInt = 0
+    stage1: Stage1 = Stage1()
+    stage2: Stage2 = Stage2()
+    prefix_reuse: bool = Field(True, description="stage 2: run the shared text prefix once, reuse its KV cache")
+    log_every: PosInt = 5
+    save_every: PosInt = 20
+    resume: Literal["auto", "never"] = "auto"
+    checkpoint_dir: str = "checkpoints/train"
+    train_file: str = Field("data/processed/mmbench_core/mmbench_core_train.jsonl", description="stage 1")
+    policy_file: str = Field("data/processed/mmbench_core/mmbench_core_val.jsonl",
+                             description="stage 2 (the head): questions stage 1 never saw")
+    output_dir: str = "models/vovnet"
+
+
+class EvalSet(Section):
+    dataset: str
+    split: str
+    protocol: Literal[PROTOCOLS]
+    images: Optional[str] = Field(None, description="the dataset whose image store it reads")
+
+
+class Uncertainty(Section):
+    """Thresholds as quantiles of the text-pass entropy on train.policy_file."""
+    quantile: Share = Field(0.5, description="the reported point: FULL above this quantile, else NO")
+    coarse_quantiles: Annotated[list[Share], Field(min_length=2, max_length=2)] = Field(
+        [0.25, 0.75], description="[low, high]: COARSE above low, FULL above high")
+    sweep: Annotated[list[Share], Field(min_length=1)] = Field(
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the curve's quantiles")
+
+    @field_validator("coarse_quantiles")
+    @classmethod
+    def _low_high(cls, pair: list[float]) -> list[float]:
+        if pair[0] > pair[1]:
+            raise ValueError(f"low {pair[0]} above high {pair[1]}")
+        return pair
+
+
+class Evaluation(Section):
+    sets: dict[str, EvalSet] = {}
+    model_dir: str = "models/vovnet"
+    batch_size: PosInt = 8
+    max_new_tokens: PosInt = 16
+    seed: int = Field(0, description="MMMU's random fallback and the random baseline")
+    max_samples: Optional[NonNegInt] = Field(None, description="questions (circular copies stay together)")
+    max_length: PosInt = Field(4096, description="prompt tokens per action; longer items score wrong (too_long)")
+    uncertainty: Uncertainty = Uncertainty()
+    random_ratios: Annotated[list[Share], Field(min_length=1)] = Field(
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the random curve's FULL shares")
+    cost_shifts: list[float] = [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0]
+    allow_overlap: bool = False
+
+
+class Params(Section):
+    """params.yaml."""
+    seed: int = 0
+    datasets: dict[str, Dataset] = {}
+    normalize: Normalize = Normalize()
+    merge: Merge = Merge()
+    model: Model = Model()
+    policy: Policy = Policy()
+    vision_budget: VisionBudget = VisionBudget()
+    train: Train = Train()
+    evaluation: Evaluation = Evaluation()
+
+
+def json_schema() -> dict:
+    schema = Params.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "VoVNet params.yaml"
+    return schema
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -186,13 +258,22 @@ def read_yaml(path: str | os.PathLike) -> dict:
         data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     except Exception as exc:  # ruamel raises many parser classes; report them as one line
         raise VovnetError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    return _to_plain(data) if data is not None else {}
+    if data is not None and not isinstance(data, dict):
+        raise VovnetError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data or {}
+
+
+def _validate(model: type[BaseModel], data: Any, where: str, prefix: tuple = ()) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise VovnetError(one_line(exc, model, where, prefix)) from None
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict:
-    raw = read_yaml(path)
-    params = _merge_defaults(raw, DEFAULTS, "")
-    params["datasets"] = {name: dataset_config(name, cfg) for name, cfg in (raw.get("datasets") or {}).items()}
+    """params.yaml validated, defaults filled, as plain dicts; a bad value is a one-line VovnetError."""
+    params = _validate(Params, read_yaml(path), str(path)).model_dump()
+    params["datasets"] = {name: _finish_dataset(name, cfg, str(path)) for name, cfg in params["datasets"].items()}
     return params
 
 
@@ -204,27 +285,20 @@ def dataset_in(params: dict, name: str) -> dict:
 
 
 def dataset_config(name: str, cfg: dict | None) -> dict:
-    cfg = _merge_defaults(cfg, DATASET_DEFAULTS, f"datasets.{name}")
+    """One `datasets.<name>` entry validated on its own (defaults filled, adapter resolved, env applied)."""
+    data = _validate(Dataset, cfg or {}, "params.yaml", ("datasets", name)).model_dump()
+    return _finish_dataset(name, data, "params.yaml")
+
+
+def _finish_dataset(name: str, cfg: dict, where: str) -> dict:
     adapter = cfg["adapter"] or (name if name in ADAPTERS else None)
-    if adapter not in ADAPTERS:
-        raise VovnetError(
-            f"params.yaml: datasets.{name}.adapter: unknown adapter {cfg['adapter'] or name!r} "
-            f"(known: {', '.join(ADAPTERS)})"
-        )
+    if adapter is None:
+        raise VovnetError(f"{where}: datasets.{name}.adapter: missing, and {name!r} names no adapter "
+                          f"(one of {', '.join(ADAPTERS)})")
     cfg["adapter"] = adapter
-    if cfg["max_samples"] is not None:
-        cfg["max_samples"] = _coerce(cfg["max_samples"], 0, f"datasets.{name}.max_samples")
-        if cfg["max_samples"] < 0:
-            raise VovnetError(f"params.yaml: datasets.{name}.max_samples: must be >= 0, got {cfg['max_samples']}")
-    if isinstance(cfg["splits"], str):
-        cfg["splits"] = [cfg["splits"]]
-    if not cfg["splits"]:
-        raise VovnetError(f"params.yaml: datasets.{name}.splits: give at least one split")
-    if cfg["on_missing_image"] not in ("error", "reject"):
-        raise VovnetError(f"params.yaml: datasets.{name}.on_missing_image: must be error or reject")
     _apply_env_overrides(name, cfg)
     if not cfg["source"]:
-        raise VovnetError(f"params.yaml: datasets.{name}.source: missing")
+        raise VovnetError(f"{where}: datasets.{name}.source: missing (a URL, local path or hf:<id>)")
     return cfg
 
 

@@ -39,30 +39,6 @@ def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> i
     return total
 
 
-def check_params(ecfg: dict) -> None:
-    """The evaluation keys a typo could silently bend, checked with one line each."""
-    def share(value, where: str) -> None:
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise VovnetError(f"params.yaml: evaluation.{where}: expected a number in [0, 1], got {value!r}")
-
-    if not isinstance(ecfg["max_length"], int) or ecfg["max_length"] < 1:
-        raise VovnetError(f"params.yaml: evaluation.max_length: expected a positive integer, got {ecfg['max_length']!r}")
-    ucfg = ecfg["uncertainty"]
-    share(ucfg["quantile"], "uncertainty.quantile")
-    pair = ucfg["coarse_quantiles"]
-    if not isinstance(pair, list) or len(pair) != 2:
-        raise VovnetError(f"params.yaml: evaluation.uncertainty.coarse_quantiles: expected [low, high], got {pair!r}")
-    for v in pair:
-        share(v, "uncertainty.coarse_quantiles")
-    if pair[0] > pair[1]:
-        raise VovnetError(f"params.yaml: evaluation.uncertainty.coarse_quantiles: low {pair[0]} above high {pair[1]}")
-    for key, values in (("uncertainty.sweep", ucfg["sweep"]), ("random_ratios", ecfg["random_ratios"])):
-        if not isinstance(values, list) or not values:
-            raise VovnetError(f"params.yaml: evaluation.{key}: expected a non-empty list, got {values!r}")
-        for v in values:
-            share(v, key)
-
-
 def load_eval_records(name: str, set_cfg: dict, max_questions: int | None) -> list[dict]:
     path = processed_file(set_cfg["dataset"], set_cfg["split"])
     records = scoring.take_questions(list(read_jsonl(path)), max_questions)
@@ -153,7 +129,6 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     returns {"metrics", "report", "table"}."""
     ecfg, pcfg = params["evaluation"], params["policy"]
     out_dir = Path(out_dir)
-    check_params(ecfg)
     records = load_eval_records(name, set_cfg, ecfg["max_samples"])
     overlap = leakage_guard(records, [params["train"]["train_file"], params["train"]["policy_file"]],
                             ecfg["allow_overlap"])

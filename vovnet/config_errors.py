@@ -1,0 +1,112 @@
+"""pydantic's ValidationError as one line: the full key path, the value given, and what is allowed."""
+from __future__ import annotations
+
+import difflib
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+_EXPECTED = {
+    "int_parsing": "expected an integer", "int_type": "expected an integer",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number", "float_type": "expected a number",
+    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
+    "string_type": "expected a string", "list_type": "expected a list",
+    "dict_type": "expected a mapping", "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping", "none_required": "expected null",
+}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+           "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+
+
+def _unwrap(tp: Any) -> Any:
+    """Annotated[X, ...] -> X and Optional[X] -> X; a real union of several types is kept."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if get_origin(tp) in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _walk(model: type[BaseModel], loc: tuple) -> tuple[int, type[BaseModel] | None]:
+    """How many parts of `loc` name places in params.yaml (the rest are pydantic's union-member tags),
+    and the model holding the last of them (for a did-you-mean on an unknown key)."""
+    tp: Any = model
+    parent = None
+    for n, part in enumerate(loc):
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            parent = tp
+            field = tp.model_fields.get(part)
+            if field is None:
+                return n + 1, parent
+            tp = field.annotation
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]
+        else:
+            return n, parent
+    return len(loc), parent
+
+
+def _path(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _value(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
+    """(what is wrong or allowed, whether to append the value given)."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        known = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"unknown key ({hint}known: {', '.join(known)})", False
+    if kind == "missing":
+        return "missing (required)", False
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        return f"must be {op} {ctx[key]}", True
+    if kind == "literal_error":
+        return f"must be {ctx['expected']}", True
+    if kind == "too_short":
+        return f"needs at least {ctx['min_length']} item(s)", True
+    if kind == "string_pattern_mismatch":
+        return ("expected 'dataset/split'" if "/" in ctx["pattern"] else f"must match {ctx['pattern']}"), True
+    if kind == "value_error":
+        return err["msg"].removeprefix("Value error, "), False
+    return _EXPECTED.get(kind, err["msg"]), True
+
+
+def one_line(exc: ValidationError, model: type[BaseModel], where: str, prefix: tuple = ()) -> str:
+    """`where: full.key.path: what is allowed, got <value>`; several fields wrong: the first and a count."""
+    groups: dict[tuple, list[tuple[dict, type[BaseModel] | None]]] = {}
+    for err in exc.errors():
+        n, parent = _walk(model, err["loc"])
+        groups.setdefault(err["loc"][:n], []).append((err, parent))
+    loc, errs = next(iter(groups.items()))
+    details = []
+    for err, parent in errs:
+        text, show = _detail(err, parent)
+        if text not in details:
+            details.append(text)
+    show_value = all(_detail(e, p)[1] for e, p in errs)
+    joined = details[:1] + [d.removeprefix("expected ") for d in details[1:]]
+    msg = f"{where}: {_path(prefix + loc)}: " + " or ".join(joined)
+    if show_value:
+        msg += f", got {_value(errs[0][0]['input'])}"
+    if len(groups) > 1:
+        msg += f" (and {len(groups) - 1} more wrong key(s))"
+    return msg
