@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vovnet import cli  # noqa: E402
-from vovnet.config import load_params  # noqa: E402
+from vovnet.config import load_params, revalidate  # noqa: E402
 from vovnet.evaluation.core import evaluate_set  # noqa: E402
 
 
@@ -23,6 +23,7 @@ def main() -> int:
         raise cli.VovnetError(f"params.yaml: no evaluation set {args.set!r} (have {', '.join(sets) or 'none'})")
     if args.max_samples is not None:
         params["evaluation"]["max_samples"] = args.max_samples
+        params = revalidate(params)
     result = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
     print(result["table"])
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vovnet import cli  # noqa: E402
-from vovnet.config import load_params  # noqa: E402
+from vovnet.config import load_params, revalidate  # noqa: E402
 from vovnet.io_utils import write_json  # noqa: E402
 from vovnet.training.trainer import train  # noqa: E402
 
@@ -23,6 +23,7 @@ def main() -> int:
     params = load_params(args.params)
     if args.lr is not None:
         params["train"]["lr"] = args.lr
+        params = revalidate(params)
     summary = train(params)
     from accelerate import PartialState
 

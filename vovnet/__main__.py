@@ -1,4 +1,4 @@
-"""`python -m vovnet preset NAME`, `download-model`, `doctor`, `plan` and `predict`."""
+"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan` and `predict`."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     dm.add_argument("repo", help="e.g. Qwen/Qwen3-VL-8B-Instruct")
     dm.add_argument("--revision", help="a commit hash or tag to pin")
     dm.add_argument("--out", required=True, help="e.g. models/qwen3-vl-8b-instruct")
+    sc = sub.add_parser("schema", help="write the JSON schema of params.yaml (for editors) to params.schema.json")
+    sc.add_argument("--out", default="params.schema.json")
     dr = sub.add_parser("doctor", help="what is missing before a long run")
     dr.add_argument("--params", default="params.yaml")
     pl = sub.add_parser("plan", help="parameters, LoRA matches and per-GPU memory (DDP, ZeRO-2, ZeRO-3), no GPU needed")
@@ -42,6 +44,12 @@ def main(argv=None) -> int:
 
             write_preset(args.name, args.params)
             print(f"params.yaml now uses the {args.name} preset; run `dvc repro`")
+            return 0
+        if args.cmd == "schema":
+            from vovnet.config import write_json_schema
+
+            write_json_schema(args.out)
+            print(f"wrote {args.out}")
             return 0
         if args.cmd == "download-model":
             from vovnet.model.download import download_model

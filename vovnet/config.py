@@ -6,6 +6,7 @@ Adding a key is one line in its section below; `python -m vovnet schema` re-expo
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -250,6 +251,11 @@ def json_schema() -> dict:
     return schema
 
 
+def write_json_schema(path: str | os.PathLike = "params.schema.json") -> None:
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
@@ -275,6 +281,13 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict:
     params = _validate(Params, read_yaml(path), str(path)).model_dump()
     params["datasets"] = {name: _finish_dataset(name, cfg, str(path)) for name, cfg in params["datasets"].items()}
     return params
+
+
+def revalidate(params: dict, where: str = "params.yaml with command-line overrides") -> dict:
+    """A params dict changed by a stage's flags, checked again with the same rules."""
+    out = _validate(Params, params, where).model_dump()
+    out["datasets"] = {name: _finish_dataset(name, cfg, where) for name, cfg in out["datasets"].items()}
+    return out
 
 
 def dataset_in(params: dict, name: str) -> dict:
