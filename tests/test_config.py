@@ -1,7 +1,17 @@
+"""params.yaml schema: every constrained key rejects a bad value with one line naming key, value and rule."""
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from ruamel.yaml import YAML
 
 from vovnet import VovnetError
-from vovnet.config import dataset_config, load_params
+from vovnet.config import dataset_config, json_schema, load_params, read_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exp_run_float_written_as_1e_05_reads_as_float(tmp_path):
@@ -13,25 +23,129 @@ def test_exp_run_float_written_as_1e_05_reads_as_float(tmp_path):
     assert params["train"]["batch_size"] == 2 and isinstance(params["train"]["batch_size"], int)
 
 
-def test_bad_type_is_one_line_error(tmp_path):
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
+    """(key path, bad value, expected rule) for every constraint the exported schema declares."""
+    node = _resolve(schema, node)
+    branches = [_resolve(schema, b) for b in node.get("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        node = branches[0]
+    if "properties" in node:
+        for key, sub in node["properties"].items():
+            yield from _bad_values(schema, sub, path + (key,), example)
+        return
+    if isinstance(node.get("additionalProperties"), dict):  # datasets, evaluation.sets: take the file's first entry
+        entries = _get(example, path)
+        if entries:
+            yield from _bad_values(schema, node["additionalProperties"], path + (next(iter(entries)),), example)
+        return
+    rules = {"enum": ("nosuch", "must be "), "pattern": ("nosuch", "expected 'dataset/split'")}
+    if "enum" in node:
+        yield path, *rules["enum"]
+    if "pattern" in node:
+        yield path, *rules["pattern"]
+    if "minimum" in node:
+        yield path, node["minimum"] - 1, f"must be >= {node['minimum']}"
+    if "exclusiveMinimum" in node:
+        yield path, node["exclusiveMinimum"], f"must be > {node['exclusiveMinimum']}"
+    if "exclusiveMaximum" in node:
+        yield path, node["exclusiveMaximum"], f"must be < {node['exclusiveMaximum']}"
+    if node.get("minItems"):
+        yield path, [], "needs at least"
+    if node.get("type") == "array" and "items" in node:
+        for bad, rule in [(v, r) for _, v, r in _bad_values(schema, node["items"], (), example)]:
+            yield path + (0,), bad, rule
+
+
+def _get(doc, path):
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+def _set(doc, path, value):
+    for p in path[:-1]:
+        doc = doc[p]
+    doc[path[-1]] = value
+
+
+EXAMPLE = read_yaml(ROOT / "params.yaml")
+CASES = sorted({(p, json.dumps(v), r) for p, v, r in _bad_values(json_schema(), json_schema(), (), EXAMPLE)})
+
+
+def _dotted(path) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def test_every_issue_example_is_covered():
+    paths = {_dotted(p) for p, _, _ in CASES}
+    for key in ("train.batch_size", "train.grad_accum", "evaluation.batch_size", "train.lr", "policy.mode",
+                "policy.gain_loss", "train.scheduler", "train.max_length", "model.dtype", "merge.val_fraction",
+                "vision_budget.coarse.min_pixels", "datasets.mmbench.on_missing_image",
+                "evaluation.sets.mmbench.protocol"):
+        assert key in paths, key
+
+
+@pytest.mark.parametrize("path,bad,rule", CASES, ids=[f"{_dotted(p)}={v}" for p, v, _ in CASES])
+def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, rule):
+    doc = copy.deepcopy(EXAMPLE)
+    bad = json.loads(bad)
+    if path[-1] == 0:  # a list item
+        _get(doc, path[:-1])[0] = bad
+    else:
+        _set(doc, path, bad)
     p = tmp_path / "params.yaml"
-    p.write_text("train:\n  lr: fast\n")
-    with pytest.raises(VovnetError, match=r"train\.lr: expected float"):
+    YAML(typ="safe", pure=True).dump(doc, p)
+    with pytest.raises(VovnetError) as err:
         load_params(p)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p}: {_dotted(path)}: {rule}"), msg
+    assert msg.endswith(f"got {bad!r}"), msg
 
 
-def test_unknown_adapter_and_negative_max_samples():
-    with pytest.raises(VovnetError, match="unknown adapter 'coco'"):
-        dataset_config("mine", {"adapter": "coco", "source": "x"})
-    with pytest.raises(VovnetError, match="max_samples: must be >= 0"):
-        dataset_config("mmmu", {"source": "x", "max_samples": -3})
-
-
-def test_unknown_key_in_a_section(tmp_path):
+@pytest.mark.parametrize("yaml_text,expected", [
+    ("vision_budget:\n  full:\n    min_pixels: 70000\n    max_pixels: 65536\n",
+     "vision_budget.full: min_pixels must be <= max_pixels, got 70000 > 65536"),
+    ("merge:\n  heldout_fraction: 0.6\n  val_fraction: 0.5\n",
+     "merge: heldout_fraction + val_fraction must be < 1"),
+    ("train:\n  stage1:\n    mix: {full: 0, coarse: 0, no: 0}\n", "train.stage1.mix: the stage-1 action weights"),
+    ("model:\n  use_thinking_for_full: true\n", "model: use_thinking_for_full is true but full_model_name is null"),
+    ("train:\n  lrr: 0.1\n", "train.lrr: unknown key (did you mean lr? known: batch_size,"),
+    ("polcy:\n  mode: soft\n", "polcy: unknown key (did you mean policy? known: "),
+    ("train:\n  batch_size: true\n", "train.batch_size: expected a number, not true/false"),
+    ("train:\n  lr: fast\n", "train.lr: expected a number, got 'fast'"),
+    ("train:\n  batch_size: 2.5\n", "train.batch_size: expected a whole number, got 2.5"),
+    ("datasets:\n  mmmu:\n    source: x\n    subset: 5\n", "datasets.mmmu.subset: expected a string or a list, got 5"),
+    ("datasets:\n  mine:\n    source: x\n", "datasets.mine.adapter: missing, and 'mine' names no adapter"),
+    ("datasets:\n  mmmu:\n    max_samples: 3\n", "datasets.mmmu.source: missing"),
+    ("train: 5\n", "train: expected a mapping, got 5"),
+])
+def test_cross_field_and_type_errors(tmp_path, yaml_text, expected):
     p = tmp_path / "params.yaml"
-    p.write_text("train:\n  learning_rate: 0.1\n")
-    with pytest.raises(VovnetError, match="unknown key train.learning_rate"):
+    p.write_text(yaml_text)
+    with pytest.raises(VovnetError) as err:
         load_params(p)
+    assert str(err.value).startswith(f"{p}: {expected}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("stage,args,yaml_text,expected", [
+    ("stages/train.py", [], "train:\n  batch_size: 0\n", "train.batch_size: must be >= 1, got 0"),
+    ("stages/evaluate.py", ["--set", "x"], "evaluation:\n  batch_size: 0\n", "evaluation.batch_size: must be >= 1, got 0"),
+])
+def test_stage_stops_before_any_work_with_one_line(tmp_path, stage, args, yaml_text, expected):
+    (tmp_path / "params.yaml").write_text(yaml_text)
+    p = subprocess.run([sys.executable, str(ROOT / stage), "--params", "params.yaml", *args], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [f"error: params.yaml: {expected}"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
 
 
 def test_env_overrides(monkeypatch):
@@ -41,11 +155,18 @@ def test_env_overrides(monkeypatch):
     assert dataset_config("mmbench_lite", {"source": "x"})["source"] == "https://example.org/lite.tsv"
 
 
-def test_presets_are_valid(params):
-    from pathlib import Path
+def test_dataset_config_names_the_dataset():
+    with pytest.raises(VovnetError, match=r"^params.yaml: datasets.mine.max_samples: must be >= 0, got -3$"):
+        dataset_config("mine", {"adapter": "mmmu", "source": "x", "max_samples": -3})
 
-    from vovnet.presets import PRESETS, apply_preset
 
-    for name in PRESETS:
-        merged = apply_preset(name, Path("params.yaml").read_text())
-        assert merged["datasets"]
+def test_committed_json_schema_is_current():
+    committed = json.loads((ROOT / "params.schema.json").read_text())
+    assert committed == json_schema(), "run `python -m vovnet schema` and commit params.schema.json"
+
+
+def test_protocol_names_match_the_protocol_modules():
+    from vovnet.config import PROTOCOLS
+
+    modules = sorted(p.stem for p in (ROOT / "vovnet/evaluation/protocols").glob("*.py") if p.stem != "__init__")
+    assert sorted(PROTOCOLS) == modules

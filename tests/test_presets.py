@@ -1,0 +1,83 @@
+"""`python -m vovnet preset` edits params.yaml in place: byte-exact round trip, only preset values touched."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vovnet import VovnetError
+from vovnet.config import load_params
+from vovnet.presets import _overlay, presets, write_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_bytes((ROOT / "params.yaml").read_bytes())
+    return p
+
+
+@pytest.mark.parametrize("name", [n for n in presets() if n != "sample"])
+def test_switch_and_back_to_sample_gives_the_original_bytes(params_file, name):
+    original = params_file.read_bytes()
+    write_preset(name, params_file)
+    changed = params_file.read_text()
+    assert changed.splitlines()[0].startswith(f"# VoVNet parameters. Preset: {name}")
+    write_preset("sample", params_file)
+    assert params_file.read_bytes() == original
+
+
+def test_sample_on_the_default_file_changes_nothing(params_file):
+    original = params_file.read_bytes()
+    write_preset("sample", params_file)
+    assert params_file.read_bytes() == original
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@pytest.mark.parametrize("name", presets())
+def test_preset_sets_its_values_and_only_those(params_file, name):
+    text = params_file.read_text().replace("  lambda_cost: 0.1\n", "  lambda_cost: 0.5   # my sweep\n")
+    params_file.write_text(text)
+    before = _flatten(load_params(params_file))
+    write_preset(name, params_file)
+    after_text = params_file.read_text()
+    after = _flatten(load_params(params_file))
+    wanted = _flatten(_overlay(name))
+    for key, value in wanted.items():
+        if not key.startswith("datasets."):
+            assert after[key] == value, key
+    changed = {k for k in after if before.get(k) != after[k]}
+    assert {k for k in changed if not k.startswith("datasets.")} <= set(wanted)
+    assert "  lambda_cost: 0.5   # my sweep\n" in after_text
+    assert "  sources: [" in after_text and "# V100: sdpa (no FlashAttention-2)" in after_text
+    assert set(load_params(params_file)["datasets"]) == set(_overlay(name)["datasets"])
+
+
+def test_unknown_preset_and_invalid_result_leave_the_file(params_file, tmp_path):
+    original = params_file.read_bytes()
+    with pytest.raises(VovnetError, match="unknown preset 'nosuch' \\(known: "):
+        write_preset("nosuch", params_file)
+    params_file.write_text(params_file.read_text().replace("  mode: soft ", "  mode: hard "))
+    broken = params_file.read_bytes()
+    with pytest.raises(VovnetError, match=r"^preset sample: .*params.yaml: policy.mode: must be 'soft' or 'gumbel', got 'hard'$"):
+        write_preset("sample", params_file)
+    assert params_file.read_bytes() == broken != original
+    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+
+
+def test_preset_cli_one_line(params_file):
+    p = subprocess.run([sys.executable, "-m", "vovnet", "preset", "paper", "--params", str(params_file)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "paper" in p.stdout
+    assert load_params(params_file)["model"]["name"] == "models/qwen3-vl-8b-instruct"
