@@ -12,6 +12,10 @@ from vovnet import VovnetError
 log = logging.getLogger("vovnet.model")
 
 LANGUAGE_MODULE_PATTERN = r".*language_model.*\.({})$"
+# How the tokenizer was found, not what it is: transformers keeps these in init_kwargs and save_pretrained
+# writes them, so HF_HUB_OFFLINE (forcing local_files_only) would change models/vovnet's bytes.
+LOAD_TIME_KWARGS = ("local_files_only", "is_local", "cache_dir", "force_download", "proxies", "token",
+                    "revision", "subfolder", "_commit_hash")
 
 
 def check_model_dir(path: str | os.PathLike) -> None:
@@ -61,9 +65,12 @@ def load_processor(name: str, cfg: dict, check: bool = True):
     if check:
         check_model_dir(name)
     try:
-        return AutoProcessor.from_pretrained(name, trust_remote_code=_remote_code(cfg, name))
+        processor = AutoProcessor.from_pretrained(name, trust_remote_code=_remote_code(cfg, name))
     except OSError as exc:
         raise VovnetError(f"cannot load processor from {name}: {str(exc).splitlines()[0]}") from None
+    for key in LOAD_TIME_KWARGS:
+        processor.tokenizer.init_kwargs.pop(key, None)
+    return processor
 
 
 def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
