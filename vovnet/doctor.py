@@ -79,6 +79,7 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("fail", f"launch config {exc}"))
             continue
         out += [("warn", f"launch config {p}") for p in problems] or [("ok", f"launch config {cfg}: ready")]
+    out.append(_analytics())
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
         out.append(("ok", f"{flag}={val}") if val == "1" else
@@ -108,6 +109,16 @@ def run_plan(params_path: str = "params.yaml", gpus: int | None = None, gpu_gib:
     plan = make_plan(params, gpus, gpu_gib, dtype)
     print(format_plan(plan, params["model"]["name"]))
     return 0
+
+
+def _analytics() -> tuple[str, str]:
+    """DVC sends usage analytics unless told not to; without network each command waits on it."""
+    if os.environ.get("DVC_NO_ANALYTICS", "").lower() in ("1", "true", "yes"):
+        return "ok", "DVC_NO_ANALYTICS=1"
+    code, text = _dvc("config", "core.analytics")
+    if code == 0 and text.strip().lower() == "false":
+        return "ok", "dvc analytics: off in .dvc/config (export DVC_NO_ANALYTICS=1 for other repositories too)"
+    return "warn", "DVC_NO_ANALYTICS is not set (export DVC_NO_ANALYTICS=1 on servers without network)"
 
 
 def run_doctor(params_path: str = "params.yaml") -> int:

@@ -13,11 +13,24 @@ from vovnet.io_utils import read_jsonl
 def export_images(dataset: str, split: str, out: str, root: str = "data/processed") -> int:
     from vovnet.data.image_store import ImageStore
 
-    records = list(read_jsonl(processed_file(dataset, split, root)))
+    path = processed_file(dataset, split, root)
+    if not path.exists():
+        raise VovnetError(_unknown(dataset, split, Path(root)))
+    records = list(read_jsonl(path))
     shas_by_store: dict[str, set] = {}
     for rec in records:  # merged files point at their source dataset's store
         shas_by_store.setdefault(rec["dataset"], set()).update(im["sha256"] for im in rec["images"])
     return sum(ImageStore(Path(root) / ds).export(shas, out) for ds, shas in sorted(shas_by_store.items()))
+
+
+def _unknown(dataset: str, split: str, root: Path) -> str:
+    """Name what is missing and list what there is."""
+    have = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if dataset not in have:
+        return (f"no processed dataset {dataset!r} under {root} (have: {', '.join(have) or 'none'}; "
+                "run `dvc pull` or `dvc repro`)")
+    splits = sorted(p.name[len(dataset) + 1:-len(".jsonl")] for p in (root / dataset).glob(f"{dataset}_*.jsonl"))
+    return f"dataset {dataset!r} has no split {split!r} (have: {', '.join(splits) or 'none'})"
 
 
 def main(argv=None) -> int:

@@ -42,8 +42,10 @@ class Encoder:
             answer_ids = self.tokenizer(tgt + prompts.END, add_special_tokens=False)["input_ids"]
         ids = prompt_ids + answer_ids
         if len(ids) > self.max_length:
-            raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceeds train.max_length "
-                              f"{self.max_length}; raise it or lower vision_budget.{action}.max_pixels")
+            fix = ("raise it (this is the text alone)" if action == "no" else
+                   f"raise it or lower vision_budget.{action}.max_pixels")
+            raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceed train.max_length "
+                              f"{self.max_length}; {fix}")
         return {"input_ids": ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids, "prompt_len": len(prompt_ids), "prefix_len": prefix_len,
                 "vision_tokens": sum(n_tokens), **vis}
 

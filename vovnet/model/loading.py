@@ -8,12 +8,14 @@ from pathlib import Path
 import torch
 
 from vovnet import VovnetError
+from vovnet.model.tiny import TINY_MODEL_DIR
 
 log = logging.getLogger("vovnet.model")
 
 LANGUAGE_MODULE_PATTERN = r".*language_model.*\.({})$"
 # How the tokenizer was found, not what it is: transformers keeps these in init_kwargs and save_pretrained
 # writes them, so HF_HUB_OFFLINE (forcing local_files_only) would change models/vovnet's bytes.
+HUB_IDS = {"qwen3-vl-8b-instruct": "Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl-8b-thinking": "Qwen/Qwen3-VL-8B-Thinking"}
 LOAD_TIME_KWARGS = ("local_files_only", "is_local", "cache_dir", "force_download", "proxies", "token",
                     "revision", "subfolder", "_commit_hash")
 
@@ -23,8 +25,7 @@ def check_model_dir(path: str | os.PathLike) -> None:
     p = Path(path)
     if not p.is_dir():
         if Path(path).is_absolute() or str(path).startswith(("models/", "./", "../")):
-            raise VovnetError(f"model directory {p} not found (build it with `dvc repro model`, `dvc pull`, "
-                              "or place the weights there; see README 'Model weights')")
+            raise VovnetError(f"model directory {p} not found; {model_remedy(str(path))}")
         return  # a hub id
     missing = []
     if not (p / "config.json").exists():
@@ -36,7 +37,18 @@ def check_model_dir(path: str | os.PathLike) -> None:
     if not ((p / "preprocessor_config.json").exists() or (p / "processor_config.json").exists()):
         missing.append("processor (preprocessor_config.json)")
     if missing:
-        raise VovnetError(f"model directory {p} is incomplete: missing {', '.join(missing)}")
+        raise VovnetError(f"model directory {p} is incomplete: missing {', '.join(missing)}; "
+                          f"{model_remedy(str(path))}")
+
+
+def model_remedy(path: str) -> str:
+    """How to get the model directory `path`: the `model` stage builds only the tiny model; others come
+    from the hub on a connected machine and travel through DVC."""
+    if Path(path) == Path(TINY_MODEL_DIR):
+        return "build it with `dvc repro model` (or `dvc pull` it)"
+    repo = HUB_IDS.get(Path(path).name, "<hub id>")
+    return (f"`dvc pull {path}` if it is tracked; otherwise, on a machine with internet, "
+            f"`python -m vovnet download-model {repo} --out {path}`, then `dvc add {path}` and `dvc push`")
 
 
 def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:

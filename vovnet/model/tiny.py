@@ -11,6 +11,7 @@ import torch
 
 from vovnet.io_utils import atomic_path
 
+TINY_MODEL_DIR = "models/tiny-qwen3-vl"  # the `model` stage's output (dvc.yaml)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
             "<|image_pad|>", "<|video_pad|>"]
 CORPUS = """What is the main colour of this image? Which shape is drawn in the image? What is written in the image?
