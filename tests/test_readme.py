@@ -1,0 +1,93 @@
+"""The README's commands, run as a new user would in a fresh copy of the repository.
+
+Every command in a ```bash block of README.md is either run here (offline, seconds) or listed in SLOW
+with the reason and the test that covers it instead, so a command added to or changed in the README
+fails this test until someone decides which.
+"""
+import re
+import shlex
+import sys
+
+import pytest
+
+from conftest import ROOT, copy_repo, sh
+
+SLOW = {  # command -> why it is not run here (and what covers it)
+    "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
+    "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
+    "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
+    "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
+    "accelerate launch --num_processes 8 stages/train.py": "needs 8 GPUs",
+    "accelerate launch --config_file configs/accelerate/zero2_v100.yaml stages/train.py": "needs GPUs and DeepSpeed",
+    "ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 stages/train.py": "two training processes, minutes "
+                                                                        "(tests/test_training.py)",
+}
+
+
+def readme_commands() -> list[str]:
+    cmds, inside = [], False
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = line.strip() in ("```bash", "```sh")
+            continue
+        if inside:
+            cmd = line.split(" #")[0].strip()
+            if cmd:
+                cmds.append(re.sub(r"\s+", " ", cmd))
+    return cmds
+
+
+def test_every_readme_command_is_run_or_excused():
+    cmds = readme_commands()
+    assert "python -m vovnet preset paper" in cmds
+    unknown = [c for c in cmds if c not in SLOW and c not in RUN_CHECKS]
+    assert not unknown, f"README commands neither run by this test nor excused in SLOW: {unknown}"
+    stale = [c for c in list(SLOW) + list(RUN_CHECKS) if c not in cmds]
+    assert not stale, f"commands listed here that the README no longer has: {stale}"
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("readme") / "vovnet")
+
+
+def _run(repo, cmd: str, tmp):
+    argv = [a.replace("/tmp/", f"{tmp}/") for a in shlex.split(cmd)]  # keep /tmp of the machine clean
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    return sh(repo, *argv)
+
+
+def _preset(repo, out, tmp):
+    text = (repo / "params.yaml").read_text()
+    assert text.startswith("# VoVNet parameters. Preset: paper"), text[:80]
+    assert "source: hf:lmms-lab/MMBench_EN" in text
+    sh(repo, sys.executable, "-m", "vovnet", "preset", "sample")
+    assert (repo / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
+
+
+def _export(repo, out, tmp):
+    n = int(re.search(r"wrote (\d+) images", out).group(1))
+    assert n > 0 and len(list((tmp / "mmbench_images").iterdir())) == n
+
+
+def _metrics(repo, out, tmp):
+    assert "Traceback" not in out
+
+
+RUN_CHECKS = {
+    "python -m vovnet preset paper": _preset,
+    "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images": _export,
+    "python -m vovnet schema": lambda repo, out, tmp: sh(repo, "git", "diff", "--exit-code", "params.schema.json"),
+    "dvc metrics show": _metrics,
+    "dvc plots show": _metrics,
+    "dvc exp show": _metrics,
+}
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if c in RUN_CHECKS])
+def test_readme_command_runs_in_a_fresh_copy(fresh, cmd, tmp_path):
+    if cmd.startswith("python -m vovnet.data export-images"):
+        sh(fresh, "dvc", "repro", "normalize@mmbench")  # the data it exports, as the pipeline makes it
+    out = _run(fresh, cmd, tmp_path)
+    RUN_CHECKS[cmd](fresh, out, tmp_path)
