@@ -185,7 +185,7 @@ def build() -> None:
           {**rej("not found under any root", "image"), "on_missing_image": "reject"})
     llava("json_not_a_list", None, err("expected a JSON list"), raw_json='{"id": 1}')
     llava("json_invalid", None, err("invalid JSON"), raw_json='[{"id": 1,')
-    case("params_unknown_adapter", {"kind": "params_error", "match": "unknown adapter 'coco'",
+    case("params_unknown_adapter", {"kind": "params_error", "match": r"datasets\.mine\.adapter: must be .*got 'coco'$",
                                     "params": "datasets:\n  mine:\n    adapter: coco\n    source: x\n"}, {})
     case("params_negative_max_samples", {"kind": "params_error", "match": "max_samples: must be >= 0",
                                          "params": "datasets:\n  mmmu:\n    source: x\n    max_samples: -5\n"}, {})
