@@ -35,6 +35,12 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
     branches = [_resolve(schema, b) for b in node.get("anyOf", []) if b.get("type") != "null"]
     if len(branches) == 1:
         node = branches[0]
+    elif branches:  # a union (e.g. 'auto' or an integer >= 1): a number out of every branch's range
+        for branch in branches:
+            for p, v, rule in _bad_values(schema, branch, path, example):
+                if rule.startswith("must be ") and isinstance(v, (int, float)):
+                    yield p, v, "~" + rule.removeprefix("must be ")
+        return
     if "properties" in node:
         for key, sub in node["properties"].items():
             yield from _bad_values(schema, sub, path + (key,), example)
@@ -105,7 +111,10 @@ def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, ru
         load_params(p)
     msg = str(err.value)
     assert "\n" not in msg
-    assert msg.startswith(f"{p}: {_dotted(path)}: {rule}"), msg
+    if rule.startswith("~"):  # a union's error lists every branch's rule
+        assert msg.startswith(f"{p}: {_dotted(path)}: ") and rule[1:] in msg, msg
+    else:
+        assert msg.startswith(f"{p}: {_dotted(path)}: {rule}"), msg
     assert msg.endswith(f"got {bad!r}"), msg
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+import types
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -38,10 +39,16 @@ class Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_numbers(cls, value: Any, info) -> Any:
-        ann = cls.model_fields[info.field_name].annotation
-        if isinstance(value, bool) and ann in (int, float, Optional[int], Optional[float]):
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
             raise ValueError("expected a number, not true/false")
         return value
+
+
+def _numeric(ann: Any) -> bool:
+    """Whether a field's type is a number (possibly optional, constrained or in a union), not a bool."""
+    if ann in (int, float):
+        return True
+    return get_origin(ann) in (Union, Annotated, types.UnionType) and any(_numeric(a) for a in get_args(ann))
 
 
 class Dataset(Section):

@@ -90,6 +90,16 @@ def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
     return _EXPECTED.get(kind, err["msg"]), True
 
 
+def _drop_shared_verb(first: str, other: str) -> str:
+    """'expected a string or expected a list' reads 'expected a string or a list'."""
+    verbs = ("expected ", "must be ")
+    if first.startswith(verbs):
+        for verb in verbs:
+            if other.startswith(verb):
+                return other[len(verb):]
+    return other
+
+
 def one_line(exc: ValidationError, model: type[BaseModel], where: str, prefix: tuple = ()) -> str:
     """`where: full.key.path: what is allowed, got <value>`; several fields wrong: the first and a count."""
     groups: dict[tuple, list[tuple[dict, type[BaseModel] | None]]] = {}
@@ -103,7 +113,7 @@ def one_line(exc: ValidationError, model: type[BaseModel], where: str, prefix: t
         if text not in details:
             details.append(text)
     show_value = all(_detail(e, p)[1] for e, p in errs)
-    joined = details[:1] + [d.removeprefix("expected ") for d in details[1:]]
+    joined = details[:1] + [_drop_shared_verb(details[0], d) for d in details[1:]]
     msg = f"{where}: {_path(prefix + loc)}: " + " or ".join(joined)
     if show_value:
         msg += f", got {_value(errs[0][0]['input'])}"
