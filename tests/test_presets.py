@@ -81,3 +81,19 @@ def test_preset_cli_one_line(params_file):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "paper" in p.stdout
     assert load_params(params_file)["model"]["name"] == "models/qwen3-vl-8b-instruct"
+
+
+def test_a_preset_with_other_datasets_and_back(params_file, tmp_path):
+    presets_dir = tmp_path / "presets"
+    presets_dir.mkdir()
+    (presets_dir / "sample.yaml").write_bytes((ROOT / "presets" / "sample.yaml").read_bytes())
+    (presets_dir / "gen.yaml").write_text("datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n"
+                                         "    splits: [train, heldout]\nmerge:\n  sources: [gen/train]\n")
+    original = params_file.read_bytes()
+    write_preset("gen", params_file, presets_dir)
+    text = params_file.read_text()
+    assert text.startswith("# VoVNet parameters. Preset: gen.\n")
+    assert "datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n    splits: [train, heldout]\n\nnormalize:" in text
+    assert set(load_params(params_file)["datasets"]) == {"gen"}
+    write_preset("sample", params_file, presets_dir)
+    assert params_file.read_bytes() == original
