@@ -174,8 +174,10 @@ def test_committed_json_schema_is_current():
     assert committed == json_schema(), "run `python -m vovnet schema` and commit params.schema.json"
 
 
-def test_protocol_names_match_the_protocol_modules():
-    from vovnet.config import PROTOCOLS
+@pytest.mark.parametrize("names,folder", [("PROTOCOLS", "vovnet/evaluation/protocols"),
+                                          ("ADAPTERS", "vovnet/data/adapters")])
+def test_schema_choices_match_the_modules(names, folder):
+    import vovnet.config
 
-    modules = sorted(p.stem for p in (ROOT / "vovnet/evaluation/protocols").glob("*.py") if p.stem != "__init__")
-    assert sorted(PROTOCOLS) == modules
+    modules = sorted(p.stem for p in (ROOT / folder).glob("*.py") if p.stem != "__init__")
+    assert sorted(getattr(vovnet.config, names)) == modules

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PROTOCOLS = ("mmbench", "mmmu", "textvqa", "short_answer")
+from vovnet.config import PROTOCOLS  # the schema's allowed `protocol` values; one module here per name
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
