@@ -134,6 +134,8 @@ def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, ru
     ("datasets:\n  mine:\n    source: x\n", "datasets.mine.adapter: missing, and 'mine' names no adapter"),
     ("datasets:\n  mmmu:\n    max_samples: 3\n", "datasets.mmmu.source: missing"),
     ("train: 5\n", "train: expected a mapping, got 5"),
+    ("evaluation:\n  sets:\n    x: {dataset: mmmu, split: validation, protocol: mmmu}\n",
+     "evaluation.sets.x.images: missing (required)"),
 ])
 def test_cross_field_and_type_errors(tmp_path, yaml_text, expected):
     p = tmp_path / "params.yaml"

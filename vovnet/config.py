@@ -113,7 +113,8 @@ class Model(Section):
     train_full_model: bool = False
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"] = "auto"
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3",
+                                 "flash_attention_4"] = "sdpa"  # transformers' names; V100: sdpa
     train_vision_tower: bool = False
     lora: Lora = Lora()
     tiny: Tiny = Tiny()
@@ -204,7 +205,7 @@ class EvalSet(Section):
     dataset: str
     split: str
     protocol: Literal[PROTOCOLS]
-    images: Optional[str] = Field(None, description="the dataset whose image store it reads")
+    images: str = Field(description="the dataset whose image store it reads")
 
 
 class Uncertainty(Section):
