@@ -75,3 +75,17 @@ def test_max_length_advice_fits_the_action(tiny_model_dir, params):
     image = Image.new("RGB", (64, 64), (200, 30, 30))
     with pytest.raises(VovnetError, match=r"with coarse vision exceed .*raise it or lower vision_budget.coarse.max_pixels$"):
         enc.encode(rec, [image], "coarse")
+
+
+def test_doctor_gives_the_hub_remedy_for_the_paper_model(tmp_path, monkeypatch, capsys):
+    from vovnet.doctor import run_doctor
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("model:\n  name: models/qwen3-vl-8b-instruct\n")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    assert run_doctor("params.yaml") == 1
+    lines = capsys.readouterr().out.splitlines()
+    model = [x for x in lines if x.startswith("[fail] model")]
+    assert len(model) == 1 and "download-model Qwen/Qwen3-VL-8B-Instruct" in model[0]
+    assert "dvc add models/qwen3-vl-8b-instruct" in model[0] and "dvc repro model" not in model[0]
+    assert "[ok] DVC_NO_ANALYTICS=1" in lines
