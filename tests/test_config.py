@@ -59,10 +59,14 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
         yield path, node["minimum"] - 1, f"must be >= {node['minimum']}"
     if "exclusiveMinimum" in node:
         yield path, node["exclusiveMinimum"], f"must be > {node['exclusiveMinimum']}"
+    if "maximum" in node:
+        yield path, node["maximum"] + 1, f"must be <= {node['maximum']}"
     if "exclusiveMaximum" in node:
         yield path, node["exclusiveMaximum"], f"must be < {node['exclusiveMaximum']}"
     if node.get("minItems"):
         yield path, [], "needs at least"
+    if node.get("maxItems"):
+        yield path, [0] * (node["maxItems"] + 1), "allows at most"
     if node.get("type") == "array" and "items" in node:
         for bad, rule in [(v, r) for _, v, r in _bad_values(schema, node["items"], (), example)]:
             yield path + (0,), bad, rule
@@ -134,6 +138,8 @@ def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, ru
     ("datasets:\n  mine:\n    source: x\n", "datasets.mine.adapter: missing, and 'mine' names no adapter"),
     ("datasets:\n  mmmu:\n    max_samples: 3\n", "datasets.mmmu.source: missing"),
     ("train: 5\n", "train: expected a mapping, got 5"),
+    ("evaluation:\n  uncertainty:\n    coarse_quantiles: [0.8, 0.2]\n",
+     "evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2"),
     ("evaluation:\n  sets:\n    x: {dataset: mmmu, split: validation, protocol: mmmu}\n",
      "evaluation.sets.x.images: missing (required)"),
 ])

@@ -83,6 +83,8 @@ def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
         return f"must be {ctx['expected']}", True
     if kind == "too_short":
         return f"needs at least {ctx['min_length']} item(s)", True
+    if kind == "too_long":
+        return f"allows at most {ctx['max_length']} item(s)", True
     if kind == "string_pattern_mismatch":
         return ("expected 'dataset/split'" if "/" in ctx["pattern"] else f"must match {ctx['pattern']}"), True
     if kind == "value_error":
