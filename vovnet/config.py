@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import types
+from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,7 +20,6 @@ from vovnet.config_errors import one_line
 
 ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava")
 PROTOCOLS = ("mmbench", "mmmu", "textvqa")  # vovnet.evaluation.protocols holds one module per name
-ACTIONS = ("full", "coarse", "no")
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
