@@ -56,13 +56,13 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
     if "pattern" in node:
         yield path, *rules["pattern"]
     if "minimum" in node:
-        yield path, node["minimum"] - 1, f"must be >= {node['minimum']}"
+        yield path, node["minimum"] - 1, f"must be >= {_num(node['minimum'])}"
     if "exclusiveMinimum" in node:
-        yield path, node["exclusiveMinimum"], f"must be > {node['exclusiveMinimum']}"
+        yield path, node["exclusiveMinimum"], f"must be > {_num(node['exclusiveMinimum'])}"
     if "maximum" in node:
-        yield path, node["maximum"] + 1, f"must be <= {node['maximum']}"
+        yield path, node["maximum"] + 1, f"must be <= {_num(node['maximum'])}"
     if "exclusiveMaximum" in node:
-        yield path, node["exclusiveMaximum"], f"must be < {node['exclusiveMaximum']}"
+        yield path, node["exclusiveMaximum"], f"must be < {_num(node['exclusiveMaximum'])}"
     if node.get("minItems"):
         yield path, [], "needs at least"
     if node.get("maxItems"):
@@ -70,6 +70,10 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
     if node.get("type") == "array" and "items" in node:
         for bad, rule in [(v, r) for _, v, r in _bad_values(schema, node["items"], (), example)]:
             yield path + (0,), bad, rule
+
+
+def _num(x):
+    return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
 def _get(doc, path):

@@ -78,7 +78,8 @@ def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
         return "missing (required)", False
     if kind in _BOUNDS:
         op, key = _BOUNDS[kind]
-        return f"must be {op} {ctx[key]}", True
+        bound = ctx[key]
+        return f"must be {op} {int(bound) if isinstance(bound, float) and bound.is_integer() else bound}", True
     if kind == "literal_error":
         return f"must be {ctx['expected']}", True
     if kind == "too_short":
