@@ -64,6 +64,12 @@ def test_preset_sets_its_values_and_only_those(params_file, name):
     assert set(load_params(params_file)["datasets"]) == set(_overlay(name)["datasets"])
 
 
+def test_a_base_preset_is_merged_not_replaced():
+    assert list(_overlay("fast_dev")["datasets"]) == list(_overlay("paper")["datasets"])
+    assert _overlay("fast_dev")["datasets"]["mmbench"]["max_samples"] == 200
+    assert _overlay("fast_dev")["datasets"]["mmbench"]["source"] == _overlay("paper")["datasets"]["mmbench"]["source"]
+
+
 def test_unknown_preset_and_invalid_result_leave_the_file(params_file, tmp_path):
     original = params_file.read_bytes()
     with pytest.raises(VovnetError, match="unknown preset 'nosuch' \\(known: "):
@@ -87,13 +93,18 @@ def test_a_preset_with_other_datasets_and_back(params_file, tmp_path):
     presets_dir = tmp_path / "presets"
     presets_dir.mkdir()
     (presets_dir / "sample.yaml").write_bytes((ROOT / "presets" / "sample.yaml").read_bytes())
-    (presets_dir / "gen.yaml").write_text("datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n"
-                                         "    splits: [train, heldout]\nmerge:\n  sources: [gen/train]\n")
+    (presets_dir / "gen.yaml").write_text(
+        "datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n    splits: [train, heldout]\n"
+        "    lang: en   # a comment on the section's last line\n"
+        "merge:\n  sources: [gen/train]\n  guard_sets: []\n"
+        "evaluation:\n  sets:\n    gen: {dataset: gen, split: heldout, protocol: mmbench, images: gen}\n")
     original = params_file.read_bytes()
     write_preset("gen", params_file, presets_dir)
     text = params_file.read_text()
     assert text.startswith("# VoVNet parameters. Preset: gen.\n")
-    assert "datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n    splits: [train, heldout]\n\nnormalize:" in text
-    assert set(load_params(params_file)["datasets"]) == {"gen"}
+    assert "    splits: [train, heldout]\n    lang: en   # a comment on the section's last line\n\nnormalize:" in text
+    assert "  guard_sets: []\n" in text
+    params = load_params(params_file)
+    assert set(params["datasets"]) == {"gen"} and set(params["evaluation"]["sets"]) == {"gen"}
     write_preset("sample", params_file, presets_dir)
     assert params_file.read_bytes() == original

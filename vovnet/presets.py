@@ -2,7 +2,8 @@
 
 params.yaml is edited round-trip (ruamel): comments, key order, flow lists, quoting and `null` stay as they
 are, a value the preset does not set (or sets to what the file already holds) is not touched, and line 1's
-`Preset:` names the new preset. A preset names exactly its datasets: others are removed, new ones appended.
+`Preset:` names the new preset. A preset names exactly its datasets and evaluation sets: others are removed,
+new ones appended.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from vovnet import VovnetError
 from vovnet.config import load_params
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-REPLACED = ("datasets",)  # a preset lists exactly its datasets
+REPLACED = (("datasets",), ("evaluation", "sets"))  # a preset lists exactly its datasets and evaluation sets
 HEADER = re.compile(r"^(# VoVNet parameters\. Preset: )[^\n]*", re.MULTILINE)
 META = ("base", "description")  # keys of a preset file that are not params
 
@@ -49,7 +50,7 @@ def _overlay(name: str, preset_dir: Path = PRESET_DIR, seen: tuple = ()) -> dict
     if not data.get("base"):
         return values
     merged = _overlay(data["base"], preset_dir, seen + (name,))
-    _deep_set(merged, values)
+    _deep_set(merged, values, replace=False)
     return merged
 
 
@@ -61,18 +62,25 @@ def _same(a, b) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _deep_set(doc: dict, values: dict) -> None:
-    """Set `values` into `doc` in place; only keys whose value differs are written."""
+def _deep_set(doc: dict, values: dict, path: tuple = (), replace: bool = True) -> None:
+    """Set `values` into `doc` in place; only keys whose value differs are written. With `replace`, the
+    REPLACED mappings end up with exactly the keys of `values` (a base preset's overlay merges instead)."""
+    if replace and path in REPLACED:
+        for gone in [k for k in doc if k not in values]:
+            del doc[gone]
     for key, value in values.items():
         if key not in doc:
             doc[key] = value
             continue
         cur = doc[key]
         if isinstance(value, dict) and isinstance(cur, dict):
-            _deep_set(cur, value)
+            _deep_set(cur, value, path + (key,), replace)
         elif isinstance(value, list) and isinstance(cur, list):
             if len(cur) != len(value) or not all(_same(a, b) for a, b in zip(cur, value)):
+                was_empty = not cur
                 cur[:] = value  # the sequence object (and its flow style) stays
+                if was_empty and hasattr(value, "fa") and value.fa.flow_style():
+                    cur.fa.set_flow_style()  # `[]` records no style: take the preset's
         elif not _same(cur, value):
             doc[key] = value  # the key keeps its comment
 
@@ -80,66 +88,43 @@ def _deep_set(doc: dict, values: dict) -> None:
 def apply_preset(name: str, params_text: str, preset_dir: Path = PRESET_DIR):
     """The round-trip params document with preset `name` applied."""
     doc = _yaml().load(params_text)
-    if doc is None:
-        raise VovnetError("params.yaml is empty")
-    for key, value in _overlay(name, preset_dir).items():
-        if key in REPLACED and isinstance(doc.get(key), dict) and isinstance(value, dict):
-            blank = _blank_tail(doc[key])
-            for gone in [k for k in doc[key] if k not in value]:
-                del doc[key][gone]
-            _deep_set(doc[key], value)
-            _keep_blank_tail(doc[key], blank)
-            _one_blank_gap(doc, key)
-        elif isinstance(value, dict) and isinstance(doc.get(key), dict):
-            _deep_set(doc[key], value)
-        else:
-            _deep_set(doc, {key: value})
+    if not isinstance(doc, dict):
+        raise VovnetError("params.yaml: expected a mapping of sections")
+    _deep_set(doc, _overlay(name, preset_dir))
     return doc
 
 
-def _tail(mapping) -> tuple | None:
-    """(mapping, key) of the last scalar line of a nested mapping."""
-    while mapping:
-        key = list(mapping)[-1]
-        if not (isinstance(mapping[key], dict) and mapping[key]):
-            return mapping, key
-        mapping = mapping[key]
-    return None
+TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
 
 
-def _blank_tail(section):
-    """The blank lines after a section (ruamel keeps them as the last line's comment)."""
-    tail = _tail(section)
-    items = getattr(tail[0], "ca", None).items.get(tail[1]) if tail and hasattr(tail[0], "ca") else None
-    token = items[2] if items and len(items) > 2 else None
-    return token if token is not None and not token.value.strip() else None
+def _gaps(text: str) -> dict[str, bool]:
+    """Whether a blank line precedes each top-level key."""
+    lines = text.split("\n")
+    return {m.group(1): i > 0 and not lines[i - 1].strip()
+            for i, line in enumerate(lines) if (m := TOP_KEY.match(line))}
 
 
-def _one_blank_gap(doc, key) -> None:
-    """After a flow list ruamel files the blank line as the next key's leading comment; when the section's
-    new last line brings its own blank line, that leading one would double it."""
-    keys = list(doc)
-    nxt = keys[keys.index(key) + 1] if keys.index(key) + 1 < len(keys) else None
-    items = doc.ca.items.get(nxt) if nxt is not None and hasattr(doc, "ca") else None
-    if _blank_tail(doc[key]) is not None and items and items[1] and all(not t.value.strip() for t in items[1]):
-        items[1] = None
-
-
-def _keep_blank_tail(section, token) -> None:
-    """When the section's last entry was removed, its blank lines move to the new last line."""
-    tail = _tail(section)
-    if token is None or tail is None or not hasattr(tail[0], "ca"):
-        return
-    items = tail[0].ca.items.setdefault(tail[1], [None, None, None, None])
-    if items[2] is None:
-        items[2] = token
+def _restore_gaps(text: str, gaps: dict[str, bool]) -> str:
+    """ruamel files a section's trailing blank line under its last entry (or the next key, after a flow
+    list), so removing or replacing that entry moves it; the sections keep the file's spacing instead."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        m = TOP_KEY.match(line)
+        if m and m.group(1) in gaps:
+            while out and not out[-1].strip():
+                out.pop()
+            if gaps[m.group(1)]:
+                out.append("")
+        out.append(line)
+    return "\n".join(out)
 
 
 def preset_text(name: str, params_text: str, preset_dir: Path = PRESET_DIR) -> str:
     buf = io.StringIO()
     _yaml().dump(apply_preset(name, params_text, preset_dir), buf)
     desc = description(name, preset_dir)
-    return HEADER.sub(lambda m: m.group(1) + name + (f" ({desc})." if desc else "."), buf.getvalue(), count=1)
+    text = _restore_gaps(buf.getvalue(), _gaps(params_text))
+    return HEADER.sub(lambda m: m.group(1) + name + (f" ({desc})." if desc else "."), text, count=1)
 
 
 def write_preset(name: str, path: str | Path = "params.yaml", preset_dir: Path = PRESET_DIR) -> None:
