@@ -15,6 +15,8 @@ from conftest import ROOT, copy_repo, sh
 SLOW = {  # command -> why it is not run here (and what covers it)
     "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
     "pip install -r requirements.txt -r requirements-gpu.txt": "installs packages (DeepSpeed, for GPU servers)",
+    "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
+                             "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
@@ -76,15 +78,12 @@ def _metrics(repo, out, tmp):
     assert "Traceback" not in out
 
 
-def _plan(repo, out, tmp):
-    assert "models/tiny-qwen3-vl" in out and "ZeRO-2" in out, out[-2000:]
 
 
 RUN_CHECKS = {
     "python -m vovnet preset paper": _preset,
     "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images": _export,
     "python -m vovnet schema": lambda repo, out, tmp: sh(repo, "git", "diff", "--exit-code", "params.schema.json"),
-    "python -m vovnet plan": _plan,
     "dvc metrics show": _metrics,
     "dvc plots show": _metrics,
     "dvc exp show": _metrics,
@@ -94,7 +93,6 @@ RUN_CHECKS = {
 SETUP = {
     "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images":
         ["dvc repro normalize@mmbench"],
-    "python -m vovnet plan": ["dvc repro model"],
 }
 
 
