@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from vovnet.config import DEFAULTS  # noqa: E402
+from vovnet.config import defaults  # noqa: E402
 
 PAPER_BUDGET = {"coarse": {"min_pixels": 3136, "max_pixels": 65536},
                 "full": {"min_pixels": 65536, "max_pixels": 1003520}}
@@ -77,7 +77,7 @@ def build_scaled_model(out_dir: Path, hidden: int, layers: int, vision_depth: in
 def params_for(model_dir: Path, dtype: str, attn: str, ckpt: bool, batch: int, length: int) -> dict:
     import copy
 
-    p = copy.deepcopy(DEFAULTS)
+    p = defaults()
     p["model"].update(name=str(model_dir), dtype=dtype, attn_implementation=attn)
     p["vision_budget"] = copy.deepcopy(PAPER_BUDGET)
     p["train"].update(batch_size=batch, max_length=length, gradient_checkpointing=ckpt)

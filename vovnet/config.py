@@ -251,6 +251,11 @@ class Params(Section):
     evaluation: Evaluation = Evaluation()
 
 
+def defaults() -> dict:
+    """Every section at its default (no datasets, no evaluation sets), as plain dicts."""
+    return Params().model_dump()
+
+
 def json_schema() -> dict:
     schema = Params.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
