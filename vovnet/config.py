@@ -77,7 +77,7 @@ class Merge(Section):
     sources: list[Ref] = ["mmbench/dev", "mmbench_lite/lite"]
     heldout_source: Ref = "mmbench/dev"
     heldout_fraction: Fraction = 0.3
-    val_fraction: Fraction = 0.1
+    val_fraction: Fraction = Field(0.2, description="the val part is stage 2's training data (train.policy_file)")
     guard_sets: list[Ref] = ["mmmu/validation", "textvqa/validation"]
     allow_overlap: bool = False
 
@@ -91,7 +91,7 @@ class Merge(Section):
 
 class Lora(Section):
     r: PosInt = 8
-    alpha: PosFloat = 16
+    alpha: PosInt = 16
     dropout: Fraction = 0.0
     target_modules: Annotated[list[str], Field(min_length=1)] = [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -228,6 +228,7 @@ class Evaluation(Section):
     model_dir: str = "models/vovnet"
     batch_size: PosInt = 8
     max_new_tokens: PosInt = 16
+    thinking_max_new_tokens: PosInt = Field(1024, description="FULL answered by the Thinking model: room for <think>")
     seed: int = Field(0, description="MMMU's random fallback and the random baseline")
     max_samples: Optional[NonNegInt] = Field(None, description="questions (circular copies stay together)")
     max_length: PosInt = Field(4096, description="prompt tokens per action; longer items score wrong (too_long)")
