@@ -15,6 +15,9 @@ from conftest import ROOT, copy_repo, sh
 SLOW = {  # command -> why it is not run here (and what covers it)
     "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
     "pip install -r requirements.txt -r requirements-gpu.txt": "installs packages (DeepSpeed, for GPU servers)",
+    "python -m vovnet predict --model-dir models/vovnet --input requests.jsonl --output answers.jsonl "
+    "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]":
+        "a synopsis; needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
     "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
                              "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
@@ -35,9 +38,11 @@ def readme_commands() -> list[str]:
             continue
         if inside:
             cmd = line.split(" #")[0].strip()
-            if cmd:
-                cmds.append(re.sub(r"\s+", " ", cmd))
-    return cmds
+            if cmds and cmds[-1].endswith("\\"):  # a continued line
+                cmds[-1] = cmds[-1][:-1].rstrip() + " " + cmd
+            elif cmd:
+                cmds.append(cmd)
+    return [re.sub(r"\s+", " ", c) for c in cmds]
 
 
 def test_every_readme_command_is_run_or_excused():
