@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from vovnet import VovnetError
 from vovnet.config_errors import one_line
 
-ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava")
-PROTOCOLS = ("mmbench", "mmmu", "textvqa")  # vovnet.evaluation.protocols holds one module per name
+ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava", "shapes_vqa")
+PROTOCOLS = ("mmbench", "mmmu", "textvqa", "short_answer")  # vovnet.evaluation.protocols holds one module per name
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -52,7 +52,7 @@ def _numeric(ann: Any) -> bool:
 
 class Dataset(Section):
     adapter: Optional[Literal[ADAPTERS]] = Field(None, description="defaults to the dataset's name where it names an adapter")
-    source: Optional[str] = Field(None, description="http(s) URL, local path, file:// URL or hf:<id>")
+    source: Optional[str] = Field(None, description="http(s) URL, local path, file:// URL, hf:<id> or generate")
     revision: Optional[str] = Field(None, description="hf: pinned revision (commit/tag); null = main")
     md5: Union[str, dict[str, str], None] = Field(None, description="URL/file: md5, one string or {file: md5}")
     subset: Union[str, list[str], None] = Field(None, description="HF config name; MMMU: list of subjects or all")
@@ -63,6 +63,8 @@ class Dataset(Section):
     streaming: bool = False
     download_images: bool = True
     on_missing_image: Literal["error", "reject"] = "error"
+    generator: Optional[dict[str, Any]] = Field(None, description="source generate: the generator's spec "
+                                                "(checked by its adapter, e.g. shapes_vqa)")
 
 
 class Normalize(Section):
@@ -103,6 +105,9 @@ class Tiny(Section):
     vision_depth: PosInt = 2
     vocab_size: PosInt = 1024
     seed: int = 0
+    vision_hidden_size: PosInt = 32
+    patch_size: PosInt = 16
+    vision_positions: PosInt = Field(256, description="learned position grid (a square)")
 
 
 class Model(Section):
@@ -115,6 +120,7 @@ class Model(Section):
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3",
                                  "flash_attention_4"] = "sdpa"  # transformers' names; V100: sdpa
     train_vision_tower: bool = False
+    finetune: Literal["lora", "full"] = Field("lora", description="lora: adapter on the LM | full: every weight")
     lora: Lora = Lora()
     tiny: Tiny = Tiny()
 
@@ -178,6 +184,7 @@ class Train(Section):
     seed: int = 0
     lr: PosFloat = 1.0e-4
     head_lr: PosFloat = 1.0e-3
+    vision_lr: Optional[PosFloat] = Field(None, description="the vision tower's learning rate when it trains (null: lr)")
     weight_decay: NonNegFloat = 0.0
     batch_size: PosInt = 4
     grad_accum: PosInt = 1
@@ -187,6 +194,7 @@ class Train(Section):
     gradient_checkpointing: bool = False
     max_length: PosInt = 2048
     num_workers: NonNegInt = 0
+    cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
     stage1: Stage1 = Stage1()
     stage2: Stage2 = Stage2()
     prefix_reuse: bool = Field(True, description="stage 2: run the shared text prefix once, reuse its KV cache")
@@ -237,6 +245,7 @@ class Evaluation(Section):
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the random curve's FULL shares")
     cost_shifts: list[float] = [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0]
     allow_overlap: bool = False
+    cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
 
 
 class Params(Section):
