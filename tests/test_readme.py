@@ -18,6 +18,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "python -m vovnet predict --model-dir models/vovnet --input requests.jsonl --output answers.jsonl "
     "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]":
         "a synopsis; needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
+    "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
+                                                  "tested in tests/test_presets.py)",
+    "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
     "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
                              "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
