@@ -109,7 +109,7 @@ DEFAULTS: dict[str, Any] = {
     "train": TRAIN,
     "evaluation": EVALUATION,
     "datasets": {},
-    "normalize": {"workers": 1, "max_image_pixels": 89_478_485, "export_parquet": False},
+    "normalize": {"workers": "auto", "max_image_pixels": 89_478_485, "export_parquet": False},
     "merge": {
         "enabled": True,
         "name": "mmbench_core",

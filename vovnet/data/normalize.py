@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -77,6 +78,7 @@ class SplitNormalizer:
         self.images_by_key: dict[str, tuple[str, ...]] = {}
         self.deferred: list[tuple[Row, list]] = []
         self.shas: set[str] = set()
+        self.rows_read = 0  # source rows of the split (after max_samples), good or rejected
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
         self.rejects.append({"dataset": self.name, "split": self.split, "row": row_index, "source_id": key,
@@ -157,26 +159,53 @@ def iter_selected(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> I
             yield r
 
 
+def worker_count(setting) -> int:
+    """`normalize.workers`: a positive count, or `auto` for the cores this process may use."""
+    if setting == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise VovnetError(f"params.yaml: normalize.workers: a positive integer or auto, got {setting!r}")
+    return setting
+
+
+def file_facts(raw_dir: Path, files: list[Path]) -> list[dict]:
+    """Name (relative to the raw folder), size and sha256 of each source file, read in 1 MB chunks."""
+    out = []
+    for f in files:
+        digest = hashlib.sha256()
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        out.append({"name": f.relative_to(raw_dir).as_posix(), "bytes": f.stat().st_size, "sha256": digest.hexdigest()})
+    return out
+
+
 def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | Path, *, seed: int,
-                      max_image_pixels: int, workers: int = 1, export_parquet: bool = False) -> dict:
+                      max_image_pixels: int, workers="auto", export_parquet: bool = False) -> dict:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.exists():
         raise VovnetError(f"{raw_dir}: raw data not found (run `dvc repro download@{name}` first)")
     set_pixel_limit(max_image_pixels)
     adapter = get_adapter(cfg["adapter"])
     stats = {"dataset": name, "adapter": cfg["adapter"], "splits": {}, "rejects": 0, "reject_reasons": {}}
+    workers = worker_count(workers)
     # Threads, not processes: JPEG/PNG decoding and sha256 release the GIL, and rows (megabytes of
     # base64) need no pickling between processes.
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    # The source files are hashed on their own thread while the rows are read: sha256 releases the GIL.
+    hasher = ThreadPoolExecutor(1)
     try:
         with atomic_path(out_dir) as tmp:
             store = ImageStoreWriter(tmp, keep_bytes=cfg["download_images"])
             all_rejects = []
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
+                files = adapter.source_files(raw_dir, cfg, split)
+                facts: Future = hasher.submit(file_facts, raw_dir, files)
                 rows = iter_selected(adapter, raw_dir, cfg, split, seed)
                 pending = None  # with workers, one batch decodes while the next is read (pipelined)
                 for batch in _batches(rows, BATCH * max(1, workers)):
+                    norm.rows_read += len(batch)
                     for bad in (r for r in batch if isinstance(r, TsvRowError)):
                         norm.reject(bad.row, None, "row", bad.reason)
                     args = [(r, max_image_pixels) for r in batch if isinstance(r, Row)]
@@ -197,8 +226,11 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
-                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas)}
-                log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
+                read = facts.result()
+                stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas),
+                                          "rows": norm.rows_read, "source_files": read}
+                log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
+                         ", ".join(f["name"] for f in read), n, len(norm.rejects))
             store.close()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
             write_lines(tmp / "rejects.jsonl", all_rejects)
@@ -210,6 +242,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             stats["images_stored"] = len(store.index)
             stats["image_bytes"] = sum(e["size"] for e in store.index.values())
     finally:
+        hasher.shutdown()
         if pool:
             pool.shutdown()
     return stats

@@ -5,16 +5,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from vovnet.data import hf_source
+from vovnet.data import hf_source, split_files
 from vovnet.data.records import ImageRef, Reject, Row, clean_text, make_record
 
 N_ANSWERS = 10
 REQUIRED = ("question_id", "question", "image", "answers")
 
 
+def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
+    explicit = split_files.explicit_file(raw_dir, cfg, split)
+    if explicit is not None:
+        return [explicit]
+    return hf_source.split_files_of(raw_dir, cfg["subset"], split, list(cfg["splits"]))
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    for i, cells in enumerate(hf_source.iter_split(raw_dir, cfg["subset"], split, cfg["streaming"], ("image",), REQUIRED)):
-        cells = dict(cells)
+    files = source_files(raw_dir, cfg, split)
+    for i, cells in enumerate(hf_source.iter_rows(files, REQUIRED, f"split {split}")):
         key = str(cells.get("question_id"))
         yield Row(index=i, key=key, group=key, fields=cells,
                   images=[ImageRef("image", "bytes", hf_source.image_bytes(cells.get("image")))])
