@@ -75,5 +75,6 @@ def test_local_sources_and_bad_schemes(tmp_path):
 def test_hf_source_offline_without_cache_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*huggingface-cli download --repo-type dataset"):
+    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*`hf download --repo-type dataset "
+                       r"MMMU/MMMU --include 'README.md' --include '\*DEV\*' --include '\*dev\*'`"):
         fetch("mmmu", ds_cfg("mmmu", source="hf:MMMU/MMMU"), tmp_path / "raw")

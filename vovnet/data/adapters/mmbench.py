@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Iterator
 
 from vovnet.data import hf_source, split_files
+from vovnet.data.overlap import CIRCULAR_STRIDE  # circular copies: index = original + k * 1e6
 from vovnet.data.records import LETTERS, ImageRef, Reject, Row, clean_text, letter_to_label, make_record
 from vovnet.data.tsv import TsvRowError, read_tsv
 
-CIRCULAR_STRIDE = 1_000_000  # circular copies: index = original + k * 1e6
 REF_MAX_CHARS = 64           # an image cell this short is the index of the row whose image it reuses
 
 
@@ -51,9 +51,12 @@ def _hf_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
     explicit = split_files.explicit_file(raw_dir, cfg, split)
     if explicit is not None:
         return [explicit]
-    # lmms-lab/MMBench has configs en/cn/cc; lmms-lab/MMBench_EN and VLMEvalKit-style folders have none
-    subset = cfg["subset"] or (cfg["lang"] if cfg["lang"] in hf_source.config_names(raw_dir) else None)
-    return hf_source.split_files_of(raw_dir, subset, split, list(cfg["splits"]))
+    return hf_source.split_files_of(raw_dir, hf_configs(raw_dir, cfg)[0], split, list(cfg["splits"]))
+
+
+def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
+    """The config read: `subset`, else the language (lmms-lab/MMBench has en/cn/cc; MMBench_EN has none)."""
+    return [cfg["subset"] or (cfg["lang"] if cfg["lang"] in hf_source.config_names(raw_dir) else None)]
 
 
 def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
@@ -92,14 +95,24 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def release_split(cfg: dict, split: str) -> str:
+    """The MMBench split a row comes from when its `split` cell is empty: Lite's config `mmbench_en_dev`
+    is drawn from dev."""
+    named = split_files.tokens(cfg.get("subset") or "") & {"dev", "test"}
+    return named.pop() if len(named) == 1 else split
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowError]:
     files = source_files(raw_dir, cfg, split)
+    release = release_split(cfg, split)
     if files[0].suffix.lower() == ".tsv":
         required = ("index", "question", "A", "image") + (("answer",) if _has_answers(split) else ())
         for i, cells in read_tsv(files[0], required):
             if isinstance(cells, TsvRowError):
                 yield cells
                 continue
+            if not clean_text(cells.get("split")):
+                cells["split"] = release
             try:
                 yield _rows_from_cells(cells, i)
             except TsvRowError as err:
@@ -109,6 +122,8 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row | TsvRowErro
     for i, cells in enumerate(rows):
         if "L2-category" in cells:  # lmms-lab/MMBench spells it with a capital L
             cells["l2-category"] = cells.pop("L2-category")
+        if not clean_text(cells.get("split")):
+            cells["split"] = release
         try:
             yield _rows_from_cells(cells, i)
         except TsvRowError as err:

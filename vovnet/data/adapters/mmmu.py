@@ -27,6 +27,10 @@ def subjects(raw_dir: Path, subset) -> list[str | None]:
     return sorted(c.name for c in hf_source.select_configs(raw_dir, configs, subset))
 
 
+def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
+    return subjects(raw_dir, cfg["subset"])
+
+
 def _subject_files(raw_dir: Path, cfg: dict, split: str) -> list[tuple[str | None, list[Path]]]:
     requested = list(cfg["splits"])
     return [(s, hf_source.split_files_of(raw_dir, s, split, requested)) for s in subjects(raw_dir, cfg["subset"])]

@@ -19,6 +19,10 @@ def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
     return hf_source.split_files_of(raw_dir, cfg["subset"], split, list(cfg["splits"]))
 
 
+def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
+    return [cfg["subset"]]
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     files = source_files(raw_dir, cfg, split)
     for i, cells in enumerate(hf_source.iter_rows(files, REQUIRED, f"split {split}")):
