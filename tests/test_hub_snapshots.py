@@ -286,3 +286,39 @@ def test_llava_files_per_split(tmp_path):
     with pytest.raises(VovnetError, match=r"splits.train: '../x.json' must be a path inside"):
         normalize_dataset("llava", ds_cfg("llava", splits={"train": "../x.json"}), raw, tmp_path / "o3", seed=0,
                           max_image_pixels=LIMIT)
+
+
+@pytest.mark.slow
+def test_snapshots_through_params_and_dvc_repro(tmp_path, lite_snapshot, mmmu_snapshot, textvqa_snapshot,
+                                                 mmbench_snapshot):
+    from ruamel.yaml import YAML
+
+    from conftest import copy_repo, sh
+
+    repo = copy_repo(tmp_path / "repo")
+    yaml = YAML()
+    params = yaml.load((repo / "params.yaml").read_text())
+    sources = {"mmbench": (mmbench_snapshot, None, ["dev", "test"]),
+               "mmbench_lite": (lite_snapshot, "mmbench_en_dev", ["lite"]),
+               "mmmu": (mmmu_snapshot, ["Art", "Math"], ["validation"]),
+               "textvqa": (textvqa_snapshot, None, ["validation"])}
+    for name, (folder, subset, splits) in sources.items():
+        params["datasets"][name].update({"source": str(folder), "subset": subset, "splits": splits})
+    with open(repo / "params.yaml", "w") as fh:
+        yaml.dump(params, fh)
+    out = sh(repo, "dvc", "repro", *(f"normalize@{n}" for n in sources))
+    assert "mmbench/dev: 6 rows from en/dev-00000-of-00001.parquet" in out
+    counts = {n: {s: v["records"] for s, v in json.loads((repo / "metrics" / "normalize" / f"{n}.json").read_text())
+                  ["splits"].items()} for n in sources}
+    assert counts == {"mmbench": {"dev": 6, "test": 2}, "mmbench_lite": {"lite": 3}, "mmmu": {"validation": 5},
+                      "textvqa": {"validation": 4}}
+    # a folder holding only the VLMEvalKit dev TSV, under the default splits [dev, test]: a clear error
+    only_dev = tmp_path / "only_dev"
+    write_tsv(only_dev / "MMBench_DEV_EN.tsv", [mmb_row(1)])
+    params["datasets"]["mmbench"].update({"source": str(only_dev), "subset": None})
+    with open(repo / "params.yaml", "w") as fh:
+        yaml.dump(params, fh)
+    failed = sh(repo, "dvc", "repro", "normalize@mmbench", check=False)
+    assert "no MMBench TSV (lang en) file for split 'test' (found: MMBench_DEV_EN.tsv)" in failed
+    assert "Traceback" not in failed
+    assert not (repo / "data" / "processed" / "mmbench" / "mmbench_test.jsonl").exists()  # never a copy of dev
