@@ -26,7 +26,7 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "lang": "en",             # MMBench file language (en/cn)
     "max_samples": None,      # deterministic seeded sample (of questions; circular copies stay together)
     "image_root": None,       # llava: where bare image file names are found
-    "streaming": False,       # HF streaming; output identical to non-streaming
+    "streaming": False,       # kept for old params: HF folders are always streamed by row group
     "download_images": True,  # false: hash and describe images but keep no bytes (text-only runs)
     "on_missing_image": "error",  # llava: error | reject
 }
