@@ -108,7 +108,9 @@ def floor_parquet(folder: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "blob.bin", "wb") as out:
         for f in sorted(folder.rglob("*.parquet")):
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["image"]):
+            # streaming: pyarrow's default pre-buffering would keep every row group read in memory
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+            for batch in pf.iter_batches(batch_size=64, columns=["image"]):
                 for cell in batch.column(0).to_pylist():
                     hashlib.sha256(cell["bytes"]).hexdigest()
                     out.write(cell["bytes"])

@@ -9,7 +9,6 @@ layout: the split a file serves is the one its name says (`data/validation-00000
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,7 @@ from vovnet.data import split_files
 
 CARD = "README.md"
 BATCH_ROWS = 64  # rows per Arrow batch: a few MB of images in flight, whatever the row-group size
+READ_BUFFER = 1 << 20  # buffered column reads; pyarrow's default pre-buffering holds every row group read
 
 
 @dataclass
@@ -154,7 +154,7 @@ def open_parquet(files: list[Path], required: tuple[str, ...], where: str):
     opened = []
     for f in files:
         try:
-            pf = pq.ParquetFile(f)
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=READ_BUFFER)
         except (pa.ArrowException, OSError) as exc:
             raise VovnetError(f"{f}: unreadable parquet (truncated or corrupt: {_first_line(exc)})") from None
         names = pf.schema_arrow.names
@@ -187,15 +187,10 @@ def _first_line(exc: Exception) -> str:
 
 
 def image_bytes(cell) -> bytes | None:
-    """An HF Image cell: {'bytes': ..., 'path': ...}."""
-    if cell is None:
-        return None
+    """An HF Image cell: {'bytes': ..., 'path': ...}. Hub parquet embeds the bytes; a cell holding only
+    a path is not followed (it could point anywhere on this machine) and counts as a missing image."""
     if isinstance(cell, dict):
-        if cell.get("bytes") is not None:
-            return cell["bytes"]
-        if cell.get("path") and os.path.isfile(cell["path"]):
-            return Path(cell["path"]).read_bytes()
-        return None
+        return cell.get("bytes")
     if isinstance(cell, (bytes, bytearray)):
         return bytes(cell)
     return None
