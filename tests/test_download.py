@@ -125,3 +125,22 @@ def test_repro_notices_a_changed_external_source(tmp_path):
     out = sh(repo, "dvc", "repro", "normalize@mmbench_lite")
     assert "normalize@mmbench_lite" in ran(out)
     assert "Which is the main colour" in (repo / "data" / "processed" / "mmbench_lite" / "mmbench_lite_lite.jsonl").read_text()
+
+
+def test_normalize_takes_the_hashes_download_computed(tmp_path, monkeypatch):
+    from conftest import mmb_row, write_tsv
+    from vovnet.data import fingerprint
+    from vovnet.data.normalize import normalize_dataset
+
+    tsv = write_tsv(tmp_path / "src" / "MMBench_DEV_EN.tsv", [mmb_row(1), mmb_row(2)])
+    raw = tmp_path / "data" / "raw" / "mmbench"
+    cfg = ds_cfg("mmbench", source=str(tsv.parent), splits=["dev"])
+    fetch("mmbench", cfg, raw)
+
+    def rehash(path):
+        raise AssertionError(f"{path} hashed twice")
+
+    monkeypatch.setattr(fingerprint, "sha256_file", rehash)
+    stats = normalize_dataset("mmbench", cfg, raw, tmp_path / "out", seed=0, max_image_pixels=89_478_485)
+    assert stats["splits"]["dev"]["source_files"] == [
+        {"name": "MMBench_DEV_EN.tsv", "bytes": tsv.stat().st_size, "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest()}]

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.data import hf_source, split_files
+from vovnet.data.fingerprint import StatCache, fingerprint
 from vovnet.io_utils import atomic_path, dumps
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")
 CHUNK = 1 << 20
 RECORD = "SOURCE.json"
-STAT_CACHE = ".source-stat"  # next to the raw folders, outside every DVC output (git-ignored)
 
 
 def hf_token() -> str | None:
@@ -76,7 +76,7 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
                 log.warning("datasets.%s.source: %s is not on this machine; keeping %s as pulled", name, path, raw_dir)
                 return False
             raise VovnetError(f"datasets.{name}.source: {path} does not exist")
-        files = fingerprint(path, stats)
+        files = fingerprint(path, stats, skip=(RECORD,))
         wanted = {"request": request, "files": files, "image_root": images}
         if previous == wanted and intact(raw_dir, previous):
             stats.save()
@@ -90,6 +90,7 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
                 shutil.copy2(path, tmp / path.name)
                 _check_md5(tmp / path.name, _expected_md5(cfg, path.name))
             write_record(tmp, wanted)
+        stats.remember(raw_dir, files)
         stats.save()
         return True
     if previous is not None and previous["request"] == request and previous.get("image_root") == images \
@@ -103,7 +104,9 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
         else:
             dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")
             download_url(source, dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
-        write_record(tmp, {"request": request, "files": fingerprint(tmp, None), "image_root": images})
+        files = fingerprint(tmp, None, skip=(RECORD,))
+        write_record(tmp, {"request": request, "files": files, "image_root": images})
+    stats.remember(raw_dir, files)
     stats.save()
     return True
 
@@ -119,58 +122,6 @@ def _tracked_image_root(cfg: dict, raw_dir: Path) -> Path | None:
     if not root.is_dir():
         raise VovnetError(f"datasets image_root: {root} is not a folder")
     return root
-
-
-class StatCache:
-    """sha256 of files by (path, size, mtime): an unchanged source is re-checked with stat() alone."""
-
-    def __init__(self, raw_dir: Path):
-        self.path = raw_dir.parent / STAT_CACHE / f"{raw_dir.name}.json"
-        try:
-            self.entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
-        self.seen: dict[str, list] = {}
-
-    def sha256(self, f: Path, st: os.stat_result) -> str:
-        key = str(f.resolve())
-        hit = self.entries.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            digest = hit[2]
-        else:
-            digest = sha256_file(f)
-        self.seen[key] = [st.st_size, st.st_mtime_ns, digest]
-        return digest
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.seen, sort_keys=True))
-        os.replace(tmp, self.path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fingerprint(path: Path, stats: StatCache | None) -> list[dict]:
-    """Sorted name, size and sha256 of every file under path (or of the one file)."""
-    if path.is_file():
-        files, base = [path], path.parent
-    else:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.relative_to(path).parts
-                       and "__pycache__" not in p.parts and p.name != RECORD)
-        base = path
-    out = []
-    for f in files:
-        st = f.stat()
-        digest = stats.sha256(f, st) if stats is not None else sha256_file(f)
-        out.append({"name": f.relative_to(base).as_posix(), "bytes": st.st_size, "sha256": digest})
-    return out
 
 
 def read_record(raw_dir: Path) -> dict | None:

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 from vovnet import VovnetError
 from vovnet.data.adapters import get_adapter
+from vovnet.data.fingerprint import StatCache
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
@@ -168,15 +169,13 @@ def worker_count(setting) -> int:
     return setting
 
 
-def file_facts(raw_dir: Path, files: list[Path]) -> list[dict]:
-    """Name (relative to the raw folder), size and sha256 of each source file, read in 1 MB chunks."""
+def file_facts(raw_dir: Path, files: list[Path], hashes: StatCache) -> list[dict]:
+    """Name (relative to the raw folder), size and sha256 of each source file; `download` has usually
+    hashed them already (cached by size and mtime), else they are read here."""
     out = []
     for f in files:
-        digest = hashlib.sha256()
-        with open(f, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        out.append({"name": f.relative_to(raw_dir).as_posix(), "bytes": f.stat().st_size, "sha256": digest.hexdigest()})
+        st = f.stat()
+        out.append({"name": f.relative_to(raw_dir).as_posix(), "bytes": st.st_size, "sha256": hashes.sha256(f, st)})
     return out
 
 
@@ -194,6 +193,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     # The source files are hashed on their own thread while the rows are read: sha256 releases the GIL.
     hasher = ThreadPoolExecutor(1)
+    hashes = StatCache(raw_dir)
     try:
         with atomic_path(out_dir) as tmp:
             store = ImageStoreWriter(tmp, keep_bytes=cfg["download_images"])
@@ -201,7 +201,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
                 files = adapter.source_files(raw_dir, cfg, split)
-                facts: Future = hasher.submit(file_facts, raw_dir, files)
+                facts: Future = hasher.submit(file_facts, raw_dir, files, hashes)
                 rows = iter_selected(adapter, raw_dir, cfg, split, seed)
                 pending = None  # with workers, one batch decodes while the next is read (pipelined)
                 for batch in _batches(rows, BATCH * max(1, workers)):
@@ -232,6 +232,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
                          ", ".join(f["name"] for f in read), n, len(norm.rejects))
             store.close()
+            hashes.save()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
             write_lines(tmp / "rejects.jsonl", all_rejects)
             for r in all_rejects:
