@@ -66,7 +66,7 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
     kind = source_kind(source)
     previous = read_record(raw_dir)
     stats = StatCache(raw_dir)
-    image_root = _tracked_image_root(cfg, raw_dir)
+    image_root = _tracked_image_root(name, cfg, raw_dir)
     images = {"path": str(image_root), "files": fingerprint(image_root, stats)} if image_root else None
     request = request_of(cfg)
     if kind == "file":
@@ -111,7 +111,7 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
     return True
 
 
-def _tracked_image_root(cfg: dict, raw_dir: Path) -> Path | None:
+def _tracked_image_root(name: str, cfg: dict, raw_dir: Path) -> Path | None:
     """An image_root outside the raw folder is a source too: its files are fingerprinted."""
     root = cfg.get("image_root")
     if not root:
@@ -120,7 +120,7 @@ def _tracked_image_root(cfg: dict, raw_dir: Path) -> Path | None:
     if root.resolve().is_relative_to(raw_dir.resolve()):
         return None
     if not root.is_dir():
-        raise VovnetError(f"datasets image_root: {root} is not a folder")
+        raise VovnetError(f"datasets.{name}.image_root: {root} is not a folder")
     return root
 
 
