@@ -16,7 +16,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
 import resource
 import subprocess

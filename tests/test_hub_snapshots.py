@@ -5,7 +5,7 @@ import json
 import datasets
 import pytest
 
-from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from conftest import ds_cfg, jpeg_bytes, mmb_row, write_tsv
 from vovnet import VovnetError
 from vovnet.data import hf_source
 from vovnet.data.download import hf_patterns
@@ -322,3 +322,16 @@ def test_snapshots_through_params_and_dvc_repro(tmp_path, lite_snapshot, mmmu_sn
     assert "no MMBench TSV (lang en) file for split 'test' (found: MMBench_DEV_EN.tsv)" in failed
     assert "Traceback" not in failed
     assert not (repo / "data" / "processed" / "mmbench" / "mmbench_test.jsonl").exists()  # never a copy of dev
+
+
+def test_llava_folder_made_by_download(tmp_path):
+    from vovnet.data.download import fetch
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "llava_instruct_150k.json").write_text(json.dumps(
+        [{"id": "1", "conversations": [{"from": "human", "value": "hi?"}, {"from": "gpt", "value": "yes"}]}]))
+    cfg = ds_cfg("llava", source=str(src), splits=["train"])
+    fetch("llava", cfg, tmp_path / "raw")  # writes SOURCE.json next to the data: never a candidate file
+    stats = normalize_dataset("llava", cfg, tmp_path / "raw", tmp_path / "out", seed=0, max_image_pixels=LIMIT)
+    assert stats["splits"]["train"]["records"] == 1

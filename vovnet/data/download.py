@@ -24,13 +24,12 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.data import hf_source, split_files
-from vovnet.data.fingerprint import StatCache, fingerprint
+from vovnet.data.fingerprint import RECORD, StatCache, fingerprint
 from vovnet.io_utils import atomic_path, dumps
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")
 CHUNK = 1 << 20
-RECORD = "SOURCE.json"
 
 
 def hf_token() -> str | None:

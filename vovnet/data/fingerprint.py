@@ -14,6 +14,7 @@ from pathlib import Path
 
 CHUNK = 1 << 20
 STAT_CACHE = ".source-stat"
+RECORD = "SOURCE.json"  # download's record in each raw folder: what was fetched, every file's sha256
 
 
 class StatCache:

@@ -230,7 +230,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 stats["splits"][split] = {"records": n, "rejects": len(norm.rejects), "images": len(norm.shas),
                                           "rows": norm.rows_read, "source_files": read}
                 log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
-                         ", ".join(f["name"] for f in read), n, len(norm.rejects))
+                          ", ".join(f["name"] for f in read), n, len(norm.rejects))
             store.close()
             hashes.save()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))

@@ -12,6 +12,7 @@ from typing import Iterator
 from vovnet import VovnetError
 from vovnet.config import image_roots
 from vovnet.data import split_files
+from vovnet.data.fingerprint import RECORD
 from vovnet.data.records import ImageRef, Reject, Row, clean_text, make_record
 
 
@@ -20,7 +21,7 @@ def find_json(raw_dir: Path, cfg: dict, split: str) -> Path:
     explicit = split_files.explicit_file(raw_dir, cfg, split)
     if explicit is not None:
         return explicit
-    files = sorted(raw_dir.rglob("*.json"))
+    files = sorted(p for p in raw_dir.rglob("*.json") if p.relative_to(raw_dir).as_posix() != RECORD)
     return split_files.pick(raw_dir, files, split, list(cfg["splits"]), "LLaVA JSON")
 
 
