@@ -62,7 +62,8 @@ def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
     first = subprocess.Popen(["dvc", "repro", "-f", "merge"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     seen = ""
-    while "Running stage" not in seen:  # the first holds the lock once it runs a stage
+    # the first holds the lock while it runs merge (the download@ checks before it take a second each)
+    while "Running stage 'merge'" not in seen:
         line = first.stdout.readline()
         assert line, seen
         seen += line
