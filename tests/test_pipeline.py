@@ -67,7 +67,9 @@ def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
         line = first.stdout.readline()
         assert line, seen
         seen += line
-    second = subprocess.run(["dvc", "repro"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300)
+    # straight to merge (-s): the download@ checks before it would outlast the first run's merge
+    second = subprocess.run(["dvc", "repro", "-s", "merge"], cwd=repo, env=ENV, capture_output=True, text=True,
+                            timeout=300)
     rest, _ = first.communicate(timeout=300)
     assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
     assert first.returncode == 0, seen + rest
