@@ -59,16 +59,16 @@ def test_repro_runs_everything_then_nothing(repo):
 
 
 def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
-    first = subprocess.Popen(["dvc", "repro", "-f", "merge"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
+    # train (seconds long) alone, both times: the download@ checks that run before any other stage
+    # would otherwise outlast a short stage of the first run
+    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "train"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     seen = ""
-    # the first holds the lock while it runs merge (the download@ checks before it take a second each)
-    while "Running stage 'merge'" not in seen:
+    while "Running stage 'train'" not in seen:  # the first holds train's lock while it runs
         line = first.stdout.readline()
         assert line, seen
         seen += line
-    # straight to merge (-s): the download@ checks before it would outlast the first run's merge
-    second = subprocess.run(["dvc", "repro", "-s", "merge"], cwd=repo, env=ENV, capture_output=True, text=True,
+    second = subprocess.run(["dvc", "repro", "-s", "train"], cwd=repo, env=ENV, capture_output=True, text=True,
                             timeout=300)
     rest, _ = first.communicate(timeout=300)
     assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
