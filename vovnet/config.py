@@ -26,7 +26,7 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "lang": "en",             # MMBench file language (en/cn)
     "max_samples": None,      # deterministic seeded sample (of questions; circular copies stay together)
     "image_root": None,       # llava: where bare image file names are found
-    "streaming": False,       # HF streaming; output identical to non-streaming
+    "streaming": False,       # kept for old params: HF folders are always streamed by row group
     "download_images": True,  # false: hash and describe images but keep no bytes (text-only runs)
     "on_missing_image": "error",  # llava: error | reject
     "generator": None,        # source `generate`: the generator's spec (shapes_vqa: seed, image_size, sizes, ...)
@@ -115,7 +115,7 @@ DEFAULTS: dict[str, Any] = {
     "train": TRAIN,
     "evaluation": EVALUATION,
     "datasets": {},
-    "normalize": {"workers": 1, "max_image_pixels": 89_478_485, "export_parquet": False},
+    "normalize": {"workers": "auto", "max_image_pixels": 89_478_485, "export_parquet": False},
     "merge": {
         "enabled": True,
         "name": "mmbench_core",
