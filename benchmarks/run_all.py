@@ -16,7 +16,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     runs = [
-        ("1. normalize vs floor", ["bench_normalize.py", "--sizes", *(["1000"] if args.quick else ["1000", "10000", "50000"])]),
+        ("1. normalize vs floor (MMBench TSV)",
+         ["bench_normalize.py", "--sizes", *(["1000"] if args.quick else ["1000", "10000", "50000"])]),
+        ("1. normalize vs floor (TextVQA parquet)",
+         ["bench_normalize.py", "--format", "textvqa", "--sizes", *(["1000"] if args.quick else ["1000", "5000"])]),
         ("2. DVC: image store vs loose files", ["bench_dvc.py", "--images", "5000" if args.quick else "100000"]),
         ("3-5. training step, evaluation, data loader", ["bench_model.py"]),
         ("7. adaptive inference: predict per policy vs evaluation's all-branch pass", ["bench_predict.py"]),

@@ -21,7 +21,9 @@ def main() -> int:
     cfg = dataset_in(params, args.dataset)
     if args.source:
         cfg["source"] = args.source
-    fetch(args.dataset, cfg, args.out or f"data/raw/{args.dataset}")
+    out = args.out or f"data/raw/{args.dataset}"
+    changed = fetch(args.dataset, cfg, out)
+    print(f"download@{args.dataset}: {'fetched ' + cfg['source'] if changed else 'source unchanged, ' + out + ' kept'}")
     return 0
 
 

@@ -25,7 +25,7 @@ def main() -> int:
     ap.add_argument("--download_images", type=cli.str2bool)
     ap.add_argument("--export_parquet", type=cli.str2bool)
     ap.add_argument("--seed", type=int)
-    ap.add_argument("--workers", type=int)
+    ap.add_argument("--workers", type=lambda v: v if v == "auto" else int(v), help="a count, or auto (all cores)")
     ap.add_argument("--raw", help="default data/raw/<dataset>")
     ap.add_argument("--out", help="default data/processed/<dataset>")
     ap.add_argument("--stats", help="default metrics/normalize/<dataset>.json")
@@ -43,6 +43,11 @@ def main() -> int:
         workers=args.workers or norm["workers"],
         export_parquet=norm["export_parquet"] if args.export_parquet is None else args.export_parquet)
     write_json(args.stats or f"metrics/normalize/{args.dataset}.json", stats)
+    for split, s in stats["splits"].items():
+        files = ", ".join(f"{f['name']} ({f['bytes']:,} B)" for f in s["source_files"])
+        print(f"{args.dataset}/{split}: {s['rows']:,} rows from {files} -> {s['records']:,} records, "
+              f"{s['rejects']:,} rejects" + (f", {s['left_out_by_max_samples']:,} left out by max_samples"
+                                             if s["left_out_by_max_samples"] else ""))
     return 0
 
 

@@ -75,5 +75,72 @@ def test_local_sources_and_bad_schemes(tmp_path):
 def test_hf_source_offline_without_cache_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*huggingface-cli download --repo-type dataset"):
+    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*`hf download --repo-type dataset "
+                       r"MMMU/MMMU --include 'README.md' --include '\*DEV\*' --include '\*dev\*'`"):
         fetch("mmmu", ds_cfg("mmmu", source="hf:MMMU/MMMU"), tmp_path / "raw")
+
+
+def test_local_source_and_image_root_fingerprints(tmp_path, caplog):
+    import os
+
+    src, imgs, raw = tmp_path / "src", tmp_path / "imgs", tmp_path / "data" / "raw" / "llava"
+    src.mkdir()
+    imgs.mkdir()
+    (src / "llava.json").write_text("[]")
+    (imgs / "a.jpg").write_bytes(b"jpeg-a")
+    cfg = ds_cfg("llava", source=str(src), image_root=str(imgs), splits=["train"])
+    assert fetch("llava", cfg, raw) is True
+    record = (raw / "SOURCE.json").read_text()
+    assert '"sha256":"' + hashlib.sha256(b"jpeg-a").hexdigest() in record.replace(" ", "")
+    stamp = (raw / "SOURCE.json").stat().st_mtime_ns
+    assert fetch("llava", cfg, raw) is False  # unchanged: nothing rewritten
+    os.utime(src / "llava.json", ns=(1, 1))  # touched, same content: re-hashed, still unchanged
+    assert fetch("llava", cfg, raw) is False and (raw / "SOURCE.json").stat().st_mtime_ns == stamp
+    (src / "llava.json").write_text('[{"id": 1}]')
+    assert fetch("llava", cfg, raw) is True and (raw / "llava.json").read_text() == '[{"id": 1}]'
+    (imgs / "a.jpg").write_bytes(b"jpeg-b")  # an image root outside the raw folder is a source too
+    assert fetch("llava", cfg, raw) is True
+    assert hashlib.sha256(b"jpeg-b").hexdigest() in (raw / "SOURCE.json").read_text()
+    (src / "llava.json").unlink()
+    src.rmdir()  # a server that pulled data/raw but has no copy of the source keeps the pulled folder
+    assert fetch("llava", cfg, raw) is False and (raw / "llava.json").exists()
+    assert "not on this machine" in caplog.text
+
+
+@pytest.mark.slow
+def test_repro_notices_a_changed_external_source(tmp_path):
+    import shutil
+
+    from conftest import ROOT, copy_repo, ran, reran, sh
+
+    repo = copy_repo(tmp_path / "repo")
+    external = tmp_path / "external"
+    shutil.copytree(ROOT / "data" / "samples" / "mmbench_lite", external)
+    params = (repo / "params.yaml").read_text().replace("source: data/samples/mmbench_lite", f"source: {external}")
+    (repo / "params.yaml").write_text(params)
+    assert {"download@mmbench_lite", "normalize@mmbench_lite"} <= ran(sh(repo, "dvc", "repro", "normalize@mmbench_lite"))
+    assert reran(sh(repo, "dvc", "repro", "normalize@mmbench_lite")) == set()  # unchanged: nothing downstream
+    tsv = external / "mmbench_lite.tsv"
+    tsv.write_text(tsv.read_text().replace("What is the main colour", "Which is the main colour", 1))
+    out = sh(repo, "dvc", "repro", "normalize@mmbench_lite")
+    assert "normalize@mmbench_lite" in ran(out)
+    assert "Which is the main colour" in (repo / "data" / "processed" / "mmbench_lite" / "mmbench_lite_lite.jsonl").read_text()
+
+
+def test_normalize_takes_the_hashes_download_computed(tmp_path, monkeypatch):
+    from conftest import mmb_row, write_tsv
+    from vovnet.data import fingerprint
+    from vovnet.data.normalize import normalize_dataset
+
+    tsv = write_tsv(tmp_path / "src" / "MMBench_DEV_EN.tsv", [mmb_row(1), mmb_row(2)])
+    raw = tmp_path / "data" / "raw" / "mmbench"
+    cfg = ds_cfg("mmbench", source=str(tsv.parent), splits=["dev"])
+    fetch("mmbench", cfg, raw)
+
+    def rehash(path):
+        raise AssertionError(f"{path} hashed twice")
+
+    monkeypatch.setattr(fingerprint, "sha256_file", rehash)
+    stats = normalize_dataset("mmbench", cfg, raw, tmp_path / "out", seed=0, max_image_pixels=89_478_485)
+    assert stats["splits"]["dev"]["source_files"] == [
+        {"name": "MMBench_DEV_EN.tsv", "bytes": tsv.stat().st_size, "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest()}]

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import ENV, copy_repo, ran, sh
+from conftest import ENV, copy_repo, ran, reran, sh, up_to_date
 
 FAKE_TOKEN = "hf_vovnet" + "FAKEtoken" + "0123456789abcdef"  # assembled: the source never holds it whole
 
@@ -48,8 +48,8 @@ def test_repro_runs_everything_then_nothing(repo):
     assert header[:8] == ["index", "question", "hint", "A", "B", "C", "D", "prediction"]
     preds = [json.loads(x) for x in (repo / "eval" / "mmmu" / "predictions.jsonl").read_text().splitlines()]
     assert all(p["action"] in ("no", "coarse", "full") and "output" in p and "score" in p for p in preds)
-    assert ran(sh(repo, "dvc", "repro")) == set()
-    assert "up to date" in sh(repo, "dvc", "status")
+    assert reran(sh(repo, "dvc", "repro")) == set()
+    assert up_to_date(sh(repo, "dvc", "status"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "ran")
     # The token was in the environment of every stage: no output, lock, log, cache or git object holds it.
@@ -59,32 +59,34 @@ def test_repro_runs_everything_then_nothing(repo):
 
 
 def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
-    first = subprocess.Popen(["dvc", "repro", "-f", "merge"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
+    # train (seconds long) alone, both times: the download@ checks that run before any other stage
+    # would otherwise outlast a short stage of the first run
+    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "train"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     seen = ""
-    while "Running stage" not in seen:  # the first holds the lock once it runs a stage
+    while "Running stage 'train'" not in seen:  # the first holds train's lock while it runs
         line = first.stdout.readline()
         assert line, seen
         seen += line
-    second = subprocess.run(["dvc", "repro"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(["dvc", "repro", "-s", "train"], cwd=repo, env=ENV, capture_output=True, text=True,
+                            timeout=300)
     rest, _ = first.communicate(timeout=300)
     assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
     assert first.returncode == 0, seen + rest
-    assert "up to date" in sh(repo, "dvc", "status")
+    assert up_to_date(sh(repo, "dvc", "status"))
 
 
 def test_exp_run_lr_reruns_only_train_and_downstream(repo):
     out = sh(repo, "dvc", "exp", "run", "-S", "train.lr=1e-5")
-    stages = ran(out)
+    stages = reran(out)
     assert "train" in stages and any(s.startswith("evaluate@") for s in stages)
-    assert not any(s.startswith(("download@", "normalize@")) or s in ("merge", "model") for s in stages), stages
+    assert not any(s.startswith("normalize@") or s in ("merge", "model") for s in stages), stages
     shown = sh(repo, "dvc", "exp", "show", "--csv")
     assert "1e-05" in shown and "learned.acc" in shown
 
 
 def test_textvqa_param_reruns_only_its_stages(repo):
     out = sh(repo, "dvc", "exp", "run", "-S", "datasets.textvqa.max_samples=4")
-    stages = ran(out)
+    stages = reran(out)
     assert "normalize@textvqa" in stages and "merge" in stages
     assert not {"normalize@mmbench", "normalize@mmmu", "normalize@llava", "normalize@mmbench_lite"} & stages
-    assert not any(s.startswith("download@") for s in stages)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, copy_repo, ran, sh
+from conftest import ENV, copy_repo, reran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ def round_trip(origin: Path, clone_dir: Path, url: str, local_config: dict, env:
     run(clone_dir.parent, "git", "clone", "-q", str(origin), str(clone_dir))
     configure(clone_dir)
     run(clone_dir, "dvc", "pull")
-    assert "up to date" in run(clone_dir, "dvc", "status")
-    assert ran(run(clone_dir, "dvc", "repro")) == set()
+    assert up_to_date(run(clone_dir, "dvc", "status"))
+    assert reran(run(clone_dir, "dvc", "repro")) == set()
     assert (clone_dir / "models" / "vovnet" / "head.safetensors").exists()
     return clone_dir
 
@@ -53,7 +53,7 @@ def test_local_remote_round_trip_and_offline_experiment(origin, tmp_path):
     clone = round_trip(origin, tmp_path / "server", str(tmp_path / "remote"), {})
     # The server: no hub, no datasets network; an experiment reruns train and what reads the model only.
     out = sh(clone, "dvc", "exp", "run", "-S", "train.lr=1e-5")
-    stages = ran(out)
+    stages = reran(out)
     downstream = {f"evaluate@{k}" for k in ("mmbench", "mmbench_test", "mmmu", "textvqa")} | {"plot_training"}
     assert "train" in stages and {s for s in stages if s != "train"} <= downstream
     assert not (clone / ".dvc" / "config").read_text().count(str(tmp_path / "remote"))  # kept in config.local

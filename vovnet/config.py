@@ -56,11 +56,12 @@ class Dataset(Section):
     revision: Optional[str] = Field(None, description="hf: pinned revision (commit/tag); null = main")
     md5: Union[str, dict[str, str], None] = Field(None, description="URL/file: md5, one string or {file: md5}")
     subset: Union[str, list[str], None] = Field(None, description="HF config name; MMMU: list of subjects or all")
-    splits: Annotated[StrList, Field(min_length=1)] = ["dev"]
+    splits: Union[Annotated[StrList, Field(min_length=1)], Annotated[dict[str, Optional[str]], Field(min_length=1)]] = Field(
+        ["dev"], description="the splits to read; llava: also {split: file} naming one file per split")
     lang: Literal["en", "cn"] = "en"
     max_samples: Optional[NonNegInt] = Field(None, description="deterministic seeded sample of questions")
     image_root: Optional[str] = Field(None, description="llava: where bare image file names are found")
-    streaming: bool = False
+    streaming: bool = Field(False, description="kept for old params files: HF folders are always streamed by row group")
     download_images: bool = True
     on_missing_image: Literal["error", "reject"] = "error"
     generator: Optional[dict[str, Any]] = Field(None, description="source generate: the generator's spec "
@@ -68,7 +69,7 @@ class Dataset(Section):
 
 
 class Normalize(Section):
-    workers: PosInt = 1
+    workers: Union[Literal["auto"], PosInt] = Field("auto", description="auto: the machine's cores")
     max_image_pixels: PosInt = Field(89_478_485, description="Pillow's decompression-bomb limit")
     export_parquet: bool = False
 

@@ -1,6 +1,13 @@
 """download@<dataset>: fetch a source (http(s) URL, local path/file URL, or hf:<id>) into data/raw/<name>/.
 
 Tokens come only from HF_TOKEN / HUGGINGFACE_HUB_TOKEN and are passed in memory, never written.
+
+The stage runs on every `dvc repro` (a local folder outside the repository cannot be a DVC dependency
+of a stage whose source may also be a hub id) and decides itself whether anything changed:
+`data/raw/<name>/SOURCE.json` records what was asked for and every file's name, size and sha256 (and
+those of an `image_root` outside the raw folder). An unchanged source leaves the folder untouched, so
+DVC sees the same output and reruns nothing downstream; sizes and mtimes, cached outside the output,
+spare re-hashing files that did not change.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ import urllib.request
 from pathlib import Path
 
 from vovnet import VovnetError
-from vovnet.io_utils import atomic_path
+from vovnet.data import hf_source, split_files
+from vovnet.data.fingerprint import RECORD, StatCache, fingerprint
+from vovnet.io_utils import atomic_path, dumps
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")
@@ -44,31 +53,104 @@ def source_kind(source: str) -> str:
     return "file"
 
 
-def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: float = 1.0) -> None:
+def request_of(cfg: dict) -> dict:
+    """What a download was asked for: a change here refetches (the params DVC used to compare)."""
+    return {k: cfg.get(k) for k in ("source", "revision", "md5", "subset", "splits", "generator")}
+
+
+def local_path(source: str) -> Path:
+    return Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source)
+
+
+def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: float = 1.0) -> bool:
+    """Bring raw_dir up to date with the source; False (nothing written) when it already is."""
     raw_dir = Path(raw_dir)
     source = cfg["source"]
     kind = source_kind(source)
-    with atomic_path(raw_dir) as tmp:
-        tmp.mkdir()
-        if kind == "generate":
-            if not isinstance(cfg.get("generator"), dict):
-                raise VovnetError(f"params.yaml: datasets.{name}.generator: source is `generate`, so give the "
-                                  "generator's spec as a mapping")
-            (tmp / "generator.json").write_text(json.dumps(cfg["generator"], indent=2, sort_keys=True) + "\n")
-        elif kind == "hf":
-            _fetch_hf(source[3:], cfg, tmp)
-        elif kind == "url":
-            dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")
-            download_url(source, dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
-        else:
-            path = Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source)
-            if not path.exists():
-                raise VovnetError(f"datasets.{name}.source: {path} does not exist")
+    previous = read_record(raw_dir)
+    stats = StatCache(raw_dir)
+    image_root = _tracked_image_root(name, cfg, raw_dir)
+    images = {"path": str(image_root), "files": fingerprint(image_root, stats)} if image_root else None
+    request = request_of(cfg)
+    if kind == "file":
+        path = local_path(source)
+        if not path.exists():
+            if previous is not None and intact(raw_dir, previous):
+                log.warning("datasets.%s.source: %s is not on this machine; keeping %s as pulled", name, path, raw_dir)
+                return False
+            raise VovnetError(f"datasets.{name}.source: {path} does not exist")
+        files = fingerprint(path, stats, skip=(RECORD,))
+        wanted = {"request": request, "files": files, "image_root": images}
+        if previous == wanted and intact(raw_dir, previous):
+            stats.save()
+            log.info("download@%s: %s unchanged (%d files); nothing to do", name, path, len(files))
+            return False
+        with atomic_path(raw_dir) as tmp:
+            tmp.mkdir()
             if path.is_dir():
                 copy_contained(path, tmp, f"datasets.{name}.source")
             else:
                 shutil.copy2(path, tmp / path.name)
                 _check_md5(tmp / path.name, _expected_md5(cfg, path.name))
+            write_record(tmp, wanted)
+        stats.remember(raw_dir, files)
+        stats.save()
+        return True
+    if previous is not None and previous["request"] == request and previous.get("image_root") == images \
+            and intact(raw_dir, previous):
+        log.info("download@%s: %s already fetched (%d files); nothing to do", name, source, len(previous["files"]))
+        return False
+    if kind == "generate" and not isinstance(cfg.get("generator"), dict):
+        raise VovnetError(f"params.yaml: datasets.{name}.generator: source is `generate`, so give the "
+                          "generator's spec as a mapping")
+    with atomic_path(raw_dir) as tmp:
+        tmp.mkdir()
+        if kind == "generate":
+            (tmp / "generator.json").write_text(json.dumps(cfg["generator"], indent=2, sort_keys=True) + "\n")
+        elif kind == "hf":
+            _fetch_hf(source[3:], cfg, tmp)
+        else:
+            dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")
+            download_url(source, dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
+        files = fingerprint(tmp, None, skip=(RECORD,))
+        write_record(tmp, {"request": request, "files": files, "image_root": images})
+    stats.remember(raw_dir, files)
+    stats.save()
+    return True
+
+
+def _tracked_image_root(name: str, cfg: dict, raw_dir: Path) -> Path | None:
+    """An image_root outside the raw folder is a source too: its files are fingerprinted."""
+    root = cfg.get("image_root")
+    if not root:
+        return None
+    root = Path(root)
+    if root.resolve().is_relative_to(raw_dir.resolve()):
+        return None
+    if not root.is_dir():
+        raise VovnetError(f"datasets.{name}.image_root: {root} is not a folder")
+    return root
+
+
+def read_record(raw_dir: Path) -> dict | None:
+    try:
+        record = json.loads((raw_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "request" in record and "files" in record else None
+
+
+def write_record(folder: Path, record: dict) -> None:
+    (folder / RECORD).write_text(dumps(record) + "\n")
+
+
+def intact(raw_dir: Path, record: dict) -> bool:
+    """Every recorded file is there with its size (a stat per file, no reading)."""
+    for f in record["files"]:
+        p = raw_dir / f["name"]
+        if not p.is_file() or p.stat().st_size != f["bytes"]:
+            return False
+    return True
 
 
 SKIP_DIRS = (".cache", "__pycache__")
@@ -167,25 +249,55 @@ def download_url(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0
     os.replace(part, dest)
 
 
+def hf_patterns(folder: Path, cfg: dict) -> list[str]:
+    """The files one run needs, from the snapshot's README `configs:`: its configs' requested splits only."""
+    from vovnet.data.adapters import get_adapter
+
+    splits = list(cfg["splits"])
+    explicit = [str(v) for v in cfg["splits"].values()] if isinstance(cfg["splits"], dict) else []
+    configs = hf_source.card_configs(folder)
+    adapter = get_adapter(cfg["adapter"])
+    if configs is None or not hasattr(adapter, "hf_configs"):
+        return explicit or layout_patterns(cfg)
+    patterns = list(explicit)
+    for name in adapter.hf_configs(folder, cfg):
+        config = hf_source.select_configs(folder, configs, name)[0]
+        for split in splits:
+            if not (isinstance(cfg["splits"], dict) and cfg["splits"][split]):
+                patterns += hf_source.split_patterns(folder, config, split)
+    return sorted(set(patterns))
+
+
+def layout_patterns(cfg: dict) -> list[str]:
+    """Without README configs: the files whose name says a requested split (in the subset's folder)."""
+    subset = cfg.get("subset")
+    names = [subset] if isinstance(subset, str) and subset != "all" else list(subset) if isinstance(subset, list) else []
+    spellings = {s for split in cfg["splits"] for a in split_files.aliases(split) for s in (a, a.upper())}
+    return sorted(f"{n}/*{s}*" for n in names for s in spellings) if names else sorted(f"*{s}*" for s in spellings)
+
+
 def _fetch_hf(repo_id: str, cfg: dict, dest: Path) -> None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    subset = cfg.get("subset")
-    patterns = None
-    if isinstance(subset, list):
-        patterns = ["README.md", "*.json"] + [f"{s}/*" for s in subset]
-    elif isinstance(subset, str) and subset != "all":
-        patterns = ["README.md", "*.json", f"{subset}/*", f"*{subset}*"]
-    try:
+    def get(patterns: list[str]) -> None:
         snapshot_download(repo_id, repo_type="dataset", revision=cfg.get("revision"), local_dir=dest,
                           allow_patterns=patterns, token=hf_token())
+
+    patterns = layout_patterns(cfg)
+    try:
+        get([hf_source.CARD])  # the card says which files hold the wanted configs and splits
+        patterns = hf_patterns(dest, cfg)
+        get([hf_source.CARD] + patterns)
     except LocalEntryNotFoundError:
+        include = " ".join(f"--include '{p}'" for p in [hf_source.CARD] + patterns)
         raise VovnetError(
             f"hf:{repo_id} is not in the local Hugging Face cache and the hub is unreachable or HF_HUB_OFFLINE=1; "
-            f"on a connected machine run `huggingface-cli download --repo-type dataset {repo_id}` "
+            f"on a connected machine run `hf download --repo-type dataset {repo_id} {include}` "
             "(or `dvc repro download@...` then `dvc push`, and `dvc pull` here)"
         ) from None
+    except VovnetError:
+        raise
     except Exception as exc:  # hub errors (auth, missing repo, network) become one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise VovnetError(f"hf:{repo_id}: {type(exc).__name__}: {first}") from None

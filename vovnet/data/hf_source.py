@@ -1,64 +1,186 @@
-"""Hugging Face datasets access: the same `load_dataset` call for a hub id and a local folder."""
+"""Hugging Face dataset folders: one config's one split, resolved to its files and streamed with pyarrow.
+
+A hub snapshot is often partial: `download` fetches only the files of the configs and splits a run needs
+(`mmbench_en_dev/*` out of LMMs-Eval-Lite's 17 configs). So nothing here asks `datasets` to resolve the
+whole repository: the README's `configs:` metadata maps (config, split) to file patterns, only those files
+are opened, and their parquet row groups are streamed. No other config is resolved, no other split
+prepared, no temporary copy built. A folder without `configs:` metadata falls back to the hub's file
+layout: the split a file serves is the one its name says (`data/validation-00000-of-00001.parquet`).
+"""
 from __future__ import annotations
 
-import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from vovnet import VovnetError
+from vovnet.data import split_files
+
+CARD = "README.md"
+BATCH_ROWS = 64  # rows per Arrow batch: a few MB of images in flight, whatever the row-group size
+READ_BUFFER = 1 << 20  # buffered column reads; pyarrow's default pre-buffering holds every row group read
 
 
-def _hf_error(source: str, exc: Exception) -> VovnetError:
-    return VovnetError(f"{source}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+@dataclass
+class HfConfig:
+    name: str
+    data_files: dict[str, list[str]]  # split -> file patterns relative to the folder
+    default: bool = False
 
 
-def config_names(path: str | Path) -> list[str]:
-    import datasets
+def _as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
+
+def _data_files(spec) -> dict[str, list[str]]:
+    """The card's `data_files` forms: a pattern, a list of patterns (both split `train`), a list of
+    {split, path} entries, or a {split: pattern(s)} mapping."""
+    if isinstance(spec, str):
+        return {"train": [spec]}
+    if isinstance(spec, dict):
+        return {str(k): _as_list(v) for k, v in spec.items()}
+    if isinstance(spec, list):
+        if all(isinstance(s, str) for s in spec):
+            return {"train": list(spec)}
+        out: dict[str, list[str]] = {}
+        for entry in spec:
+            if isinstance(entry, dict) and "path" in entry:
+                out.setdefault(str(entry.get("split", "train")), []).extend(_as_list(entry["path"]))
+        return out
+    return {}
+
+
+def card_configs(folder: str | Path) -> list[HfConfig] | None:
+    """The `configs:` of the folder's README front matter; None when there is no such metadata."""
+    from ruamel.yaml import YAML
+
+    card = Path(folder) / CARD
+    if not card.is_file():
+        return None
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return None
+    end = text.find("\n---", 3)
+    if end < 0:
+        return None
     try:
-        return list(datasets.get_dataset_config_names(str(path)))
-    except Exception:  # listing is best-effort decoration of an error message
-        return []
+        meta = YAML(typ="safe", pure=True).load(text[3:end])
+    except Exception as exc:  # ruamel raises many parser classes; one line names the file
+        raise VovnetError(f"{card}: invalid YAML metadata: {str(exc).splitlines()[0]}") from None
+    configs = meta.get("configs") if isinstance(meta, dict) else None
+    if not isinstance(configs, list):
+        return None
+    out = []
+    for c in configs:
+        if isinstance(c, dict) and "data_files" in c:
+            out.append(HfConfig(str(c.get("config_name", "default")), _data_files(c["data_files"]), bool(c.get("default"))))
+    return out or None
 
 
-def iter_split(path: str | Path, subset: str | None, split: str, streaming: bool,
-               image_columns: tuple[str, ...] = (), required: tuple[str, ...] = ()) -> Iterator[dict]:
-    """Rows of one split; image columns come back as raw encoded bytes (never re-encoded)."""
-    import datasets
+def select_configs(folder: Path, configs: list[HfConfig], subset) -> list[HfConfig]:
+    """The configs `subset` names: one name, a list, `all`, or null (the default config)."""
+    names = [c.name for c in configs]
+    by_name = {c.name: c for c in configs}
+    if subset == "all":
+        return configs
+    if subset is None:
+        chosen = [c for c in configs if c.default] or [c for c in configs if c.name == "default"]
+        if not chosen and len(configs) == 1:
+            chosen = configs
+        if not chosen:
+            raise VovnetError(f"{folder}: needs a config name (params `subset`); it has: {', '.join(names)}")
+        return chosen[:1]
+    wanted = [subset] if isinstance(subset, str) else list(subset)
+    unknown = [s for s in wanted if s not in by_name]
+    if unknown:
+        raise VovnetError(f"{folder}: no config {', '.join(map(repr, unknown))}; it has: {', '.join(names)}")
+    return [by_name[s] for s in wanted]
 
-    path = str(path)
-    # A private, throw-away Arrow cache: the shared ~/.cache can serve stale tables for a local folder
-    # whose files changed, and nothing of a run should outlive it outside its outputs.
-    with tempfile.TemporaryDirectory(prefix="vovnet-hf-") as cache:
-        yield from _iter_split(datasets, path, subset, split, streaming, image_columns, required, cache)
+
+def split_patterns(folder: Path, config: HfConfig, split: str) -> list[str]:
+    if split not in config.data_files:
+        raise VovnetError(f"{folder}: config {config.name!r} has no split {split!r}; it has: "
+                          f"{', '.join(config.data_files)}")
+    patterns = config.data_files[split]
+    for p in patterns:
+        if Path(p).is_absolute() or ".." in Path(p).parts or "://" in p:
+            raise VovnetError(f"{folder}/{CARD}: data file pattern {p!r} leaves the folder")
+    return patterns
 
 
-def _iter_split(datasets, path, subset, split, streaming, image_columns, required, cache):
-    try:
-        ds = datasets.load_dataset(path, subset, split=split, streaming=streaming, cache_dir=cache)
-    except ValueError as exc:
-        msg = str(exc)
-        if "Config name is missing" in msg or "BuilderConfig" in msg:
-            names = config_names(path)
-            raise VovnetError(f"{path}: needs a config name (params `subset`); available: {', '.join(names) or msg}") from None
-        if "Unknown split" in msg or "split" in msg.lower():
-            raise VovnetError(f"{path}: split {split!r} not found ({msg.splitlines()[0]})") from None
-        raise _hf_error(path, exc) from None
-    except FileNotFoundError as exc:
-        raise _hf_error(path, exc) from None
-    except Exception as exc:  # datasets raises many types (DatasetGenerationError, ArrowInvalid, ...)
-        raise _hf_error(path, exc) from None
-    columns = list(ds.features.keys()) if ds.features is not None else []
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise VovnetError(f"{path} ({subset or 'default'}/{split}): missing required column(s) {', '.join(missing)}")
-    for col in image_columns:
-        if col in columns and isinstance(ds.features[col], datasets.Image):
-            ds = ds.cast_column(col, datasets.Image(decode=False))
-    # Batched access: per-row indexing of an Arrow table costs ~10x more Python than slicing batches.
-    for batch in ds.iter(batch_size=256):
-        keys = list(batch)
-        for values in zip(*(batch[k] for k in keys)):
-            yield dict(zip(keys, values))
+def config_names(folder: str | Path) -> list[str]:
+    configs = card_configs(folder)
+    return [c.name for c in configs] if configs else []
 
+
+def split_files_of(folder: str | Path, subset: str | None, split: str, requested: list[str]) -> list[Path]:
+    """The data files of one config's one split; a one-line error when the snapshot lacks them."""
+    folder = Path(folder)
+    configs = card_configs(folder)
+    if configs is None:
+        return _layout_files(folder, subset, split, requested)
+    config = select_configs(folder, configs, subset)[0]
+    patterns = split_patterns(folder, config, split)
+    root = folder.resolve()
+    files = sorted({p for pat in patterns for p in folder.glob(pat)
+                    if p.is_file() and p.resolve().is_relative_to(root)})
+    if not files:
+        raise VovnetError(f"{folder}: no files match {', '.join(patterns)} (config {config.name!r}, split {split!r}); "
+                          "the snapshot lacks them: rerun `dvc repro download@...` or fetch them with "
+                          f"`hf download --repo-type dataset <id> --include '{patterns[0]}' --local-dir {folder}`")
+    return files
+
+
+def _layout_files(folder: Path, subset: str | None, split: str, requested: list[str]) -> list[Path]:
+    """Without `configs:` metadata: the hub's layout, where a shard's name says its split."""
+    base = folder / subset if subset else folder
+    if subset and not base.is_dir():
+        have = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise VovnetError(f"{folder}: no config {subset!r} (no README configs; folders: {', '.join(have) or 'none'})")
+    shards = sorted(p for p in base.rglob("*.parquet") if ".cache" not in p.parts)
+    named = [p for p in shards if split_files.names_split(p.relative_to(base).as_posix(), split)]
+    if named:
+        return named
+    if not shards:
+        raise VovnetError(f"{base}: no parquet files (and no README `configs:` metadata)")
+    return [split_files.pick(base, shards, split, requested, "parquet")]
+
+
+def open_parquet(files: list[Path], required: tuple[str, ...], where: str):
+    """Open every file first (footer and schema), so a truncated shard fails before anything is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    opened = []
+    for f in files:
+        try:
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=READ_BUFFER)
+        except (pa.ArrowException, OSError) as exc:
+            raise VovnetError(f"{f}: unreadable parquet (truncated or corrupt: {_first_line(exc)})") from None
+        names = pf.schema_arrow.names
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise VovnetError(f"{f} ({where}): missing required column(s) {', '.join(missing)} "
+                              f"(columns: {', '.join(names)})")
+        opened.append((f, pf))
+    return opened
+
+
+def iter_rows(files: list[Path], required: tuple[str, ...] = (), where: str = "") -> Iterator[dict]:
+    """Rows of the files as dicts; an HF Image cell stays its {bytes, path} struct (never decoded)."""
+    import pyarrow as pa
+
+    for f, pf in open_parquet(files, required, where):
+        try:
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+                cols = batch.to_pydict()
+                keys = list(cols)
+                for values in zip(*(cols[k] for k in keys)):
+                    yield dict(zip(keys, values))
+        except (pa.ArrowException, OSError) as exc:
+            raise VovnetError(f"{f}: unreadable parquet (truncated or corrupt: {_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

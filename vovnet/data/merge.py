@@ -1,8 +1,8 @@
 """merge: the training mix, a validation file and the held-out evaluation part, split by content groups.
 
-Records are grouped (union-find) by shared image and by question text + option set, so MMBench's
-circular copies, items sharing an image and MMBench-Lite's copies of MMBench dev items always land
-on the same side. A group goes to held-out / val / train by a seeded hash of its id.
+Records are grouped (union-find) by shared image, by question text + option set and by MMBench source
+index, so MMBench's circular copies, items sharing an image and MMBench-Lite's copies of MMBench dev
+items always land on the same side, even when two uploads encode an image differently. A group goes to held-out / val / train by a seeded hash of its id.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.config import processed_file, split_ref
-from vovnet.data.overlap import content_key, find_overlap, text_key
+from vovnet.data.overlap import content_key, find_overlap, source_key, text_key
 from vovnet.io_utils import atomic_path, read_jsonl, write_lines
 
 log = logging.getLogger("vovnet.merge")
@@ -40,6 +40,8 @@ def group_ids(records: list[dict]) -> list[str]:
     uf = _UnionFind()
     for rec in records:
         keys = [text_key(rec)] + ["img:" + im["sha256"] for im in rec["images"]]
+        if (sk := source_key(rec)) is not None:
+            keys.append(sk)
         for k in keys[1:]:
             uf.union(keys[0], k)
     return [uf.find(text_key(r)) for r in records]
@@ -99,7 +101,7 @@ def merge(cfg: dict, seed: int, root: str | Path = "data/processed") -> tuple[di
         if hits and not cfg["allow_overlap"]:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
             raise VovnetError(f"merge: {len(hits)} of {len(out['train'])} training records overlap evaluation set "
-                              f"{name} (by id or image+question; e.g. {examples}); fix the sources or set "
+                              f"{name} (by id, image+question or MMBench source index; e.g. {examples}); fix the sources or set "
                               "merge.allow_overlap: true")
     stats.update({k: len(v) for k, v in out.items()})
     return out, stats

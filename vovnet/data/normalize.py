@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from vovnet import VovnetError
 from vovnet.data.adapters import get_adapter
+from vovnet.data.fingerprint import StatCache
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
@@ -96,7 +98,7 @@ class SplitNormalizer:
         self.images_by_key: dict[str, tuple[str, ...]] = {}
         self.deferred: list[tuple[Row, str]] = []
         self.shas: set[str] = set()
-        self.rows_read = 0
+        self.rows_read = 0  # source rows of the split, good, rejected or left out by max_samples
         self.sampled_out = 0
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
@@ -251,23 +253,48 @@ def _read_rows(adapter, raw_dir: Path, cfg: dict, split: str) -> Iterator:
                           f"({type(exc).__name__}{': ' + detail if detail else ''})") from None
 
 
+def worker_count(setting) -> int:
+    """`normalize.workers`: a positive count, or `auto` for the cores this process may use."""
+    if setting == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise VovnetError(f"params.yaml: normalize.workers: a positive integer or auto, got {setting!r}")
+    return setting
+
+
+def file_facts(raw_dir: Path, files: list[Path], hashes: StatCache) -> list[dict]:
+    """Name (relative to the raw folder), size and sha256 of each source file; `download` has usually
+    hashed them already (cached by size and mtime), else they are read here."""
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append({"name": f.relative_to(raw_dir).as_posix(), "bytes": st.st_size, "sha256": hashes.sha256(f, st)})
+    return out
+
+
 def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | Path, *, seed: int,
-                      max_image_pixels: int, workers: int = 1, export_parquet: bool = False) -> dict:
+                      max_image_pixels: int, workers="auto", export_parquet: bool = False) -> dict:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.exists():
         raise VovnetError(f"{raw_dir}: raw data not found (run `dvc repro download@{name}` first)")
     set_pixel_limit(max_image_pixels)
     adapter = get_adapter(cfg["adapter"])
     stats = {"dataset": name, "adapter": cfg["adapter"], "splits": {}, "rejects": 0, "reject_reasons": {}}
+    workers = worker_count(workers)
     # Threads, not processes: JPEG/PNG decoding and sha256 release the GIL, and rows (megabytes of
     # base64) need no pickling between processes.
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    # The source files are hashed on their own thread while the rows are read: sha256 releases the GIL.
+    hasher = ThreadPoolExecutor(1)
+    hashes = StatCache(raw_dir)
     try:
         with atomic_path(out_dir) as tmp:
             store = ImageStoreWriter(tmp, keep_bytes=cfg["download_images"])
             all_rejects = []
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
+                files = adapter.source_files(raw_dir, cfg, split)
+                facts: Future = hasher.submit(file_facts, raw_dir, files, hashes)
                 keep = sampling_units(adapter, raw_dir, cfg, split, seed)
                 pending = None  # with workers, one batch decodes while the next is read (pipelined)
                 for batch in _batches(_read_rows(adapter, raw_dir, cfg, split), BATCH * max(1, workers)):
@@ -299,11 +326,14 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
+                read = facts.result()
                 stats["splits"][split] = {"rows": norm.rows_read, "records": n, "rejects": len(norm.rejects),
                                           "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas),
-                                          "sha256": _file_sha256(tmp / f"{name}_{split}.jsonl")}
-                log.info("%s/%s: %d records, %d rejects", name, split, n, len(norm.rejects))
+                                          "source_files": read, "sha256": _file_sha256(tmp / f"{name}_{split}.jsonl")}
+                log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
+                          ", ".join(f["name"] for f in read), n, len(norm.rejects))
             store.close()
+            hashes.save()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
             write_lines(tmp / "rejects.jsonl", all_rejects)
             for r in all_rejects:
@@ -314,6 +344,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
             stats["images_stored"] = len(store.index)
             stats["image_bytes"] = sum(e["size"] for e in store.index.values())
     finally:
+        hasher.shutdown()
         if pool:
             pool.shutdown()
     return stats

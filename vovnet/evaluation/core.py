@@ -26,7 +26,7 @@ UNBOUNDED = 2 ** 62  # the encoder's own limit is off here: evaluation applies e
 
 
 def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> int:
-    """Records that overlap any training file (stage 1's or stage 2's), by id or image+question."""
+    """Records that overlap any training file (stage 1's or stage 2's), by id, image+question or MMBench source index."""
     total = 0
     for path in train_files:
         train = list(read_jsonl(path)) if Path(path).exists() else []
@@ -34,7 +34,7 @@ def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> i
         if hits and not allow:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
             raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
-                              f"(by id or image+question; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
+                              f"(by id, image+question or MMBench source index; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
         total += len(hits)
     return total
 

@@ -11,18 +11,23 @@ from typing import Iterator
 
 from vovnet import VovnetError
 from vovnet.config import image_roots
+from vovnet.data import split_files
+from vovnet.data.fingerprint import RECORD
 from vovnet.data.image_refs import resolve_inside
 from vovnet.data.records import ImageRef, Reject, Row, clean_text, kind_of, make_record
 
 
-def find_json(raw_dir: Path, split: str) -> Path:
-    files = sorted(raw_dir.rglob("*.json"))
-    named = [p for p in files if split in p.stem]
-    if named:
-        return named[0]
-    if len(files) == 1:
-        return files[0]
-    raise VovnetError(f"{raw_dir}: expected one LLaVA JSON file (or one named for split {split!r}), found {len(files)}")
+def find_json(raw_dir: Path, cfg: dict, split: str) -> Path:
+    """The JSON that serves `split`: `splits: {split: file}`, or the one file named for it."""
+    explicit = split_files.explicit_file(raw_dir, cfg, split)
+    if explicit is not None:
+        return explicit
+    files = sorted(p for p in raw_dir.rglob("*.json") if p.relative_to(raw_dir).as_posix() != RECORD)
+    return split_files.pick(raw_dir, files, split, list(cfg["splits"]), "LLaVA JSON")
+
+
+def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
+    return [find_json(raw_dir, cfg, split)]
 
 
 def resolve_in_roots(name: str, roots: list[Path]) -> Path:
@@ -41,7 +46,7 @@ def resolve_in_roots(name: str, roots: list[Path]) -> Path:
 
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    path = find_json(raw_dir, split)
+    path = find_json(raw_dir, cfg, split)
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:

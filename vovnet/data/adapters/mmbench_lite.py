@@ -4,6 +4,6 @@ It is a subset of MMBench dev, so its answers are known; merge keeps it out of t
 """
 from __future__ import annotations
 
-from vovnet.data.adapters.mmbench import build, iter_rows  # same raw layout
+from vovnet.data.adapters.mmbench import build, hf_configs, iter_rows, source_files  # same raw layout
 
-__all__ = ["build", "iter_rows"]
+__all__ = ["build", "hf_configs", "iter_rows", "source_files"]

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from vovnet import VovnetError
 from vovnet.data import hf_source
 from vovnet.data.image_refs import hf_image_ref
 from vovnet.data.records import Reject, Row, kind_of, letter_to_label, make_record, source_key, text_field
@@ -17,25 +16,36 @@ PLACEHOLDER = re.compile(r"<image (\d+)>")
 REQUIRED = ("id", "question", "options", "answer")
 
 
-def subjects(raw_dir: Path, subset) -> list[str]:
-    available = hf_source.config_names(raw_dir)
-    if subset in (None, "all"):
-        if not available:
+def subjects(raw_dir: Path, subset) -> list[str | None]:
+    """The subject configs `subset` names (a name, a list, or `all`), from the README's configs."""
+    configs = hf_source.card_configs(raw_dir)
+    if configs is None:
+        if subset in (None, "all"):
             return [None]  # a folder without configs: one default config
-        return sorted(available)
-    wanted = [subset] if isinstance(subset, str) else list(subset)
-    unknown = [s for s in wanted if available and s not in available]
-    if unknown:
-        raise VovnetError(f"{raw_dir}: unknown MMMU subject(s) {', '.join(unknown)}; available: {', '.join(available)}")
-    return sorted(wanted)
+        return sorted([subset] if isinstance(subset, str) else list(subset))
+    if subset is None:
+        subset = "all"
+    return sorted(c.name for c in hf_source.select_configs(raw_dir, configs, subset))
+
+
+def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
+    return subjects(raw_dir, cfg["subset"])
+
+
+def _subject_files(raw_dir: Path, cfg: dict, split: str) -> list[tuple[str | None, list[Path]]]:
+    requested = list(cfg["splits"])
+    return [(s, hf_source.split_files_of(raw_dir, s, split, requested)) for s in subjects(raw_dir, cfg["subset"])]
+
+
+def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
+    return [f for _, files in _subject_files(raw_dir, cfg, split) for f in files]
 
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    cols = tuple(f"image_{k}" for k in range(1, MAX_IMAGES + 1))
     i = 0
-    for subject in subjects(raw_dir, cfg["subset"]):
-        for cells in hf_source.iter_split(raw_dir, subject, split, cfg["streaming"], cols, REQUIRED):
-            yield row_from_cells(dict(cells), i, raw_dir, subject)
+    for subject, files in _subject_files(raw_dir, cfg, split):
+        for cells in hf_source.iter_rows(files, REQUIRED, f"subject {subject}, split {split}"):
+            yield row_from_cells(cells, i, raw_dir, subject)
             i += 1
 
 

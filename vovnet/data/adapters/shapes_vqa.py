@@ -128,6 +128,11 @@ def _generate(spec_json: str) -> dict[str, list[dict]]:
     return out
 
 
+def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
+    """The one file every split is rendered from: the generator spec."""
+    return [Path(raw_dir) / SPEC_FILE]
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     spec = read_spec(Path(raw_dir))
     splits = _generate(json.dumps(spec, sort_keys=True))

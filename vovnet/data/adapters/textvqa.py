@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from vovnet.data import hf_source
+from vovnet.data import hf_source, split_files
 from vovnet.data.image_refs import hf_image_ref
 from vovnet.data.records import Reject, Row, kind_of, make_record, source_key, text_field
 
@@ -13,9 +13,21 @@ N_ANSWERS = 10
 REQUIRED = ("question_id", "question", "image", "answers")
 
 
+def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
+    explicit = split_files.explicit_file(raw_dir, cfg, split)
+    if explicit is not None:
+        return [explicit]
+    return hf_source.split_files_of(raw_dir, cfg["subset"], split, list(cfg["splits"]))
+
+
+def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
+    return [cfg["subset"]]
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    for i, cells in enumerate(hf_source.iter_split(raw_dir, cfg["subset"], split, cfg["streaming"], ("image",), REQUIRED)):
-        yield row_from_cells(dict(cells), i, raw_dir)
+    files = source_files(raw_dir, cfg, split)
+    for i, cells in enumerate(hf_source.iter_rows(files, REQUIRED, f"split {split}")):
+        yield row_from_cells(cells, i, raw_dir)
 
 
 def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
