@@ -76,7 +76,8 @@ TRAIN = {
     "max_length": 2048,
     "num_workers": 0,
     "cpu_threads": 0,          # torch threads on CPU; 0 = torch's default. 1 is far faster on a busy shared CPU
-    "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2}},
+    "stage1": {"epochs": 1, "mix": {"full": 0.6, "coarse": 0.2, "no": 0.2},
+               "warmup_epochs": 0},  # first epochs on FULL only: a from-scratch vision tower learns to see first
     "stage2": {"epochs": 1, "train_lora": False},
     "prefix_reuse": True,      # stage 2: run the shared text prefix once and reuse its KV cache per action
     "log_every": 5,
