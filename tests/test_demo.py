@@ -165,3 +165,38 @@ def test_unknown_finetune_mode_is_one_line(params, tiny_model_dir):
     p["model"].update(name=str(tiny_model_dir), finetune="qlora")
     with pytest.raises(VovnetError, match="model.finetune"):
         build_vovnet(p)
+
+
+def test_stage1_optimises_the_vision_tower_and_its_gradient_reaches_it(in_workspace):
+    """finetune: full + train_vision_tower: after set_stage(1) every vision weight trains, sits in the
+    stage-1 optimizer at vision_lr, and a FULL batch's loss reaches the patch embedding and the merger."""
+    from vovnet.io_utils import read_jsonl
+    from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
+    from vovnet.model.factory import build_vovnet
+    from vovnet.training.trainer import stage_optimizer
+
+    p = load_params("params.yaml")
+    p["model"].update(finetune="full", train_vision_tower=True)
+    p["train"]["vision_lr"] = 0.05
+    model, processor = build_vovnet(p)
+    model.set_stage(1, train_lora=False)
+    optimizer, _ = stage_optimizer(model, p["train"], steps=10)
+    lr_of = {id(q): g["initial_lr"] for g in optimizer.param_groups for q in g["params"]}
+    vision = {n: q for n, q in model.named_parameters() if ".visual." in n}
+    assert vision and all(q.requires_grad and lr_of.get(id(q)) == 0.05 for q in vision.values())
+    ds = RecordDataset(list(read_jsonl(p["train"]["train_file"]))[:2], Encoder(processor, p["vision_budget"], 2048))
+    batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)([ds[0], ds[1]])
+    model(batch, stage=1, action="full")["loss"].backward()
+    for part in ("patch_embed.proj.weight", "merger.linear_fc1.weight", "deepstack_merger_list.0.linear_fc1.weight"):
+        grads = [q.grad for n, q in vision.items() if n.endswith(part)]
+        assert grads and grads[0] is not None and grads[0].abs().sum() > 0, part
+
+
+def test_stage1_warmup_epochs_train_full_only_then_the_mix():
+    from vovnet.training.trainer import stage1_action
+
+    s1 = {"mix": {"full": 0.2, "coarse": 0.4, "no": 0.4}, "warmup_epochs": 2}
+    draws = {e: [stage1_action(s1, e, torch.Generator().manual_seed(i)) for i in range(60)] for e in range(3)}
+    assert set(draws[0]) == set(draws[1]) == {"full"}
+    assert set(draws[2]) == {"full", "coarse", "no"}
+    assert [stage1_action({**s1, "warmup_epochs": 0}, 0, torch.Generator().manual_seed(i)) for i in range(60)] == draws[2]

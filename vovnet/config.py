@@ -174,6 +174,7 @@ class Mix(Section):
 class Stage1(Section):
     epochs: NonNegInt = 1
     mix: Mix = Mix()
+    warmup_epochs: NonNegInt = Field(0, description="first stage-1 epochs on FULL only (of epochs), then the mix")
 
 
 class Stage2(Section):

@@ -46,6 +46,14 @@ def stage_optimizer(model, tcfg: dict, steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
 
 
+def stage1_action(s1cfg: dict, epoch: int, g: torch.Generator) -> str:
+    """The action a stage-1 batch trains: FULL during the warm-up epochs (a from-scratch vision tower
+    first learns to see at the budget with the most detail), then a draw from the mix."""
+    mix = s1cfg["mix"]
+    action = ACTIONS[int(torch.multinomial(torch.tensor([mix[a] for a in ACTIONS]), 1, generator=g))]
+    return "full" if epoch < int(s1cfg.get("warmup_epochs") or 0) else action
+
+
 def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> list[int]:
     g = torch.Generator().manual_seed(seed * 1_000_003 + stage * 1009 + epoch)
     order = torch.randperm(n, generator=g).tolist()
@@ -154,8 +162,7 @@ def train(params: dict, accelerator=None) -> dict:
             for b, batches in enumerate(loader, start=start):
                 gb = state["global_batch"]
                 g = torch.Generator().manual_seed(tcfg["seed"] * 7919 + gb)  # per-batch randomness, resumable
-                mix = tcfg["stage1"]["mix"]
-                action = ACTIONS[int(torch.multinomial(torch.tensor([mix[a] for a in ACTIONS]), 1, generator=g))]
+                action = stage1_action(tcfg["stage1"], epoch, g)
                 with accelerator.accumulate(model_p):
                     out = model_p(to_device(batches, accelerator.device), stage=stage, action=action,
                                   policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g,
