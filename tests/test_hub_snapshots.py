@@ -247,6 +247,15 @@ def test_card_data_files_forms(tmp_path):
 
 # --- one file, one split ---
 
+def test_cn_tsv_never_serves_lang_en(tmp_path):
+    raw = tmp_path / "raw"
+    write_tsv(raw / "MMBench_DEV_CN.tsv", [mmb_row(1), mmb_row(2)])
+    with pytest.raises(VovnetError, match=r"no MMBench TSV \(lang en\) file for split 'dev'"):
+        normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), raw, tmp_path / "out", seed=0,
+                          max_image_pixels=LIMIT)
+    assert not (tmp_path / "out").exists()
+
+
 def test_dev_tsv_alone_never_feeds_test(tmp_path):
     raw = tmp_path / "raw"
     write_tsv(raw / "MMBench_DEV_EN.tsv", [mmb_row(1), mmb_row(2)])
