@@ -72,7 +72,7 @@ def _run(repo, cmd: str, tmp):
 def _preset(repo, out, tmp):
     text = (repo / "params.yaml").read_text()
     assert text.startswith("# VoVNet parameters. Preset: paper"), text[:80]
-    assert "source: hf:lmms-lab/MMBench_EN" in text
+    assert "source: hf:lmms-lab/MMBench\n" in text and "subset: en" in text
     sh(repo, sys.executable, "-m", "vovnet", "preset", "sample")
     assert (repo / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
 
