@@ -55,6 +55,7 @@ def test_train_stage_refuses_stage2_on_stage1_data(workspace):
     y = YAML()
     d = y.load((workspace / "params.yaml").read_text())
     d["train"]["policy_file"] = d["train"]["train_file"]
+    d["train"]["output_dir"] = "models/vovnet_same_file"  # the shared workspace may hold another test's model
     p = workspace / "params_same_file.yaml"
     with open(p, "w") as fh:
         y.dump(d, fh)
@@ -63,4 +64,4 @@ def test_train_stage_refuses_stage2_on_stage1_data(workspace):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "stage-2 records overlap stage 1's" in errors[0]
-    assert not (workspace / "models" / "vovnet").exists()
+    assert not (workspace / "models" / "vovnet_same_file").exists()
