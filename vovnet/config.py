@@ -280,14 +280,19 @@ def write_json_schema(path: str | os.PathLike = "params.schema.json") -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML 1.2 (safe) from text; any parse error becomes one line prefixed by `where`."""
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except Exception as exc:  # ruamel raises many parser classes; report them as one line
+        raise VovnetError(f"{where}: {str(exc).splitlines()[0]}") from None
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
         raise VovnetError(f"{path}: file not found")
-    try:
-        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except Exception as exc:  # ruamel raises many parser classes; report them as one line
-        raise VovnetError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    data = parse_yaml(path.read_text(encoding="utf-8"), f"{path}: invalid YAML")
     if data is not None and not isinstance(data, dict):
         raise VovnetError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data or {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vovnet import VovnetError
+from vovnet.config import parse_yaml
 from vovnet.data import split_files
 
 CARD = "README.md"
@@ -52,8 +53,6 @@ def _data_files(spec) -> dict[str, list[str]]:
 
 def card_configs(folder: str | Path) -> list[HfConfig] | None:
     """The `configs:` of the folder's README front matter; None when there is no such metadata."""
-    from ruamel.yaml import YAML
-
     card = Path(folder) / CARD
     if not card.is_file():
         return None
@@ -63,10 +62,7 @@ def card_configs(folder: str | Path) -> list[HfConfig] | None:
     end = text.find("\n---", 3)
     if end < 0:
         return None
-    try:
-        meta = YAML(typ="safe", pure=True).load(text[3:end])
-    except Exception as exc:  # ruamel raises many parser classes; one line names the file
-        raise VovnetError(f"{card}: invalid YAML metadata: {str(exc).splitlines()[0]}") from None
+    meta = parse_yaml(text[3:end], f"{card}: invalid YAML metadata")
     configs = meta.get("configs") if isinstance(meta, dict) else None
     if not isinstance(configs, list):
         return None
