@@ -1,5 +1,6 @@
 """Leakage guard, policies and baseline curves, the headline's size, offline plots."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,19 +85,25 @@ def test_params_are_checked_with_one_line(tmp_path):
         load_params(p)
 
 
-def fig(acc, tokens):
-    return {"accuracy": acc, "vision_tokens": tokens, "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25}}
+def fig(acc, tokens, unresolved=1, too_long=0):
+    return {"accuracy": acc, "vision_tokens": tokens, "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25},
+            "unresolved": unresolved, "too_long": too_long}
 
 
-def test_headline_has_at_most_25_keys_and_answerless_splits_keep_cost():
-    points = {k: fig(0.5, 10.0) for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)}
-    counts = {"questions": 4, "unresolved": 1, "too_long": 0, "overlap": 0}
-    m = report.headline(fig(0.123456, 5.0), points, {k: 0.4 for k in report.CURVE_BASELINES}, counts, True)
-    keys = report.flat_keys(m)
-    assert len(keys) <= 25 and "learned.acc" in keys and "uncertainty_coarse.acc_at_learned" in keys
-    assert m["learned"]["acc"] == 0.1235
-    test = report.headline(fig(0.0, 5.0), {}, {}, counts, False)
-    assert test["learned"] == {"tokens": 5.0, "no": 0.5, "coarse": 0.25, "full": 0.25} and "acc" not in test["learned"]
+def test_headline_is_one_row_per_policy_with_shared_keys():
+    counts = {"questions": 4, "unresolved": 1, "too_long": 2, "overlap": 0}
+    m = report.headline(fig(0.123456, 5.123456, too_long=2), counts, True)
+    assert m == {"acc": 0.1235, "tokens": 5.12, "no": 0.5, "coarse": 0.25, "full": 0.25, "unresolved": 1,
+                 "too_long": 2, "questions": 4, "overlap": 0}
+    figs = {k: fig(0.5, 10.0) for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)}
+    rows = report.baseline_rows(figs, {k: 0.4 for k in report.CURVE_BASELINES}, True)
+    assert rows["uncertainty_coarse"]["acc_at_learned"] == 0.4 and "acc_at_learned" not in rows["always_full"]
+    # every row shares the learned row's keys, so `dvc metrics show` stays a narrow table
+    columns = set(m).union(*map(set, rows.values()))
+    assert columns == set(m) | {"acc_at_learned"} and len(columns) <= 25
+    test = report.headline(fig(0.0, 5.0), counts, False)
+    assert "acc" not in test and test["tokens"] == 5.0 and test["full"] == 0.25
+    assert "acc" not in report.baseline_rows({"always_full": fig(None, 16.0)}, {}, False)["always_full"]
     table = report.table("mmbench", [("learned", fig(0.5, 5.0)), ("always_full", fig(None, 16.0))])
     assert "learned" in table and "0.5000" in table and "n/a" in table
 
@@ -140,8 +147,12 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench")
     m, rep = result["metrics"], result["report"]
     assert m["questions"] == 2 and rep["records"] == len(records) == 8
-    assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0 and m["too_long"] == 8
-    assert m["always_full"]["acc"] == 0.0 and len(report.flat_keys(m)) <= 25
+    assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0
+    full = json.loads(Path("eval/mmbench/baselines/always_full.json").read_text())
+    assert full["too_long"] == 8 and full["acc"] == 0.0 and full["tokens"] > 0
+    assert m["too_long"] == 8 * m["full"] and len(report.flat_keys(m)) <= 25
+    assert sorted(p.name for p in Path("eval/mmbench/baselines").iterdir()) == sorted(
+        f"{k}.json" for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES))
     assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]
     preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
     assert all(p["outputs_by_action"]["full"] == "" for p in preds)

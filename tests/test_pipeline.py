@@ -37,11 +37,19 @@ def test_repro_runs_everything_then_nothing(repo):
     assert all({"accuracy", "vision_tokens", "ratio_no", "ratio_coarse", "ratio_full"} <= set(p) for p in pareto)
     assert len([p for p in pareto if p["policy"] == "learned"]) >= 5
     metrics = json.loads((repo / "eval" / "mmbench" / "metrics.json").read_text())
-    assert len(flat_keys(metrics)) <= 25 and {"acc", "tokens", "acc_at_learned"} <= set(metrics["uncertainty"])
+    assert len(flat_keys(metrics)) <= 25 and {"acc", "tokens", "no", "coarse", "full", "questions"} <= set(metrics)
+    unc = json.loads((repo / "eval" / "mmbench" / "baselines" / "uncertainty.json").read_text())
+    assert {"acc", "tokens", "acc_at_learned"} <= set(unc)
+    # the headline a person reads: stage statistics are not DVC metrics, every row fits 160 columns
+    shown = sh(repo, "dvc", "metrics", "show")
+    assert "metrics/train.json" not in shown and "eval/mmbench/baselines/always_full.json" in shown
+    assert max(map(len, shown.splitlines())) <= 160, shown
     rep = json.loads((repo / "eval" / "mmbench" / "report.json").read_text())
     assert rep["thresholds"]["uncertainty"]["quantile"] == 0.5 and "per_category" in rep["learned"]
     test_metrics = json.loads((repo / "eval" / "mmbench_test" / "metrics.json").read_text())
-    assert "acc" not in test_metrics["learned"] and test_metrics["learned"]["tokens"] >= 0
+    assert "acc" not in test_metrics and test_metrics["tokens"] >= 0 and test_metrics["questions"] > 0
+    test_full = json.loads((repo / "eval" / "mmbench_test" / "baselines" / "always_full.json").read_text())
+    assert test_full["full"] == 1.0 and test_full["tokens"] > 0 and "acc" not in test_full
     assert "no answers" in json.loads((repo / "eval" / "mmbench_test" / "report.json").read_text())["note"]
     assert "policy" in out and "vision tokens" in out  # each evaluate stage prints its table
     header = (repo / "eval" / "mmbench_test" / "submission.tsv").read_text().splitlines()[0].split("\t")
@@ -52,6 +60,8 @@ def test_repro_runs_everything_then_nothing(repo):
     assert up_to_date(sh(repo, "dvc", "status"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "ran")
+    exps = sh(repo, "python", "-m", "vovnet", "exps").splitlines()
+    assert exps[0].startswith("experiment") and "mmbench acc" in exps[0] and exps[1].startswith("workspace")
     # The token was in the environment of every stage: no output, lock, log, cache or git object holds it.
     needle = FAKE_TOKEN.encode()
     hits = [str(p) for p in repo.rglob("*") if p.is_file() and needle in p.read_bytes()]

@@ -86,6 +86,11 @@ def _metrics(repo, out, tmp):
     assert "Traceback" not in out
 
 
+def _exps(repo, out, tmp):
+    lines = out.splitlines()
+    assert lines[0].startswith("experiment") and lines[1].startswith("workspace"), out
+
+
 
 
 RUN_CHECKS = {
@@ -94,7 +99,7 @@ RUN_CHECKS = {
     "python -m vovnet schema": lambda repo, out, tmp: sh(repo, "git", "diff", "--exit-code", "params.schema.json"),
     "dvc metrics show": _metrics,
     "dvc plots show": _metrics,
-    "dvc exp show": _metrics,
+    "python -m vovnet exps": _exps,
 }
 
 

@@ -1,4 +1,4 @@
-"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan` and `predict`."""
+"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict` and `exps`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     pd.add_argument("--image-root", help="where request image paths live (default: the input file's folder)")
     pd.add_argument("--processed-root", default="data/processed", help="image stores of processed records")
     pd.add_argument("--params", default="params.yaml")
+    ex = sub.add_parser("exps", help="experiments side by side: changed params, accuracy and vision tokens per set")
+    ex.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "preset":
@@ -63,6 +65,10 @@ def main(argv=None) -> int:
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
         if args.cmd == "predict":
             return _predict(args)
+        if args.cmd == "exps":
+            from vovnet.experiments import run_exps
+
+            return run_exps(args.all_commits)
         from vovnet.doctor import run_doctor
 
         return run_doctor(args.params)

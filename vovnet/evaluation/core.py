@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def write_submission(path: Path, records: list[dict], outputs: list[str], protoc
 
 
 def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict:
-    """Writes metrics.json (headline), report.json, pareto.json, predictions.jsonl, submission.tsv;
+    """Writes metrics.json and baselines/<name>.json (the headline), report.json, pareto.json,
+    predictions.jsonl, submission.tsv;
     returns {"metrics", "report", "table"}."""
     ecfg, pcfg = params["evaluation"], params["policy"]
     out_dir = Path(out_dir)
@@ -147,8 +149,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
     breakdowns = getattr(protocol, "BREAKDOWNS", ())
     learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
-    counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"],
-              "too_long": sum(any(g["too_long"].values()) for g in gens), "overlap": overlap}
+    counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"], "too_long": learned_fig["too_long"],
+              "overlap": overlap}
     rep: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], "protocol": set_cfg["protocol"],
                  "records": len(records), **counts, "overlap_allowed": bool(ecfg["allow_overlap"] and overlap),
                  "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
@@ -159,12 +161,16 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
                                            processed_file(set_cfg["dataset"], set_cfg["split"]), device)
         compared, pareto = compare_policies(records, qs, rows, gens, learned, learned_fig, reference, params, breakdowns)
         rep.update(compared)
-        metrics = report.headline(learned_fig, compared["baselines"], compared["accuracy_at_learned_tokens"], counts, True)
-        table_rows = [("learned", learned_fig), *compared["baselines"].items()]
+        baseline_figs, at_learned = compared["baselines"], compared["accuracy_at_learned_tokens"]
     else:
         rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
-        metrics = report.headline(learned_fig, {}, {}, counts, False)
-        table_rows = [("learned", learned_fig)]
+        # what each fixed action would cost on this split
+        fixed = {"always_full": policies.FULL, "always_coarse": policies.COARSE, "no_vision": policies.NO}
+        baseline_figs = {k: scoring.policy_figures(records, qs, rows, gens, policies.constant(gens, a))
+                         for k, a in fixed.items()}
+        at_learned = {}
+    metrics = report.headline(learned_fig, counts, has_answers)
+    table_rows = [("learned", learned_fig), *baseline_figs.items()]
     outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]
     write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs], set_cfg["protocol"])
     preds = []
@@ -182,5 +188,9 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     plots.pareto_png(pareto, f"{name}: accuracy against vision tokens" if has_answers
                      else f"{name}: no answers in this split, nothing to plot", out_dir / "pareto.png")
     write_json(out_dir / "report.json", rep)
+    with atomic_path(out_dir / "baselines") as tmp:
+        tmp.mkdir()
+        for bname, brow in report.baseline_rows(baseline_figs, at_learned, has_answers).items():
+            (tmp / f"{bname}.json").write_text(json.dumps(brow, sort_keys=True, indent=2) + "\n", encoding="utf-8")
     write_json(out_dir / "metrics.json", metrics)
     return {"metrics": metrics, "report": rep, "table": report.table(name, table_rows)}

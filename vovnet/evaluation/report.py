@@ -1,35 +1,48 @@
-"""What an evaluation writes: the headline (the DVC metric), the report, the Pareto points, a printed table.
+"""What an evaluation writes: the headline (the DVC metrics), the report, the Pareto points, a printed table.
 
-metrics.json keeps at most 25 keys once flattened, so `dvc metrics show` stays a headline: the learned
-policy's accuracy, cost and action ratios; each baseline's accuracy and cost (and, for the curves, its
-accuracy at the learned policy's cost); the counts. Everything else goes to report.json.
+`dvc metrics show` draws one column per flattened key across every metric file, so the headline is one
+small row per policy with the same keys: eval/<set>/metrics.json is the learned policy (accuracy, mean
+vision tokens, action ratios, counts), eval/<set>/baselines/<name>.json one row per baseline (curve
+baselines add their accuracy at the learned policy's cost). The default pipeline's table fits 160 columns;
+one file with every policy's keys would take ~190. Breakdowns go to report.json.
 """
 from __future__ import annotations
 
 from vovnet.model.budgets import ACTIONS
 
 DIGITS = 4
+TOKEN_DIGITS = 2
+RATIO_DIGITS = 3  # the headline's widths: report.json keeps every figure unrounded
 POINT_BASELINES = ("always_full", "always_coarse", "no_vision")
 CURVE_BASELINES = ("random", "uncertainty", "uncertainty_coarse")  # each also has a single reported point
 
 
-def _r(value):
-    return None if value is None else round(float(value), DIGITS)
+def _r(value, digits: int = DIGITS):
+    return None if value is None else round(float(value), digits)
 
 
-def headline(learned: dict, points: dict[str, dict], at_learned: dict[str, float | None], counts: dict,
-             has_answers: bool) -> dict:
-    m = dict(counts)
-    m["learned"] = {"tokens": _r(learned["vision_tokens"]), **{a: _r(learned["ratio"][a]) for a in ACTIONS}}
-    if not has_answers:
-        return m
-    m["learned"] = {"acc": _r(learned["accuracy"]), **m["learned"]}
-    for name in POINT_BASELINES:
-        m[name] = {"acc": _r(points[name]["accuracy"]), "tokens": _r(points[name]["vision_tokens"])}
-    for name in CURVE_BASELINES:
-        m[name] = {"acc": _r(points[name]["accuracy"]), "tokens": _r(points[name]["vision_tokens"]),
-                   "acc_at_learned": _r(at_learned[name])}
-    return m
+def row(fig: dict, has_answers: bool) -> dict:
+    """One policy's headline: acc (without answers: none), tokens (mean vision tokens per record),
+    no / coarse / full (action ratios), unresolved and too_long (records)."""
+    out = {"acc": _r(fig["accuracy"])} if has_answers else {}
+    out["tokens"] = _r(fig["vision_tokens"], TOKEN_DIGITS)
+    out.update({a: _r(fig["ratio"][a], RATIO_DIGITS) for a in ACTIONS})
+    out.update(unresolved=fig["unresolved"], too_long=fig["too_long"])
+    return out
+
+
+def headline(learned: dict, counts: dict, has_answers: bool) -> dict:
+    """metrics.json: the learned policy's row and the set's counts (questions, overlap)."""
+    return {**row(learned, has_answers), "questions": counts["questions"], "overlap": counts["overlap"]}
+
+
+def baseline_rows(figs: dict[str, dict], at_learned: dict[str, float | None], has_answers: bool) -> dict[str, dict]:
+    """baselines/<name>.json: each baseline's row; a curve baseline adds acc_at_learned (its curve's
+    accuracy at the learned policy's mean vision tokens)."""
+    rows = {name: row(fig, has_answers) for name, fig in figs.items()}
+    for name, acc in at_learned.items():
+        rows[name]["acc_at_learned"] = _r(acc)
+    return rows
 
 
 def flat_keys(metrics: dict, prefix: str = "") -> list[str]:

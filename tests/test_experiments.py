@@ -1,0 +1,34 @@
+"""`python -m vovnet exps`: experiments side by side from `dvc exp show --json` (real output, trimmed)."""
+import json
+from pathlib import Path
+
+from vovnet.experiments import rows_from_json, table
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dvc_exp_show.json"
+
+
+def test_rows_cover_the_workspace_the_baseline_commit_and_each_experiment():
+    rows = rows_from_json(json.loads(FIXTURE.read_text()))
+    assert [r["name"] for r in rows] == ["workspace", "main", "└─ dotty-yawl"]
+    assert [r["params"]["train.lr"] for r in rows] == [1e-05, 0.002, 1e-05]
+    # only eval/<set>/metrics.json feeds the table, not the baseline rows beside it
+    assert rows[1]["sets"]["mmmu"] == {"acc": 0.125, "tokens": 0.75}
+    assert rows[2]["sets"]["mmmu"] == {"acc": 0.25, "tokens": 0.75}
+    assert rows[0]["sets"]["mmbench_test"] == {"acc": None, "tokens": 1.0}
+
+
+def test_table_keeps_changed_params_and_headline_figures_within_160_columns():
+    text = table(rows_from_json(json.loads(FIXTURE.read_text())))
+    header, *body = text.splitlines()
+    cols = header.split("  ")
+    assert "train.lr" in header and "train.batch_size" not in header and "policy.cost_shift" not in header
+    assert "mmmu acc" in header and "mmmu tokens" in header and "mmbench_test tokens" in header
+    assert "mmbench_test acc" not in header  # no answers, no accuracy column
+    assert body[1].split()[:2] == ["main", "0.002"] and "0.125" in body[1] and "0.25" in body[2]
+    assert len(body) == 3 and max(map(len, text.splitlines())) <= 160 and cols[0].startswith("experiment")
+
+
+def test_a_failed_experiment_is_marked():
+    data = json.loads(FIXTURE.read_text())
+    data[1]["experiments"][0]["revs"][0]["error"] = {"type": "ReproductionError", "msg": "stage failed"}
+    assert "dotty-yawl (failed)" in table(rows_from_json(data))

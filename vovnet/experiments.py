@@ -1,0 +1,92 @@
+"""`python -m vovnet exps`: experiments side by side in a terminal-wide table.
+
+`dvc exp show` draws a column for every parameter (every knob lives in params.yaml, ~200), every metric
+of every file and every dependency, so no pipeline fits it on a screen. This table keeps what tells
+experiments apart: the parameters whose values differ between the rows, then per evaluation set the
+learned policy's accuracy and mean vision tokens (eval/<set>/metrics.json). It reads `dvc exp show --json`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from vovnet import VovnetError
+
+HEADLINE = ("acc", "tokens")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def rows_from_json(data: list[dict]) -> list[dict]:
+    """One row per revision and experiment: {name, params (flattened), sets: {set: {acc, tokens}}}."""
+    rows = []
+
+    def add(name: str, entry: dict) -> None:
+        body = entry.get("data") or {}
+        params = {}
+        for fname, content in sorted((body.get("params") or {}).items()):
+            flat = _flatten((content or {}).get("data") or {})
+            params.update(flat if fname == "params.yaml" else {f"{fname}:{k}": v for k, v in flat.items()})
+        sets = {}
+        for path, content in (body.get("metrics") or {}).items():
+            parts = path.split("/")
+            if len(parts) == 3 and parts[0] == "eval" and parts[2] == "metrics.json":
+                m = (content or {}).get("data") or {}
+                sets[parts[1]] = {k: m.get(k) for k in HEADLINE}
+        rows.append({"name": name, "params": params, "sets": sets, "error": bool(entry.get("error"))})
+
+    def short(rev: str) -> str:  # "workspace", or a commit's hash
+        return rev[:7] if len(rev) == 40 else rev
+
+    for base in data:
+        add(base.get("name") or short(base["rev"]), base)
+        for exp in base.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                add(f"└─ {rev.get('name') or exp.get('name') or short(rev['rev'])}", rev)
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table(rows: list[dict]) -> str:
+    """Experiment | each parameter that differs between rows | <set> acc, <set> tokens per evaluation set."""
+    keys = sorted({k for r in rows for k in r["params"]})
+    changed = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in rows}) > 1]
+    sets = sorted({s for r in rows for s in r["sets"]})
+    # a split without answers (MMBench TEST) has no accuracy: no column for it
+    figures = [(s, h) for s in sets for h in HEADLINE if any(r["sets"].get(s, {}).get(h) is not None for r in rows)]
+    header = ["experiment", *changed, *(f"{s} {h}" for s, h in figures)]
+    body = [[r["name"] + (" (failed)" if r["error"] else ""), *(_cell(r["params"].get(k)) for k in changed),
+             *(_cell(r["sets"].get(s, {}).get(h)) for s, h in figures)] for r in rows]
+    widths = [max(len(c) for c in col) for col in zip(header, *body)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+             for line in (header, *body)]
+    return "\n".join(lines)
+
+
+def run_exps(all_commits: bool = False) -> int:
+    cmd = ["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    except FileNotFoundError:
+        raise VovnetError("dvc is not installed (pip install -r requirements.txt)") from None
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        raise VovnetError(f"`{' '.join(cmd)}` failed: {last}")
+    print(table(rows_from_json(json.loads(p.stdout))))
+    return 0
