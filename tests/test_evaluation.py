@@ -144,13 +144,15 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     enc = Encoder(processor, params["vision_budget"], 10 ** 9)
     longest_coarse = max(len(enc.encode(r, [], "no", with_target=False)["input_ids"]) + 8 for r in records)
     params["evaluation"].update(max_samples=2, max_length=longest_coarse, batch_size=4)
+    params["policy"]["cost_shift"] = -1000.0  # vision made free: the learned policy takes FULL everywhere
     result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench")
     m, rep = result["metrics"], result["report"]
     assert m["questions"] == 2 and rep["records"] == len(records) == 8
     assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0
     full = json.loads(Path("eval/mmbench/baselines/always_full.json").read_text())
     assert full["too_long"] == 8 and full["acc"] == 0.0 and full["tokens"] > 0
-    assert m["too_long"] == 8 * m["full"] and len(report.flat_keys(m)) <= 25
+    assert m["full"] == 1.0 and m["too_long"] == 8 and len(report.flat_keys(m)) <= 25
+    assert json.loads(Path("eval/mmbench/baselines/no_vision.json").read_text())["too_long"] == 0
     assert sorted(p.name for p in Path("eval/mmbench/baselines").iterdir()) == sorted(
         f"{k}.json" for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES))
     assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]

@@ -28,7 +28,18 @@ def test_table_keeps_changed_params_and_headline_figures_within_160_columns():
     assert len(body) == 3 and max(map(len, text.splitlines())) <= 160 and cols[0].startswith("experiment")
 
 
-def test_a_failed_experiment_is_marked():
+def test_a_failed_experiment_is_marked_and_does_not_widen_the_table():
     data = json.loads(FIXTURE.read_text())
-    data[1]["experiments"][0]["revs"][0]["error"] = {"type": "ReproductionError", "msg": "stage failed"}
-    assert "dotty-yawl (failed)" in table(rows_from_json(data))
+    rev = data[1]["experiments"][0]["revs"][0]
+    rev["error"], rev["data"] = {"type": "ReproductionError", "msg": "stage failed"}, None
+    text = table(rows_from_json(data))
+    assert "dotty-yawl (failed)" in text
+    # only workspace and main have params: they differ in train.lr alone
+    assert text.splitlines()[0].split()[:2] == ["experiment", "train.lr"] and "train.seed" not in text
+
+
+def test_commits_from_before_the_row_layout_still_show_their_headline():
+    data = json.loads(FIXTURE.read_text())
+    m = data[1]["data"]["metrics"]["eval/mmmu/metrics.json"]
+    m["data"] = {"learned": {"acc": 0.5, "tokens": 2.0}, "questions": 8}
+    assert rows_from_json(data)[1]["sets"]["mmmu"] == {"acc": 0.5, "tokens": 2.0}

@@ -41,7 +41,8 @@ def rows_from_json(data: list[dict]) -> list[dict]:
             parts = path.split("/")
             if len(parts) == 3 and parts[0] == "eval" and parts[2] == "metrics.json":
                 m = (content or {}).get("data") or {}
-                sets[parts[1]] = {k: m.get(k) for k in HEADLINE}
+                old = m.get("learned") if isinstance(m.get("learned"), dict) else {}  # commits before the row layout
+                sets[parts[1]] = {k: m.get(k, old.get(k)) for k in HEADLINE}
         rows.append({"name": name, "params": params, "sets": sets, "error": bool(entry.get("error"))})
 
     def short(rev: str) -> str:  # "workspace", or a commit's hash
@@ -65,8 +66,10 @@ def _cell(value) -> str:
 
 def table(rows: list[dict]) -> str:
     """Experiment | each parameter that differs between rows | <set> acc, <set> tokens per evaluation set."""
-    keys = sorted({k for r in rows for k in r["params"]})
-    changed = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in rows}) > 1]
+    # rows without params (a failed experiment, a commit that could not be read) would make every key differ
+    known = [r for r in rows if r["params"]]
+    keys = sorted({k for r in known for k in r["params"]})
+    changed = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in known}) > 1]
     sets = sorted({s for r in rows for s in r["sets"]})
     # a split without answers (MMBench TEST) has no accuracy: no column for it
     figures = [(s, h) for s in sets for h in HEADLINE if any(r["sets"].get(s, {}).get(h) is not None for r in rows)]

@@ -149,6 +149,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
     breakdowns = getattr(protocol, "BREAKDOWNS", ())
     learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
+    if not has_answers:
+        learned_fig = scoring.without_accuracy(learned_fig)
     counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"], "too_long": learned_fig["too_long"],
               "overlap": overlap}
     rep: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], "protocol": set_cfg["protocol"],
@@ -166,9 +168,10 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
         rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
         # what each fixed action would cost on this split
         fixed = {"always_full": policies.FULL, "always_coarse": policies.COARSE, "no_vision": policies.NO}
-        baseline_figs = {k: scoring.policy_figures(records, qs, rows, gens, policies.constant(gens, a))
+        baseline_figs = {k: scoring.without_accuracy(scoring.policy_figures(records, qs, rows, gens,
+                                                                             policies.constant(gens, a)))
                          for k, a in fixed.items()}
-        at_learned = {}
+        rep["baselines"], at_learned = baseline_figs, {}
     metrics = report.headline(learned_fig, counts, has_answers)
     table_rows = [("learned", learned_fig), *baseline_figs.items()]
     outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]

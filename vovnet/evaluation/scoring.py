@@ -93,3 +93,8 @@ def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, lis
             per[str(records[q[0]]["meta"].get(field) or "unknown")].append(s)
         fig[f"per_{field}"] = {k: {"questions": len(v), "accuracy": _mean(v)} for k, v in sorted(per.items())}
     return fig
+
+
+def without_accuracy(fig: dict) -> dict:
+    """A split without answers scores nothing: every accuracy in a policy's figures becomes None."""
+    return {k: None if k == "accuracy" else without_accuracy(v) if isinstance(v, dict) else v for k, v in fig.items()}
