@@ -92,7 +92,11 @@ def test_exp_run_lr_reruns_only_train_and_downstream(repo):
     assert "train" in stages and any(s.startswith("evaluate@") for s in stages)
     assert not any(s.startswith("normalize@") or s in ("merge", "model") for s in stages), stages
     shown = sh(repo, "dvc", "exp", "show", "--csv")
-    assert "1e-05" in shown and "learned.acc" in shown
+    assert "1e-05" in shown and "eval/mmbench/metrics.json:acc" in shown
+    # the compact table: the changed knob, and the experiment's row beside the baseline commit's
+    exps = sh(repo, "python", "-m", "vovnet", "exps").splitlines()
+    assert "train.lr" in exps[0].split() and any(line.startswith("└─") for line in exps)
+    assert max(map(len, exps)) <= 160
 
 
 def test_textvqa_param_reruns_only_its_stages(repo):

@@ -26,8 +26,8 @@ def corpus() -> str:
     from vovnet.data.adapters import shapes_vqa
 
     demo = [" ".join(shapes_vqa.COLOURS), " ".join(shapes_vqa.WORDS), " ".join(shapes_vqa.SHAPES),
-            "What is the code word? The code word is", "What colour is the large shape?",
-            "What digit is written in the top-left corner?"]
+            " ".join(shapes_vqa.TEXTURES), "What is the code word? The code word is",
+            "What colour is the large shape?", "What pattern fills the top-left corner?"]
     return CORPUS + "\n" + "\n".join(demo)
 
 

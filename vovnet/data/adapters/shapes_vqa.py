@@ -1,10 +1,11 @@
 """A generated VQA set whose need for vision is known by construction (the `demo` preset's data).
 
-Every image is white with one large coloured shape and one small black digit in the top-left corner.
+Every image is white with one large coloured shape and a small textured square in the top-left corner.
 Three question families, recorded in `meta.family`:
   - text:   the hint states the answer (no vision needed);
   - coarse: the large shape's colour (survives the COARSE resize);
-  - full:   the small digit (a 3x5 glyph of ~image/20 cells; the COARSE resize blurs it away).
+  - full:   the corner's texture, 1-pixel stripes or checks or flat grey of the same mean (a 2x
+            downsample averages every texture to the same grey, so only FULL shows it).
 Half the questions (by `open_fraction`) are open short answers, the rest 4-option multiple choice.
 
 `download@` writes the generator spec (`datasets.<name>.generator`) to data/raw/<name>/generator.json;
@@ -31,14 +32,9 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220), 
 SHAPES = ("circle", "square", "triangle")
 WORDS = ("apple", "river", "candle", "garden", "pencil", "rocket", "window", "tiger", "violin", "bridge",
          "cloud", "forest", "ladder", "marble", "planet", "saddle")
-# 3x5 bitmap digits, rows top to bottom ('#' = ink): our own glyphs, so rendering never depends on fonts.
-GLYPHS = {
-    "0": ("###", "#.#", "#.#", "#.#", "###"), "1": (".#.", "##.", ".#.", ".#.", "###"),
-    "2": ("###", "..#", "###", "#..", "###"), "3": ("###", "..#", ".##", "..#", "###"),
-    "4": ("#.#", "#.#", "###", "..#", "..#"), "5": ("###", "#..", "###", "..#", "###"),
-    "6": ("###", "#..", "###", "#.#", "###"), "7": ("###", "..#", ".#.", ".#.", ".#."),
-    "8": ("###", "#.#", "###", "#.#", "###"), "9": ("###", "#.#", "###", "..#", "###"),
-}
+# The detail: ink (0) or paper (255) per pixel, or flat 128 - every texture's mean - for `plain`.
+TEXTURES = {"horizontal": lambda x, y: 255 * (y % 2), "vertical": lambda x, y: 255 * (x % 2),
+            "checked": lambda x, y: 255 * ((x + y) % 2), "plain": lambda x, y: 128}
 FAMILIES = ("text", "coarse", "full")
 SPEC_FILE = "generator.json"
 SPEC_DEFAULTS = {"seed": 0, "image_size": 64, "sizes": {"train": 1200, "policy": 300, "heldout": 300},
@@ -60,10 +56,10 @@ def read_spec(raw_dir: Path) -> dict:
     return spec
 
 
-def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -> bytes:
+def render(size: int, colour: str, shape: str, texture: str, rng: random.Random) -> bytes:
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    # The shape keeps clear of the digit's corner; its size and place vary so every image differs.
+    # The shape keeps clear of the textured corner; its size and place vary so every image differs.
     r = rng.uniform(0.24, 0.30) * size
     cx, cy = rng.uniform(0.60, 0.66) * size, rng.uniform(0.60, 0.66) * size
     box = (cx - r, cy - r, cx + r, cy + r)
@@ -74,13 +70,10 @@ def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -
         draw.rectangle(box, fill=fill)
     else:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    cell = max(1, size // 20)  # glyph pixel size: 3x5 cells -> ~image/4 tall; ~1 pixel tall at 1/4 scale
-    x0, y0 = cell * 2, cell * 2
-    for row, bits in enumerate(GLYPHS[digit]):
-        for col, bit in enumerate(bits):
-            if bit == "#":
-                draw.rectangle((x0 + col * cell, y0 + row * cell, x0 + (col + 1) * cell - 1, y0 + (row + 1) * cell - 1),
-                               fill=(0, 0, 0))
+    ink = TEXTURES[texture]
+    for y in range(size // 4):  # the top-left quarter-width square: one 8-pixel patch at size 32
+        for x in range(size // 4):
+            img.putpixel((x, y), (ink(x, y),) * 3)
     # A sparse grey speckle: content differences that make each image unique without hiding anything.
     for _ in range(6):
         x, y = rng.randrange(size // 4, size), rng.randrange(0, size // 4)
@@ -90,13 +83,13 @@ def render(size: int, colour: str, shape: str, digit: str, rng: random.Random) -
     return buf.getvalue()
 
 
-def _question(family: str, colour: str, digit: str, word: str) -> tuple[str, str | None, str, list[str]]:
+def _question(family: str, colour: str, texture: str, word: str) -> tuple[str, str | None, str, list[str]]:
     """(question, hint, answer, the answer's alternatives for multiple choice)."""
     if family == "text":
         return "What is the code word?", f"The code word is {word}.", word, list(WORDS)
     if family == "coarse":
         return "What colour is the large shape?", None, colour, list(COLOURS)
-    return "What digit is written in the top-left corner?", None, digit, list(GLYPHS)
+    return "What pattern fills the top-left corner?", None, texture, list(TEXTURES)
 
 
 @lru_cache(maxsize=4)
@@ -109,10 +102,10 @@ def _generate(spec_json: str) -> dict[str, list[dict]]:
         while len(rows) < int(spec["sizes"][split]):
             family = FAMILIES[len(rows) % len(FAMILIES)]  # balanced families
             colour, shape = rng.choice(sorted(COLOURS)), rng.choice(SHAPES)
-            digit, word = rng.choice(sorted(GLYPHS)), rng.choice(WORDS)
-            png = render(size, colour, shape, digit, rng)
+            texture, word = rng.choice(sorted(TEXTURES)), rng.choice(WORDS)
+            png = render(size, colour, shape, texture, rng)
             is_open = rng.random() < float(spec["open_fraction"])
-            question, hint, answer, pool = _question(family, colour, digit, word)
+            question, hint, answer, pool = _question(family, colour, texture, word)
             choices = None
             if not is_open:
                 choices = sorted(rng.sample([p for p in pool if p != answer], 3) + [answer], key=lambda _: rng.random())
@@ -123,7 +116,7 @@ def _generate(spec_json: str) -> dict[str, list[dict]]:
             rows.append({"key": f"{split}-{len(rows):06d}", "png": png, "question": question, "hint": hint,
                          "answer": answer, "choices": choices,
                          "meta": {"family": family, "format": "open" if is_open else "mc", "colour": colour,
-                                  "shape": shape, "digit": digit}})
+                                  "shape": shape, "texture": texture}})
         out[split] = rows
     return out
 
