@@ -51,13 +51,17 @@ def main() -> int:
     ap.add_argument("--eval", type=int, default=240)
     ap.add_argument("--mix", default="0.2,0.2,0.6", help="no,coarse,full")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--open-fraction", type=float, default=0.5, help="the demo preset uses 0.75")
+    ap.add_argument("--families", default=",".join(shapes_vqa.FAMILIES), help="train and evaluate only these")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    spec = {**shapes_vqa.SPEC_DEFAULTS, "image_size": args.image_size,
+    spec = {**shapes_vqa.SPEC_DEFAULTS, "image_size": args.image_size, "open_fraction": args.open_fraction,
             "sizes": {"train": args.train, "policy": args.eval, "heldout": 0}}
     data = shapes_vqa._generate(json.dumps(spec, sort_keys=True))
+    fams = args.families.split(",")
+    data = {k: [x for x in v if x["meta"]["family"] in fams] for k, v in data.items()}
     tmp = Path(tempfile.mkdtemp())
     tiny = {"hidden_size": args.hidden, "layers": args.layers, "vision_depth": args.vision_depth, "vocab_size": 1024,
             "seed": 0, "vision_hidden_size": args.vision_hidden, "patch_size": args.patch,
@@ -117,11 +121,14 @@ def main() -> int:
                     key = (rec["meta"]["family"], action)
                     ok = t.strip().lower() == prompts.target(rec).lower()
                     acc.setdefault(key, []).append(ok)
+                    acc.setdefault((rec["meta"]["format"], action), []).append(ok)
     print(f"train {train_s:.0f}s, {args}")
     print("family  " + "  ".join(f"{a:>7}" for a in ACTIONS))
-    for fam in shapes_vqa.FAMILIES:
+    for fam in fams:
         print(f"{fam:7} " + "  ".join(f"{sum(acc[(fam, a)]) / len(acc[(fam, a)]):7.3f}" for a in ACTIONS))
-    overall = {a: sum(sum(acc[(f, a)]) for f in shapes_vqa.FAMILIES) / len(held) for a in ACTIONS}
+    for fmt in [f for f in ("open", "mc") if (f, "no") in acc]:
+        print(f"{fmt:7} " + "  ".join(f"{sum(acc[(fmt, a)]) / len(acc[(fmt, a)]):7.3f}" for a in ACTIONS))
+    overall = {a: sum(sum(acc[(f, a)]) for f in fams) / len(held) for a in ACTIONS}
     print("overall " + "  ".join(f"{overall[a]:7.3f}" for a in ACTIONS))
     return 0
 
