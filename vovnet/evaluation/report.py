@@ -4,7 +4,7 @@
 small row per policy with the same keys: eval/<set>/metrics.json is the learned policy (accuracy, mean
 vision tokens, action ratios, counts), eval/<set>/baselines/<name>.json one row per baseline (curve
 baselines add their accuracy at the learned policy's cost). The default pipeline's table fits 160 columns
-(153); one file with every policy's keys took 501. Breakdowns go to report.json.
+(154); one file with every policy's keys took 501. Breakdowns go to report.json.
 """
 from __future__ import annotations
 
