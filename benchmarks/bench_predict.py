@@ -31,7 +31,7 @@ from vovnet import VovnetError  # noqa: E402
 from vovnet.config import load_params, processed_file  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies, scoring  # noqa: E402
-from vovnet.evaluation.core import UNBOUNDED, load_eval_records  # noqa: E402
+from vovnet.evaluation.core import load_eval_records  # noqa: E402
 from vovnet.evaluation.protocols import get_protocol, score  # noqa: E402
 from vovnet.inference.predict import PredictOptions, Predictor  # noqa: E402
 from vovnet.inference.requests import ImageSources, parse_line  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
                                PredictOptions(policy=p, cost_shift=pcfg["cost_shift"], cost_norm=pcfg["cost_norm"],
                                               batch_size=bs, max_new_tokens=ecfg["max_new_tokens"]))
                   for p in POLICY_ROWS}
-    encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
+    encoder = Encoder(processor, params["vision_budget"], None)
 
     def run_eval(recs=records):
         return generate_all(model, processor, RecordDataset(recs, encoder, with_target=False), bs,

@@ -21,7 +21,6 @@ def main() -> int:
     ap.add_argument("--splits", nargs="+")
     ap.add_argument("--lang")
     ap.add_argument("--image_root")
-    ap.add_argument("--streaming", type=cli.str2bool)
     ap.add_argument("--download_images", type=cli.str2bool)
     ap.add_argument("--export_parquet", type=cli.str2bool)
     ap.add_argument("--seed", type=int)
@@ -32,7 +31,7 @@ def main() -> int:
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = dataset_in(params, args.dataset)
-    for key in ("max_samples", "subset", "splits", "lang", "image_root", "streaming", "download_images"):
+    for key in ("max_samples", "subset", "splits", "lang", "image_root", "download_images"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     cfg = dataset_config(args.dataset, cfg)  # re-validate after overrides

@@ -307,9 +307,7 @@ def _validate(model: type[BaseModel], data: Any, where: str, prefix: tuple = ())
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict:
     """params.yaml validated, defaults filled, as plain dicts; a bad value is a one-line VovnetError."""
-    params = _validate(Params, read_yaml(path), str(path)).model_dump()
-    params["datasets"] = {name: _finish_dataset(name, cfg, str(path)) for name, cfg in params["datasets"].items()}
-    return params
+    return revalidate(read_yaml(path), str(path))
 
 
 def revalidate(params: dict, where: str = "params.yaml with command-line overrides") -> dict:

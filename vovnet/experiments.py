@@ -12,18 +12,9 @@ import os
 import subprocess
 
 from vovnet import VovnetError
+from vovnet.io_utils import flatten
 
 HEADLINE = ("acc", "tokens")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def rows_from_json(data: list[dict]) -> list[dict]:
@@ -34,7 +25,7 @@ def rows_from_json(data: list[dict]) -> list[dict]:
         body = entry.get("data") or {}
         params = {}
         for fname, content in sorted((body.get("params") or {}).items()):
-            flat = _flatten((content or {}).get("data") or {})
+            flat = flatten((content or {}).get("data") or {})
             params.update(flat if fname == "params.yaml" else {f"{fname}:{k}": v for k, v in flat.items()})
         sets = {}
         for path, content in (body.get("metrics") or {}).items():

@@ -78,3 +78,14 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise VovnetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts as {"a.b": value}, the way DVC names metrics and params."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

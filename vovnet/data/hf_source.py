@@ -10,6 +10,7 @@ layout: the split a file serves is the one its name says (`data/validation-00000
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +23,7 @@ BATCH_ROWS = 64  # rows per Arrow batch: a few MB of images in flight, whatever 
 READ_BUFFER = 1 << 20  # buffered column reads; pyarrow's default pre-buffering holds every row group read
 
 
-@dataclass
+@dataclass(frozen=True)
 class HfConfig:
     name: str
     data_files: dict[str, list[str]]  # split -> file patterns relative to the folder
@@ -56,6 +57,15 @@ def card_configs(folder: str | Path) -> list[HfConfig] | None:
     card = Path(folder) / CARD
     if not card.is_file():
         return None
+    # Adapters ask once per subject and per pass over a split: parse a card once while it is unchanged.
+    st = card.stat()
+    configs = _parse_card(str(card), str(card.resolve()), st.st_size, st.st_mtime_ns)
+    return None if configs is None else list(configs)
+
+
+@lru_cache(maxsize=16)
+def _parse_card(card_path: str, resolved: str, size: int, mtime_ns: int) -> tuple[HfConfig, ...] | None:
+    card = Path(card_path)
     text = card.read_text(encoding="utf-8", errors="replace")
     if not text.startswith("---"):
         return None
@@ -70,7 +80,7 @@ def card_configs(folder: str | Path) -> list[HfConfig] | None:
     for c in configs:
         if isinstance(c, dict) and "data_files" in c:
             out.append(HfConfig(str(c.get("config_name", "default")), _data_files(c["data_files"]), bool(c.get("default"))))
-    return out or None
+    return tuple(out) or None
 
 
 def select_configs(folder: Path, configs: list[HfConfig], subset) -> list[HfConfig]:

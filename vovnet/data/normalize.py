@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from vovnet import VovnetError
 from vovnet.data.adapters import get_adapter
-from vovnet.data.fingerprint import StatCache
+from vovnet.data.fingerprint import StatCache, sha256_file
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
@@ -329,7 +329,7 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 read = facts.result()
                 stats["splits"][split] = {"rows": norm.rows_read, "records": n, "rejects": len(norm.rejects),
                                           "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas),
-                                          "source_files": read, "sha256": _file_sha256(tmp / f"{name}_{split}.jsonl")}
+                                          "source_files": read, "sha256": sha256_file(tmp / f"{name}_{split}.jsonl")}
                 log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
                           ", ".join(f["name"] for f in read), n, len(norm.rejects))
             store.close()
@@ -348,15 +348,6 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
         if pool:
             pool.shutdown()
     return stats
-
-
-def _file_sha256(path: Path) -> str:
-    """The split's fingerprint in the stats: later stages depend on metrics/normalize to see changes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_parquet(jsonl: Path, path: Path) -> None:

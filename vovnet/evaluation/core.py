@@ -17,13 +17,12 @@ from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
-from vovnet.model.generation import generate_all, text_pass_features
+from vovnet.model.generation import generate_all, text_pass_entropies
 
 log = logging.getLogger("vovnet.evaluate")
 SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.
 LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
-UNBOUNDED = 2 ** 62  # the encoder's own limit is off here: evaluation applies evaluation.max_length per action
 
 
 def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> int:
@@ -61,8 +60,7 @@ def policy_split_entropies(model, processor, encoder, params: dict, eval_path: P
     records = list(read_jsonl(path))
     if not records:
         raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) has no records")
-    feats = text_pass_features(model, processor, encoder, records, params["evaluation"]["batch_size"], device)
-    return [f["entropy"] for f in feats]
+    return text_pass_entropies(model, processor, encoder, records, params["evaluation"]["batch_size"], device)
 
 
 def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg: dict) -> tuple[dict, dict, dict]:
@@ -73,8 +71,8 @@ def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg
     thresholds = {"uncertainty": {"quantile": ucfg["quantile"], "full_above": policies.quantile(reference, ucfg["quantile"])},
                   "uncertainty_coarse": {"quantiles": [q_lo, q_hi], "coarse_above": policies.quantile(reference, q_lo),
                                          "full_above": policies.quantile(reference, q_hi)}}
-    points = {"always_full": policies.constant(gens, 2), "always_coarse": policies.constant(gens, 1),
-              "no_vision": policies.constant(gens, 0), "random": policies.random_matched(learned, seed),
+    points = {**{k: policies.constant(gens, a) for k, a in policies.FIXED.items()},
+              "random": policies.random_matched(learned, seed),
               "uncertainty": policies.uncertainty(ents, thresholds["uncertainty"]["full_above"]),
               "uncertainty_coarse": policies.uncertainty(ents, thresholds["uncertainty_coarse"]["full_above"],
                                                          thresholds["uncertainty_coarse"]["coarse_above"])}
@@ -140,7 +138,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
-    encoder = Encoder(processor, params["vision_budget"], UNBOUNDED)
+    encoder = Encoder(processor, params["vision_budget"], None)  # evaluation.max_length applies per action
     gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],
                         ecfg["max_new_tokens"], device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
@@ -167,10 +165,9 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     else:
         rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
         # what each fixed action would cost on this split
-        fixed = {"always_full": policies.FULL, "always_coarse": policies.COARSE, "no_vision": policies.NO}
         baseline_figs = {k: scoring.without_accuracy(scoring.policy_figures(records, qs, rows, gens,
                                                                              policies.constant(gens, a)))
-                         for k, a in fixed.items()}
+                         for k, a in policies.FIXED.items()}
         rep["baselines"], at_learned = baseline_figs, {}
     metrics = report.headline(learned_fig, counts, has_answers)
     table_rows = [("learned", learned_fig), *baseline_figs.items()]

@@ -14,6 +14,7 @@ from vovnet.model.budgets import ACTIONS
 from vovnet.model.policy import choose_action
 
 NO, COARSE, FULL = range(3)
+FIXED = {"always_full": FULL, "always_coarse": COARSE, "no_vision": NO}  # the one-action baselines
 
 
 def learned(gens: list[dict], cost_shift: float, cost_norm: float) -> list[int]:

@@ -8,6 +8,7 @@ baselines add their accuracy at the learned policy's cost). The default pipeline
 """
 from __future__ import annotations
 
+from vovnet.io_utils import flatten
 from vovnet.model.budgets import ACTIONS
 
 DIGITS = 4
@@ -45,11 +46,9 @@ def baseline_rows(figs: dict[str, dict], at_learned: dict[str, float | None], ha
     return rows
 
 
-def flat_keys(metrics: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k, v in metrics.items():
-        keys.extend(flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"])
-    return keys
+def flat_keys(metrics: dict) -> list[str]:
+    """The keys `dvc metrics show` draws as columns."""
+    return list(flatten(metrics))
 
 
 def pareto_point(policy: str, fig: dict, param=None) -> dict:

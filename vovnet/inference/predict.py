@@ -30,7 +30,6 @@ from vovnet.model.policy import choose_action
 
 log = logging.getLogger("vovnet.predict")
 POLICIES = ("learned", "full", "coarse", "none")
-UNBOUNDED = 2 ** 62
 CONSTANT = {"full": "full", "coarse": "coarse", "none": "no"}
 
 
@@ -55,7 +54,7 @@ class Predictor:
         if opts.batch_size < 1 or opts.max_new_tokens < 1:
             raise VovnetError("--batch-size and max_new_tokens must be at least 1")
         self.model, self.processor, self.device, self.opts = model, processor, device, opts
-        self.encoder = Encoder(processor, budgets, UNBOUNDED)  # the limit is checked here, per request
+        self.encoder = Encoder(processor, budgets, None)  # the limit is checked here, per request
         self.max_length = max_length
         self.ids = TokenIds.of(processor)
 

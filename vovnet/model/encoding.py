@@ -15,7 +15,8 @@ IGNORE = -100
 
 
 class Encoder:
-    def __init__(self, processor, budgets: dict, max_length: int):
+    def __init__(self, processor, budgets: dict, max_length: int | None):
+        # max_length None: the caller applies its own limit per action (evaluation, predict)
         self.processor, self.budgets, self.max_length = processor, budgets, max_length
         self.tokenizer = processor.tokenizer
         self.merge_size = processor.image_processor.merge_size
@@ -41,7 +42,7 @@ class Encoder:
                 raise VovnetError(f"record {rec['id']}: no answer to train on")
             answer_ids = self.tokenizer(tgt + prompts.END, add_special_tokens=False)["input_ids"]
         ids = prompt_ids + answer_ids
-        if len(ids) > self.max_length:
+        if self.max_length is not None and len(ids) > self.max_length:
             fix = ("raise it (this is the text alone)" if action == "no" else
                    f"raise it or lower vision_budget.{action}.max_pixels")
             raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceed train.max_length "

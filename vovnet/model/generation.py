@@ -94,9 +94,11 @@ def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Te
     position, mask = next_position.clone(), attention_mask
     for step in range(max_new_tokens):
         done |= nxt == eos_id
-        for r in (~done).nonzero().flatten().tolist():
-            tokens[r].append(int(nxt[r]))
-        if bool(done.all()) or step == max_new_tokens - 1:
+        # one device-to-host copy per step, not one per row
+        for r, (token, finished) in enumerate(zip(nxt.tolist(), done.tolist())):
+            if not finished:
+                tokens[r].append(token)
+        if all(done.tolist()) or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=position[None, :, None].expand(3, -1, -1),
@@ -132,8 +134,9 @@ def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_i
     sel = torch.tensor(rows, device=device)
     P = prefill.prefix_end
     prefix_ids, prefix_mask = prefill.input_ids[sel, :P], prefill.attention_mask[sel, :P]
+    host_prefix = prefill.input_ids[:, :P].tolist()  # one copy for every row's check
     for r, e in zip(rows, encs):  # the vision prompt must extend exactly this row's text prefix
-        assert prefill.input_ids[r, P - e["prefix_len"]:P].tolist() == e["input_ids"][: e["prefix_len"]]
+        assert host_prefix[r][P - e["prefix_len"]:] == e["input_ids"][: e["prefix_len"]]
     suffixes = [e["input_ids"][e["prefix_len"]:] for e in encs]
     suffix_ids = _pad(suffixes, pad_id, left=True).to(device)
     full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
@@ -208,13 +211,12 @@ def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int
 
 
 @torch.no_grad()
-def text_pass_features(model, processor, encoder, records: list[dict], batch_size: int, device) -> list[dict]:
-    """The policy's scores and the answer entropy of the text-only pass (no image is read), per record."""
+def text_pass_entropies(model, processor, encoder, records: list[dict], batch_size: int, device) -> list[float]:
+    """The answer entropy of the text-only pass (no image is read), per record."""
     ids = TokenIds.of(processor)
-    results: list[dict] = []
+    results: list[float] = []
     for start in range(0, len(records), batch_size):
         encs = [encoder.encode(r, [], "no", with_target=False) for r in records[start:start + batch_size]]
         prefill = text_prefill(model.lm, encs, ids.pad, ids.image, device)
-        scores = model.policy_scores(prefill.features).float().cpu()
-        results.extend({"scores": scores[j].tolist(), "entropy": float(prefill.features[1][j])} for j in range(len(encs)))
+        results.extend(prefill.features[1].float().tolist())
     return results

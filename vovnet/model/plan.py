@@ -72,7 +72,7 @@ def build_meta_model(config, mcfg: dict, dtype: torch.dtype, trained: bool = Tru
     `trained=False`: frozen, as the Thinking model is unless model.train_full_model."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
-    from vovnet.model.loading import add_lora
+    from vovnet.model.loading import add_lora, unfreeze_full
 
     with torch.device("meta"):
         try:
@@ -85,9 +85,7 @@ def build_meta_model(config, mcfg: dict, dtype: torch.dtype, trained: bool = Tru
             model.requires_grad_(False)
             return model
         if mcfg.get("finetune", "lora") == "full":
-            for name, p in model.named_parameters():
-                p.requires_grad_(".visual." not in name or mcfg["train_vision_tower"])
-            return model
+            return unfreeze_full(model, mcfg)
         try:
             return add_lora(model, mcfg)
         except ValueError as exc:  # peft: the pattern matched no module

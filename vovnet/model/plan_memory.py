@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from vovnet import VovnetError
-from vovnet.model.plan import (Activations, Architecture, build_meta_model, cast_trainable, describe, read_config,
+from vovnet.model.plan import (Architecture, build_meta_model, cast_trainable, describe, read_config,
                                trace_activations)
+from vovnet.model.loading import resolve_dtype
 from vovnet.model.policy import PolicyHead
 
 GIB = 1024**3
@@ -22,8 +23,6 @@ DEFAULT_GPUS, DEFAULT_GPU_GIB = 8, 32.0     # the mission's 8 x V100 32 GB
 STRATEGIES = ("DDP", "ZeRO-2", "ZeRO-3")
 ACCELERATE_CONFIGS = {"DDP": "configs/accelerate/ddp_8gpu.yaml", "ZeRO-2": "configs/accelerate/zero2_v100.yaml",
                       "ZeRO-3": "configs/accelerate/zero3_v100.yaml"}
-DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float32": torch.float32, "fp32": torch.float32}
 
 
 @dataclass
@@ -44,9 +43,7 @@ class Row:
 def planning_dtype(name: str) -> tuple[torch.dtype, str]:
     """The compute dtype on the training GPUs; `auto` asks the visible GPU, else assumes the V100 target."""
     if name != "auto":
-        if name not in DTYPES:
-            raise VovnetError(f"params.yaml: model.dtype: unknown dtype {name!r}")
-        return DTYPES[name], name
+        return resolve_dtype(name), name
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return (torch.bfloat16, "auto: bf16 on this GPU") if bf16 else (torch.float16, "auto: fp16 on this GPU")
@@ -84,7 +81,6 @@ class Plan:
     gpu_gib: float
     configured_checkpointing: bool
     stage2_factor: int
-    acts: dict[str, Activations]
 
     def fits(self, row: Row) -> bool:
         return row.total <= HEADROOM * self.gpu_gib * GIB
@@ -123,7 +119,7 @@ def make_plan(params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_G
         trace = acts["DDP" if strategy == "DDP" else "ZeRO"]
         for ckpt in (False, True):
             rows.append(Row(strategy, ckpt, strategy_terms(strategy, arch, factor * trace.total(ckpt), element, gpus)))
-    return Plan(arch, rows, note, batch, seq, gpus, gpu_gib, tcfg["gradient_checkpointing"], factor, acts)
+    return Plan(arch, rows, note, batch, seq, gpus, gpu_gib, tcfg["gradient_checkpointing"], factor)
 
 
 def _n(x: int) -> str:
