@@ -1,4 +1,7 @@
-"""evaluate@<set>: generate with the trained policy, score with the benchmark's protocol, baselines, Pareto."""
+"""evaluate@<set>: generate with the trained policy, score with the benchmark's protocol, baselines, Pareto.
+
+Through `python -m vovnet.launch stages/evaluate.py --set NAME` (dvc.yaml): generation is sharded over the
+launched processes and the main process scores and writes; the outputs equal one process's."""
 import argparse
 import sys
 from pathlib import Path
@@ -25,7 +28,8 @@ def main() -> int:
         params["evaluation"]["max_samples"] = args.max_samples
         params = revalidate(params)
     result = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
-    print(result["table"])
+    if result is not None:  # the main process scored and wrote; the others only generated
+        print(result["table"])
     return 0
 
 

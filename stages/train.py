@@ -1,6 +1,7 @@
 """train: two-stage VoVNet training (LoRA warm-up, then the value-of-vision policy) -> models/vovnet/.
 
-One process: `python stages/train.py`; many: `accelerate launch --num_processes 8 stages/train.py`.
+Through `python -m vovnet.launch stages/train.py` (dvc.yaml): one process directly, more under accelerate
+launch (launch.* in params.yaml). Run alone, it is one process.
 """
 import argparse
 import sys

@@ -98,7 +98,7 @@ def _dotted(path) -> str:
 
 def test_every_issue_example_is_covered():
     paths = {_dotted(p) for p, _, _ in CASES}
-    for key in ("train.batch_size", "train.grad_accum", "evaluation.batch_size", "train.lr", "policy.mode",
+    for key in ("train.batch_size", "train.micro_batch_size", "evaluation.batch_size", "train.lr", "policy.mode",
                 "policy.gain_loss", "train.scheduler", "train.max_length", "model.dtype", "merge.val_fraction",
                 "vision_budget.coarse.min_pixels", "datasets.mmbench.on_missing_image",
                 "evaluation.sets.mmbench.protocol"):

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
 
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
         if args.cmd == "predict":
-            return _predict(args)
+            return _predict(args, sys.argv[1:] if argv is None else list(argv))
         if args.cmd == "exps":
             from vovnet.experiments import run_exps
 
@@ -80,14 +80,21 @@ def main(argv=None) -> int:
         return 1
 
 
-def _predict(args) -> int:
+def _predict(args, argv: list[str]) -> int:
     import logging
+    import subprocess
 
     from vovnet.config import load_params
     from vovnet.inference.predict import PredictOptions, predict_file, summary_line
+    from vovnet.launch import is_worker, resolve_launch
 
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_params(args.params)
+    if not is_worker():  # launch.* as for the heavy stages; predict shards its input itself
+        launch = resolve_launch(params["launch"])
+        if launch.processes > 1:
+            print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
+            return subprocess.call(launch.command(["-m", "vovnet", *argv]))
     ecfg, pcfg = params["evaluation"], params["policy"]
     opts = PredictOptions(policy=args.policy, cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
                           cost_norm=pcfg["cost_norm"], batch_size=args.batch_size or ecfg["batch_size"],

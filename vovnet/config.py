@@ -188,8 +188,10 @@ class Train(Section):
     head_lr: PosFloat = 1.0e-3
     vision_lr: Optional[PosFloat] = Field(None, description="the vision tower's learning rate when it trains (null: lr)")
     weight_decay: NonNegFloat = 0.0
-    batch_size: PosInt = 4
-    grad_accum: PosInt = 1
+    batch_size: PosInt = Field(4, description="the global batch: samples per optimizer step, over all processes")
+    micro_batch_size: Optional[PosInt] = Field(
+        None, description="samples per process per forward (memory); null: batch_size / processes. "
+                          "Gradient accumulation makes up the rest: batch_size = processes x micro x accumulation")
     max_grad_norm: PosFloat = 1.0
     scheduler: Literal["cosine", "linear"] = "cosine"
     warmup_ratio: Fraction = 0.1
@@ -250,6 +252,16 @@ class Evaluation(Section):
     cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
 
 
+class Launch(Section):
+    """How `dvc repro` runs the heavy stages (train, evaluate@): vovnet/launch.py."""
+    processes: Union[Literal["auto"], PosInt] = Field(
+        "auto", description="auto: the visible CUDA devices, or 1 without CUDA; N > 1 without CUDA: N CPU processes (gloo)")
+    config_file: Optional[str] = Field(None, description="an accelerate config, e.g. configs/accelerate/zero2_v100.yaml; "
+                                                         "null: plain DDP")
+    main_process_port: Union[Literal["auto"], Annotated[int, Field(ge=1024, le=65535)]] = Field(
+        "auto", description="auto: a free port, so two launches on one machine do not collide")
+
+
 class Params(Section):
     """params.yaml."""
     seed: int = 0
@@ -261,6 +273,7 @@ class Params(Section):
     vision_budget: VisionBudget = VisionBudget()
     train: Train = Train()
     evaluation: Evaluation = Evaluation()
+    launch: Launch = Launch()
 
 
 def defaults() -> dict:

@@ -66,10 +66,17 @@ def _value(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# keys an older params.yaml may still hold, and what replaced them
+RETIRED = {"grad_accum": "no longer a param: train.batch_size is the global batch of one optimizer step and "
+                         "gradient accumulation is derived from it, train.micro_batch_size and the processes"}
+
+
 def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
     """(what is wrong or allowed, whether to append the value given)."""
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
+        if err["loc"][-1] in RETIRED:
+            return RETIRED[err["loc"][-1]], False
         known = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""

@@ -79,12 +79,34 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("fail", f"launch config {exc}"))
             continue
         out += [("warn", f"launch config {p}") for p in problems] or [("ok", f"launch config {cfg}: ready")]
+    out.append(_launch(params))
     out.append(_analytics())
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
         out.append(("ok", f"{flag}={val}") if val == "1" else
                    ("warn", f"{flag} is not 1 (set it on servers without internet)"))
     return out
+
+
+def _launch(params: dict) -> tuple[str, str]:
+    """Which launch `dvc repro` runs for train and evaluate@, and the batch each process gets."""
+    from vovnet.launch import batch_plan, resolve_launch
+
+    try:
+        launch = resolve_launch(params["launch"])
+        tcfg = params["train"]
+        plan = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], launch.processes)
+    except VovnetError as exc:
+        return "fail", f"launch: {exc}"
+    return "ok", (f"launch: dvc repro runs train and evaluate@ as {launch.describe()}; train: global batch "
+                  f"{plan.batch} = {plan.processes} process(es) x {plan.micro} per forward x {plan.accumulation} "
+                  "accumulated")
+
+
+def launch_processes(params: dict) -> int | None:
+    """launch.processes when it names a number (plan for it); None for auto."""
+    n = params["launch"]["processes"]
+    return None if n == "auto" else int(n)
 
 
 def target_gpus(gpus: int | None, gpu_gib: float | None) -> tuple[int, float]:
@@ -105,7 +127,7 @@ def run_plan(params_path: str = "params.yaml", gpus: int | None = None, gpu_gib:
     from vovnet.model.plan_memory import format_plan, make_plan
 
     params = load_params(params_path)
-    gpus, gpu_gib = target_gpus(gpus, gpu_gib)
+    gpus, gpu_gib = target_gpus(gpus or launch_processes(params), gpu_gib)
     plan = make_plan(params, gpus, gpu_gib, dtype)
     print(format_plan(plan, params["model"]["name"]))
     return 0

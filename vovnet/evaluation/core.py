@@ -1,9 +1,11 @@
-"""The one evaluation core: leakage guard, generation, protocol scoring, baselines as curves, Pareto sweep."""
+"""The one evaluation core: leakage guard, generation (sharded over processes), protocol scoring, baselines as
+curves, Pareto sweep."""
 from __future__ import annotations
 
 import csv
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,7 +19,8 @@ from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
-from vovnet.model.generation import generate_all, text_pass_entropies
+from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
+from vovnet.model.generation import NonFiniteLogits, generate_batch, non_finite_error, text_entropies
 
 log = logging.getLogger("vovnet.evaluate")
 SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
@@ -48,8 +51,8 @@ def load_eval_records(name: str, set_cfg: dict, max_questions: int | None) -> li
     return records
 
 
-def policy_split_entropies(model, processor, encoder, params: dict, eval_path: Path, device) -> list[float]:
-    """Text-pass entropies on the policy split: the uncertainty baseline's thresholds come from here."""
+def policy_split_records(params: dict, eval_path: Path) -> list[dict]:
+    """The policy split: the uncertainty baseline's thresholds are chosen on it, never on the evaluated split."""
     path = Path(params["train"]["policy_file"])
     if not path.exists():
         raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) is missing; the uncertainty "
@@ -60,7 +63,7 @@ def policy_split_entropies(model, processor, encoder, params: dict, eval_path: P
     records = list(read_jsonl(path))
     if not records:
         raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) has no records")
-    return text_pass_entropies(model, processor, encoder, records, params["evaluation"]["batch_size"], device)
+    return records
 
 
 def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg: dict) -> tuple[dict, dict, dict]:
@@ -123,74 +126,175 @@ def write_submission(path: Path, records: list[dict], outputs: list[str], protoc
                         rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])
 
 
-def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict:
-    """Writes metrics.json and baselines/<name>.json (the headline), report.json, pareto.json,
-    predictions.jsonl, submission.tsv;
-    returns {"metrics", "report", "table"}."""
-    ecfg, pcfg = params["evaluation"], params["policy"]
-    out_dir = Path(out_dir)
+@dataclass
+class Evaluation:
+    """One evaluation set, loaded on this process: what generation and scoring read."""
+
+    name: str
+    set_cfg: dict
+    params: dict
+    records: list[dict]
+    overlap: int
+    protocol: object
+    model: object
+    processor: object
+    encoder: Encoder
+    shard: Shard
+
+    @property
+    def ecfg(self) -> dict:
+        return self.params["evaluation"]
+
+    @property
+    def has_answers(self) -> bool:
+        return any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in self.records)
+
+
+def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict | None:
+    """The recipe: guard, generate (sharded over processes), then on the main process score, baselines and
+    write metrics.json, baselines/, report.json, pareto.json/png, predictions.jsonl and submission.tsv.
+    Returns {"metrics", "report", "table"} on the main process, None on the others."""
+    ev = setup(name, set_cfg, params, current_shard())
+    gens = generate(ev)
+    reference = policy_split_entropies(ev) if ev.has_answers else None
+    if not ev.shard.is_main:
+        return None
+    scored = score(ev, gens)
+    rep, baseline_figs, at_learned, pareto = compare(ev, scored, gens, reference)
+    write_outputs(ev, Path(out_dir), gens, scored, rep, baseline_figs, at_learned, pareto)
+    table_rows = [("learned", scored.learned_fig), *baseline_figs.items()]
+    return {"metrics": scored.metrics, "report": rep, "table": report.table(name, table_rows)}
+
+
+def setup(name: str, set_cfg: dict, params: dict, shard: Shard) -> Evaluation:
+    """The records (leakage-guarded), the protocol and the trained model on this process's device."""
+    ecfg = params["evaluation"]
     records = load_eval_records(name, set_cfg, ecfg["max_samples"])
     overlap = leakage_guard(records, [params["train"]["train_file"], params["train"]["policy_file"]],
                             ecfg["allow_overlap"])
     protocol = get_protocol(set_cfg["protocol"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(ecfg["seed"])
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])
-    model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
+    model, processor, _ = load_vovnet(ecfg["model_dir"], params, shard.device)
     encoder = Encoder(processor, params["vision_budget"], None)  # evaluation.max_length applies per action
-    gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],
-                        ecfg["max_new_tokens"], device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
+    batches = len(shard_batches(len(records), ecfg["batch_size"], shard))
+    log.info("evaluate@%s: process %d of %d on %s: %d of the %d-question batches", name, shard.rank, shard.world,
+             shard.device, batches, ecfg["batch_size"])
+    return Evaluation(name, set_cfg, params, records, overlap, protocol, model, processor, encoder, shard)
+
+
+def generate(ev: Evaluation) -> list[dict] | None:
+    """Every action's answer for every record (main process; None elsewhere)."""
+    ecfg = ev.ecfg
+    dataset = RecordDataset(ev.records, ev.encoder, with_target=False)
+    ids = [r["id"] for r in ev.records]
+
+    def run_batch(batch: range) -> list[dict]:
+        try:
+            return generate_batch(ev.model, ev.processor, [dataset[i] for i in batch], ecfg["max_new_tokens"],
+                                  ev.shard.device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
+        except NonFiniteLogits as exc:
+            raise non_finite_error(exc, [ids[i] for i in batch], model_dtype(ev.model)) from None
+
+    return run_sharded(ids, ecfg["batch_size"], ev.shard, run_batch, f"evaluate@{ev.name}")
+
+
+def policy_split_entropies(ev: Evaluation) -> list[float] | None:
+    """Text-pass entropies on the policy split, sharded like generation (main process; None elsewhere)."""
+    records = policy_split_records(ev.params, processed_file(ev.set_cfg["dataset"], ev.set_cfg["split"]))
+    ids = [r["id"] for r in records]
+
+    def run_batch(batch: range) -> list[float]:
+        encs = [ev.encoder.encode(records[i], [], "no", with_target=False) for i in batch]
+        try:
+            return text_entropies(ev.model, ev.processor, encs, ev.shard.device)
+        except NonFiniteLogits as exc:
+            raise non_finite_error(exc, [ids[i] for i in batch], model_dtype(ev.model)) from None
+
+    return run_sharded(ids, ev.ecfg["batch_size"], ev.shard, run_batch, f"evaluate@{ev.name} (policy split)")
+
+
+def model_dtype(model) -> torch.dtype:
+    return next(model.lm.parameters()).dtype
+
+
+@dataclass
+class Scored:
+    """The learned policy on this set: its choices, every action's protocol rows, its figures."""
+
+    learned: list[int]
+    questions: list
+    rows: dict
+    breakdowns: tuple
+    learned_fig: dict
+    counts: dict
+    metrics: dict
+
+
+def score(ev: Evaluation, gens: list[dict]) -> Scored:
+    pcfg = ev.params["policy"]
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
-    has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
-    qs = scoring.questions(records)
-    rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
-    breakdowns = getattr(protocol, "BREAKDOWNS", ())
-    learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
-    if not has_answers:
+    qs = scoring.questions(ev.records)
+    rows = scoring.rows_by_action(ev.protocol, ev.records, gens, ev.ecfg["seed"])
+    breakdowns = getattr(ev.protocol, "BREAKDOWNS", ())
+    learned_fig = scoring.policy_figures(ev.records, qs, rows, gens, learned, breakdowns, detail=True)
+    if not ev.has_answers:
         learned_fig = scoring.without_accuracy(learned_fig)
     counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"], "too_long": learned_fig["too_long"],
-              "overlap": overlap}
-    rep: dict = {"set": name, "dataset": set_cfg["dataset"], "split": set_cfg["split"], "protocol": set_cfg["protocol"],
-                 "records": len(records), **counts, "overlap_allowed": bool(ecfg["allow_overlap"] and overlap),
+              "overlap": ev.overlap}
+    return Scored(learned, qs, rows, breakdowns, learned_fig, counts,
+                  report.headline(learned_fig, counts, ev.has_answers))
+
+
+def compare(ev: Evaluation, sc: Scored, gens: list[dict], reference: list[float] | None):
+    """(report, baseline figures, baseline accuracy at the learned policy's cost, Pareto points)."""
+    rep: dict = {"set": ev.name, "dataset": ev.set_cfg["dataset"], "split": ev.set_cfg["split"],
+                 "protocol": ev.set_cfg["protocol"], "records": len(ev.records), **sc.counts,
+                 "overlap_allowed": bool(ev.ecfg["allow_overlap"] and ev.overlap),
                  "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
-                 "learned": learned_fig, "latency": LATENCY_NOTE}
-    pareto: list[dict] = []
-    if has_answers:
-        reference = policy_split_entropies(model, processor, encoder, params,
-                                           processed_file(set_cfg["dataset"], set_cfg["split"]), device)
-        compared, pareto = compare_policies(records, qs, rows, gens, learned, learned_fig, reference, params, breakdowns)
+                 "learned": sc.learned_fig, "latency": LATENCY_NOTE}
+    if ev.has_answers:
+        compared, pareto = compare_policies(ev.records, sc.questions, sc.rows, gens, sc.learned, sc.learned_fig,
+                                            reference, ev.params, sc.breakdowns)
         rep.update(compared)
-        baseline_figs, at_learned = compared["baselines"], compared["accuracy_at_learned_tokens"]
-    else:
-        rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
-        # what each fixed action would cost on this split
-        baseline_figs = {k: scoring.without_accuracy(scoring.policy_figures(records, qs, rows, gens,
-                                                                             policies.constant(gens, a)))
-                         for k, a in policies.FIXED.items()}
-        rep["baselines"], at_learned = baseline_figs, {}
-    metrics = report.headline(learned_fig, counts, has_answers)
-    table_rows = [("learned", learned_fig), *baseline_figs.items()]
-    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]
-    write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs], set_cfg["protocol"])
-    preds = []
-    for k, (rec, g, c) in enumerate(zip(records, gens, learned)):
-        r = rows[ACTIONS[c]][k]
-        preds.append({"id": rec["id"], "action": ACTIONS[c], "vision_tokens": g["vision_tokens"][ACTIONS[c]],
-                      "output": g["outputs"][ACTIONS[c]], "parsed": r["parsed"],
-                      "score": r["score"] if has_answers else None, "too_long": r["too_long"],
-                      "policy_scores": g["scores"], "outputs_by_action": g["outputs"],
-                      "vision_tokens_by_action": g["vision_tokens"]})
-    preds.sort(key=lambda p: p["id"])
-    write_jsonl(out_dir / "predictions.jsonl", preds)
+        return rep, compared["baselines"], compared["accuracy_at_learned_tokens"], pareto
+    rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
+    # what each fixed action would cost on this split
+    baseline_figs = {k: scoring.without_accuracy(scoring.policy_figures(ev.records, sc.questions, sc.rows, gens,
+                                                                         policies.constant(gens, a)))
+                     for k, a in policies.FIXED.items()}
+    rep["baselines"] = baseline_figs
+    return rep, baseline_figs, {}, []
+
+
+def write_outputs(ev: Evaluation, out_dir: Path, gens: list[dict], sc: Scored, rep: dict, baseline_figs: dict,
+                  at_learned: dict, pareto: list[dict]) -> None:
+    """Every output of evaluate@<set>, each written atomically; the headline (metrics.json) last."""
+    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, sc.learned)]
+    write_submission(out_dir / "submission.tsv", ev.records, [strip_thinking(o) for o in outputs],
+                     ev.set_cfg["protocol"])
+    write_jsonl(out_dir / "predictions.jsonl", predictions(ev, gens, sc))
     pareto.sort(key=lambda p: (p["vision_tokens"], p["policy"], p["param"] is not None, p["param"] or 0))
     write_json(out_dir / "pareto.json", pareto)
-    plots.pareto_png(pareto, f"{name}: accuracy against vision tokens" if has_answers
-                     else f"{name}: no answers in this split, nothing to plot", out_dir / "pareto.png")
+    plots.pareto_png(pareto, f"{ev.name}: accuracy against vision tokens" if ev.has_answers
+                     else f"{ev.name}: no answers in this split, nothing to plot", out_dir / "pareto.png")
     write_json(out_dir / "report.json", rep)
     with atomic_path(out_dir / "baselines") as tmp:
         tmp.mkdir()
-        for bname, brow in report.baseline_rows(baseline_figs, at_learned, has_answers).items():
+        for bname, brow in report.baseline_rows(baseline_figs, at_learned, ev.has_answers).items():
             (tmp / f"{bname}.json").write_text(json.dumps(brow, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-    write_json(out_dir / "metrics.json", metrics)
-    return {"metrics": metrics, "report": rep, "table": report.table(name, table_rows)}
+    write_json(out_dir / "metrics.json", sc.metrics)
+
+
+def predictions(ev: Evaluation, gens: list[dict], sc: Scored) -> list[dict]:
+    """One row per record, sorted by id: the learned policy's action and answer, and every action's."""
+    preds = []
+    for k, (rec, g, c) in enumerate(zip(ev.records, gens, sc.learned)):
+        r = sc.rows[ACTIONS[c]][k]
+        preds.append({"id": rec["id"], "action": ACTIONS[c], "vision_tokens": g["vision_tokens"][ACTIONS[c]],
+                      "output": g["outputs"][ACTIONS[c]], "parsed": r["parsed"],
+                      "score": r["score"] if ev.has_answers else None, "too_long": r["too_long"],
+                      "policy_scores": g["scores"], "outputs_by_action": g["outputs"],
+                      "vision_tokens_by_action": g["vision_tokens"]})
+    return sorted(preds, key=lambda p: p["id"])

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
+from vovnet import VovnetError
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import collate
 from vovnet.model.policy import text_pass_features as entropy_and_margin
@@ -52,6 +53,27 @@ class Prefill:
     next_position: torch.Tensor   # (B,) position of the first answer token
 
 
+class NonFiniteLogits(Exception):
+    """inf/NaN logits in `rows` of a batch (an fp16 overflow, typically); callers name the records."""
+
+    def __init__(self, rows: list[int], action: str):
+        super().__init__(f"non-finite logits in rows {rows} ({action})")
+        self.rows, self.action = rows, action
+
+
+def non_finite_error(exc: NonFiniteLogits, ids: list[str], dtype) -> VovnetError:
+    """The one-line error for a NonFiniteLogits raised on a batch whose row i is record ids[i]."""
+    named = ", ".join(ids[r] for r in exc.rows[:3]) + (" ..." if len(exc.rows) > 3 else "")
+    return VovnetError(f"non-finite logits (inf/NaN) for record {named}, action {exc.action}, in {dtype}: the "
+                       "model overflowed; set model.dtype: float32 (or bfloat16 on GPUs that have it)")
+
+
+def _check_finite(logits: torch.Tensor, action: str) -> None:
+    bad = (~torch.isfinite(logits).all(-1)).nonzero().flatten().tolist()
+    if bad:
+        raise NonFiniteLogits(bad, action)
+
+
 def _cache_of(out):
     return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
 
@@ -76,6 +98,7 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
     out = lm(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, -1, -1), use_cache=True,
              output_hidden_states=True, logits_to_keep=1)
     last_logits = out.logits[:, -1]
+    _check_finite(last_logits, "text pass")
     entropy, margin = entropy_and_margin(last_logits)
     features = (out.hidden_states[-1][:, -1].detach(), entropy.detach(), margin.detach())
     suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
@@ -86,16 +109,22 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
 @torch.no_grad()
 def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Tensor, next_position: torch.Tensor,
                   eos_id: int, max_new_tokens: int) -> list[list[int]]:
-    """Greedy tokens per row, up to (not including) the end-of-turn token."""
+    """Greedy tokens per row, up to (not including) the end-of-turn token. A row still answering whose
+    logits are not finite raises NonFiniteLogits (rows of this batch; answer_action names the action)."""
     rows = last_logits.shape[0]
     tokens: list[list[int]] = [[] for _ in range(rows)]
     done = torch.zeros(rows, dtype=torch.bool, device=last_logits.device)
-    nxt = last_logits.argmax(-1)
+    logits = last_logits
     position, mask = next_position.clone(), attention_mask
     for step in range(max_new_tokens):
+        nxt = logits.argmax(-1)
+        bad = ~torch.isfinite(logits).all(-1) & ~done
         done |= nxt == eos_id
         # one device-to-host copy per step, not one per row
-        for r, (token, finished) in enumerate(zip(nxt.tolist(), done.tolist())):
+        host = torch.stack([nxt, done.long(), bad.long()]).tolist()
+        if any(host[2]):
+            raise NonFiniteLogits([r for r, b in enumerate(host[2]) if b], "")
+        for r, (token, finished) in enumerate(zip(host[0], host[1])):
             if not finished:
                 tokens[r].append(token)
         if all(done.tolist()) or step == max_new_tokens - 1:
@@ -104,7 +133,7 @@ def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Te
         out = lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=position[None, :, None].expand(3, -1, -1),
                  cache=cache, use_cache=True, logits_to_keep=1)
         cache, position = _cache_of(out), position + 1
-        nxt = out.logits[:, -1].argmax(-1)
+        logits = out.logits[:, -1]
     return tokens
 
 
@@ -172,51 +201,57 @@ def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | N
     The Thinking model (FULL, when configured) decodes up to `thinking_max_new_tokens` when given."""
     if not rows:
         return []
-    if action == "no":
-        return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
-    if model.lm_for(action) is not model.lm:
-        return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
-                               thinking_max_new_tokens or max_new_tokens)
-    return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
+    try:
+        if action == "no":
+            return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
+        if model.lm_for(action) is not model.lm:
+            return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
+                                   thinking_max_new_tokens or max_new_tokens)
+        return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
+    except NonFiniteLogits as exc:  # the decoder's rows are positions in `rows`
+        raise NonFiniteLogits([rows[r] for r in exc.rows], action) from None
+
+
+@torch.no_grad()
+def generate_batch(model, processor, encs: list[dict], max_new_tokens: int, device, max_length: int,
+                   thinking_max_new_tokens: int | None = None) -> list[dict]:
+    """Every action's greedy answer for one batch of questions (evaluation scores all policies on these).
+
+    `encs[j]` is Encoder.encode_all(..., with_target=False) of question j. An action whose prompt
+    exceeds `max_length` tokens is not generated: its output is '' and `too_long` marks it, so one long
+    item costs its own score and never the whole set. The text pass always runs."""
+    ids, tok = TokenIds.of(processor), processor.tokenizer
+    prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
+    scores = model.policy_scores(prefill.features).float().cpu()
+    per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
+            "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
+    for action in ACTIONS:
+        for j, e in enumerate(encs):
+            per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
+            per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
+            per[j]["outputs"][action] = ""
+        rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
+        answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens,
+                                thinking_max_new_tokens)
+        for j, answer in zip(rows, answers):
+            per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
+    return per
 
 
 @torch.no_grad()
 def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device, max_length: int,
                  thinking_max_new_tokens: int | None = None, progress: bool = True) -> list[dict]:
-    """Every action's greedy answer for every question (evaluation scores all policies on these).
-
-    `dataset[i]` is Encoder.encode_all(..., with_target=False) of question i. An action whose prompt
-    exceeds `max_length` tokens is not generated: its output is '' and `too_long` marks it, so one long
-    item costs its own score and never the whole set. The text pass always runs."""
-    ids, tok = TokenIds.of(processor), processor.tokenizer
+    """generate_batch over `dataset` in batches of `batch_size`, in order."""
     results: list[dict] = []
     for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate", disable=not progress):
         encs = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
-        scores = model.policy_scores(prefill.features).float().cpu()
-        per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
-                "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
-        for action in ACTIONS:
-            for j, e in enumerate(encs):
-                per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
-                per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
-                per[j]["outputs"][action] = ""
-            rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
-            answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens,
-                                    thinking_max_new_tokens)
-            for j, answer in zip(rows, answers):
-                per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
-        results.extend(per)
+        results.extend(generate_batch(model, processor, encs, max_new_tokens, device, max_length,
+                                      thinking_max_new_tokens))
     return results
 
 
 @torch.no_grad()
-def text_pass_entropies(model, processor, encoder, records: list[dict], batch_size: int, device) -> list[float]:
-    """The answer entropy of the text-only pass (no image is read), per record."""
+def text_entropies(model, processor, encs_no: list[dict], device) -> list[float]:
+    """The answer entropy of the text-only pass (no image is read), per encoding."""
     ids = TokenIds.of(processor)
-    results: list[float] = []
-    for start in range(0, len(records), batch_size):
-        encs = [encoder.encode(r, [], "no", with_target=False) for r in records[start:start + batch_size]]
-        prefill = text_prefill(model.lm, encs, ids.pad, ids.image, device)
-        results.extend(prefill.features[1].float().tolist())
-    return results
+    return text_prefill(model.lm, encs_no, ids.pad, ids.image, device).features[1].float().tolist()

@@ -65,6 +65,35 @@ def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
+def vision_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The vision tower's dtype: fp32 under fp16. Qwen models are trained in bf16, and Qwen3-VL's vision
+    MLP is reported to exceed fp16's range (inf, then NaN); the tower is a small share of an 8B model."""
+    return torch.float32 if dtype == torch.float16 else dtype
+
+
+def vision_towers(model) -> list:
+    """Every `visual` module (the vision tower with its mergers) in the model, wrappers included."""
+    return [m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == "visual"]
+
+
+def keep_vision_fp32(model) -> None:
+    """Under fp16, run each vision tower in fp32, autocast off inside it. The boundary casts are
+    transformers' own: pixel_values to the tower's dtype, its embeddings (deepstack too) to the LM's."""
+    for visual in vision_towers(model):
+        visual.float()
+        if getattr(visual, "_vovnet_fp32", False):
+            continue
+        forward = visual.forward
+
+        def fp32_forward(*args, _forward=forward, _visual=visual, **kwargs):
+            device_type = next(_visual.parameters()).device.type
+            with torch.autocast(device_type=device_type, enabled=False):
+                return _forward(*args, **kwargs)
+
+        visual.forward = fp32_forward
+        visual._vovnet_fp32 = True
+
+
 def _remote_code(cfg: dict, name: str) -> bool:
     if cfg["trust_remote_code"]:
         log.warning("trust_remote_code is ON: code from %s will be executed", name)
@@ -97,6 +126,8 @@ def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
         raise VovnetError(f"cannot load model from {name}: {str(exc).splitlines()[0]}") from None
     if model.config.model_type not in ("qwen3_vl", "qwen3_vl_moe"):
         log.warning("model %s is %s, not Qwen3-VL; proceeding", name, model.config.model_type)
+    if vision_dtype(dtype) != dtype:
+        keep_vision_fp32(model)
     return model
 
 

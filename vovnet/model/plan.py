@@ -50,6 +50,7 @@ class Architecture:
     vocab: int
     layers: int
     full_vision_tokens: int
+    frozen_vision: int = 0                       # frozen vision-tower params (kept in fp32 under fp16)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -147,7 +148,8 @@ def describe(model, head: PolicyHead, config, mcfg: dict, budgets: dict, extra=N
         model_type=config.model_type, groups=groups, lora_modules=lora, per_target=per_target,
         frozen=sum(p.numel() for _, p in named) - trainable, trainable=trainable, largest_module=largest,
         hidden=text.hidden_size, vocab=text.vocab_size, layers=text.num_hidden_layers,
-        full_vision_tokens=full_tokens, warnings=warnings)
+        full_vision_tokens=full_tokens, warnings=warnings,
+        frozen_vision=sum(p.numel() for n, p in named if ".visual." in n and not p.requires_grad))
 
 
 class _SavedForBackward:

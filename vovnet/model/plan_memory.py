@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from vovnet import VovnetError
+from vovnet.launch import batch_plan
 from vovnet.model.plan import (Architecture, build_meta_model, cast_trainable, describe, read_config,
                                trace_activations)
-from vovnet.model.loading import resolve_dtype
+from vovnet.model.loading import resolve_dtype, vision_dtype
 from vovnet.model.policy import PolicyHead
 
 GIB = 1024**3
@@ -50,10 +51,14 @@ def planning_dtype(name: str) -> tuple[torch.dtype, str]:
     return torch.float16, "auto: no GPU visible, planned as V100 fp16 (--dtype bfloat16 for A100/H100)"
 
 
-def strategy_terms(strategy: str, arch: Architecture, act: int, element: int, gpus: int) -> dict[str, float]:
+def strategy_terms(strategy: str, arch: Architecture, act: int, element: int, gpus: int,
+                   vision_element: int | None = None) -> dict[str, float]:
     """Bytes per GPU. DDP: accelerate's mixed precision (fp32 trainable weights, autocast); DeepSpeed: the
-    module cast to the compute dtype with fp32 master weights kept by the optimizer (none in fp32)."""
-    frozen, trainable = arch.frozen, arch.trainable
+    module cast to the compute dtype with fp32 master weights kept by the optimizer (none in fp32). The
+    frozen vision tower takes `vision_element` bytes a weight (4 under fp16: it runs in fp32)."""
+    trainable = arch.trainable
+    # the fp32 vision tower counted as this many compute-dtype weights
+    frozen = arch.frozen + arch.frozen_vision * ((vision_element or element) - element) / element
     master = 0 if element == 4 else 4
     bucket = min(trainable, arch.hidden**2) * element   # DeepSpeed's reduce bucket (accelerate: hidden^2)
     if strategy == "DDP":
@@ -81,6 +86,7 @@ class Plan:
     gpu_gib: float
     configured_checkpointing: bool
     stage2_factor: int
+    vision_fp32: bool = False      # the vision tower runs in fp32 (under fp16)
 
     def fits(self, row: Row) -> bool:
         return row.total <= HEADROOM * self.gpu_gib * GIB
@@ -103,11 +109,13 @@ def make_plan(params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_G
             raise VovnetError("params.yaml: model.use_thinking_for_full is true but model.full_model_name is empty")
         extra = build_meta_model(read_config(mcfg["full_model_name"]), mcfg, dtype, trained=mcfg["train_full_model"])
     arch = describe(model, head, config, mcfg, params["vision_budget"], extra)
-    batch, seq = tcfg["batch_size"], tcfg["max_length"]
+    # activations are per process: the micro-batch of this many processes (one per GPU)
+    batch, seq = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], gpus).micro, tcfg["max_length"]
     if arch.full_vision_tokens >= seq:
         arch.warnings.append(f"FULL vision can produce {arch.full_vision_tokens} tokens, not below train.max_length "
                              f"{seq}: records with an image will fail; raise max_length or lower the budget")
     element = torch.finfo(dtype).bits // 8
+    vision_element = torch.finfo(vision_dtype(dtype)).bits // 8
     attn = mcfg["attn_implementation"]
     acts = {"DDP": trace_activations(model, batch, seq, dtype, amp=element < 4, attn=attn)}
     cast_trainable(model, dtype)    # what the DeepSpeed engine does to the module
@@ -118,8 +126,10 @@ def make_plan(params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_G
     for strategy in STRATEGIES:
         trace = acts["DDP" if strategy == "DDP" else "ZeRO"]
         for ckpt in (False, True):
-            rows.append(Row(strategy, ckpt, strategy_terms(strategy, arch, factor * trace.total(ckpt), element, gpus)))
-    return Plan(arch, rows, note, batch, seq, gpus, gpu_gib, tcfg["gradient_checkpointing"], factor)
+            rows.append(Row(strategy, ckpt, strategy_terms(strategy, arch, factor * trace.total(ckpt), element, gpus,
+                                                           vision_element)))
+    return Plan(arch, rows, note, batch, seq, gpus, gpu_gib, tcfg["gradient_checkpointing"], factor,
+                vision_element > element)
 
 
 def _n(x: int) -> str:
@@ -138,6 +148,9 @@ def format_plan(plan: Plan, model_name: str) -> str:
     for group, (total, trainable) in a.groups.items():
         out.append(f"| {group:<24} | {_n(total):>9} | {_n(trainable):>9} |")
     out.append(f"| {'total':<24} | {_n(a.frozen + a.trainable):>9} | {_n(a.trainable):>9} |")
+    if plan.vision_fp32 and a.frozen_vision:
+        out.append(f"vision tower + mergers in fp32 under fp16: {_n(a.frozen_vision)} frozen params, "
+                   f"+{a.frozen_vision * 2 / GIB:.2f} GiB per GPU over fp16 (counted in weights below)")
     targets = ", ".join(f"{t} x{k}" for t, k in a.per_target.items())
     out.append("")
     out.append(f"LoRA modules matched: {len(a.lora_modules)} ({targets}), none in the vision tower"

@@ -1,4 +1,7 @@
-"""The two-stage training loop under accelerate (1 process by default; `accelerate launch` for many)."""
+"""The two-stage training recipe under accelerate: one process, or many under `python -m vovnet.launch`.
+
+`train` reads top to bottom: setup, resume, stage 1, stage 2, save. Each optimizer step runs the same
+samples in the same micro-batches whatever the number of processes (vovnet/training/batching.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,16 +9,18 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
+from torch.utils.data import DataLoader
 
 from vovnet import VovnetError
 from vovnet.io_utils import dumps
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
+from vovnet.launch import BatchPlan, batch_plan
+from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vovnet.training.stage_data import stage_records
 from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
@@ -54,13 +59,6 @@ def stage1_action(s1cfg: dict, epoch: int, g: torch.Generator) -> str:
     return "full" if epoch < int(s1cfg.get("warmup_epochs") or 0) else action
 
 
-def epoch_order(n: int, seed: int, stage: int, epoch: int, per_step: int) -> list[int]:
-    g = torch.Generator().manual_seed(seed * 1_000_003 + stage * 1009 + epoch)
-    order = torch.randperm(n, generator=g).tolist()
-    pad = (-len(order)) % per_step  # every rank gets the same number of batches
-    return order + order[:pad]
-
-
 def run_fingerprint(params: dict) -> str:
     """Checkpoints belong to one configuration + both stages' files; another experiment never resumes them."""
     t = params["train"]
@@ -91,18 +89,63 @@ def to_device(batches: dict, device) -> dict:
     return {a: ({k: v.to(device) for k, v in b.items()} if a in ACTIONS else b) for a, b in batches.items()}
 
 
+@dataclass
+class Run:
+    """What every step of one training run shares."""
+
+    params: dict
+    accelerator: object
+    plan: BatchPlan
+    model: object                  # the VoVNet, unwrapped
+    processor: object
+    datasets: dict[int, RecordDataset]
+    collator: ActionCollator
+    stage_steps: dict[int, int]    # optimizer steps per stage
+    ckpt_dir: Path
+    state: dict = field(default_factory=lambda: {"stage": 1, "epoch": 0, "step": 0, "opt_step": 0})
+    resumed_optim: dict | None = None  # optimizer state of the checkpoint's stage, used once
+    live: object | None = None
+    wrapped: object | None = None  # the current stage's prepared model (DDP / DeepSpeed)
+    t0: float = field(default_factory=time.time)
+    samples_seen: int = 0
+
+    @property
+    def tcfg(self) -> dict:
+        return self.params["train"]
+
+
+@dataclass
+class StageTools:
+    model: object       # prepared for this stage
+    optimizer: object
+    scheduler: object
+    trainable: list
+
+
 def train(params: dict, accelerator=None) -> dict:
-    from accelerate import Accelerator
+    """The recipe: set up, resume, stage 1 (the LM's branches), stage 2 (the policy head), save."""
+    run = setup(params, accelerator)
+    resume(run)
+    summary: dict = {"stages": {}}
+    for stage, epochs in ((1, run.tcfg["stage1"]["epochs"]), (2, run.tcfg["stage2"]["epochs"])):
+        if stage >= run.state["stage"]:
+            summary["stages"][f"stage{stage}"] = train_stage(run, stage, epochs)
+    return save(run, summary)
+
+
+def setup(params: dict, accelerator=None) -> Run:
+    """The batch plan for this world size, the accelerator, the model and both stages' data."""
+    from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedDataParallelKwargs
 
-    tcfg, pcfg = params["train"], params["policy"]
-    dtype_name = params["model"]["dtype"]
-    if accelerator is None:
-        from vovnet.model.loading import resolve_dtype
+    from vovnet.model.loading import resolve_dtype
 
-        dt = resolve_dtype(dtype_name)
-        mp = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dt, "no")
-        accelerator = Accelerator(gradient_accumulation_steps=tcfg["grad_accum"], mixed_precision=mp,
+    tcfg = params["train"]
+    world = accelerator.num_processes if accelerator is not None else PartialState().num_processes
+    plan = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], world)
+    if accelerator is None:
+        mp = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(resolve_dtype(params["model"]["dtype"]), "no")
+        accelerator = Accelerator(gradient_accumulation_steps=plan.accumulation, mixed_precision=mp,
                                   kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     torch.manual_seed(tcfg["seed"])
     if tcfg["cpu_threads"]:
@@ -114,123 +157,170 @@ def train(params: dict, accelerator=None) -> dict:
         model.lm.enable_input_require_grads()
     encoder = Encoder(processor, params["vision_budget"], tcfg["max_length"])
     datasets = {1: RecordDataset(stage1_records, encoder), 2: RecordDataset(stage2_records, encoder)}
-    collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
-    world, rank, bs = accelerator.num_processes, accelerator.process_index, tcfg["batch_size"]
-    per_step = bs * world
-    batches_per_epoch = {s: math.ceil(len(d) / per_step) for s, d in datasets.items()}
-    stages = [(1, tcfg["stage1"]["epochs"]), (2, tcfg["stage2"]["epochs"])]
-    stage_steps = {s: math.ceil(batches_per_epoch[s] / tcfg["grad_accum"]) * e for s, e in stages}
-
-    state = {"stage": 1, "epoch": 0, "batch": 0, "global_batch": 0, "opt_step": 0}
-    ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
-    ckpt = latest_checkpoint(ckpt_dir) if tcfg["resume"] == "auto" else None
-    optim = None
-    if ckpt is not None:
-        state, optim = load_checkpoint(ckpt, model)
-        torch.set_rng_state(optim["rng"])
-        accelerator.print(f"resuming from {ckpt} (stage {state['stage']}, epoch {state['epoch']}, batch {state['batch']})")
+    epochs = {1: tcfg["stage1"]["epochs"], 2: tcfg["stage2"]["epochs"]}
+    stage_steps = {s: math.ceil(len(d) / plan.batch) * epochs[s] for s, d in datasets.items()}
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds_plugin is not None:  # we shard data ourselves, so DeepSpeed learns the micro-batch from us
-        ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = bs
-    live = _live(resume=ckpt is not None) if accelerator.is_main_process else None
-    total = sum(batches_per_epoch[s] * e for s, e in stages)
-    bar = tqdm(total=total, initial=state["global_batch"], disable=not accelerator.is_main_process, unit="batch")
-    summary: dict = {"stages": {}}
-    t0, seen = time.time(), 0
-    for stage, epochs in stages:
-        if stage < state["stage"]:
-            continue
-        agg: dict[str, float] = {}
-        n_agg = 0
-        dataset = datasets[stage]
-        # each stage wraps (DDP / DeepSpeed) and optimises exactly its own trainable parameters
-        model.set_stage(stage, tcfg["stage2"]["train_lora"])
-        optimizer, scheduler = stage_optimizer(model, tcfg, stage_steps[stage])
-        if optim is not None and stage == state["stage"]:
-            optimizer.load_state_dict(optim["optimizer"])
-            scheduler.load_state_dict(optim["scheduler"])
-        accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
-        model_p, optimizer_p = accelerator.prepare(model, optimizer)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        for epoch in range(state["epoch"] if stage == state["stage"] else 0, epochs):
-            order = epoch_order(len(dataset), tcfg["seed"], stage, epoch, per_step)
-            start = state["batch"] if (stage, epoch) == (state["stage"], state["epoch"]) else 0
-            mine = order[rank::world][start * bs:]
-            loader = DataLoader(Subset(dataset, mine), batch_size=bs, shuffle=False, collate_fn=collator,
-                                num_workers=tcfg["num_workers"])
-            model_p.train()
-            for b, batches in enumerate(loader, start=start):
-                gb = state["global_batch"]
-                g = torch.Generator().manual_seed(tcfg["seed"] * 7919 + gb)  # per-batch randomness, resumable
-                action = stage1_action(tcfg["stage1"], epoch, g)
-                with accelerator.accumulate(model_p):
-                    out = model_p(to_device(batches, accelerator.device), stage=stage, action=action,
-                                  policy_cfg=pcfg, train_lora=tcfg["stage2"]["train_lora"], generator=g,
-                                  prefix_reuse=tcfg["prefix_reuse"])
-                    loss = out["loss"]
-                    if not torch.isfinite(loss):
-                        raise VovnetError(
-                            f"non-finite loss ({loss.item()}) in stage {stage} at optimizer step {state['opt_step']}: "
-                            "lower train.lr, raise train.warmup_ratio, or set model.dtype: float32 "
-                            "(fp16 overflow on V100 is the usual cause)")
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(trainable, tcfg["max_grad_norm"])
-                        optimizer_p.step()
-                        scheduler.step()
-                        state["opt_step"] += 1
-                    optimizer_p.zero_grad(set_to_none=True)
-                seen += bs * world
-                state.update(stage=stage, epoch=epoch, batch=b + 1, global_batch=gb + 1)
-                vals = {k: (v.detach().tolist() if v.dim() else float(v.detach())) for k, v in out.items()}
-                for k, v in vals.items():
-                    if k != "actions":
-                        agg[k] = agg.get(k, 0.0) + v
-                if "actions" in vals:
-                    for a, r in zip(ACTIONS, vals["actions"]):
-                        agg[f"ratio_{a}"] = agg.get(f"ratio_{a}", 0.0) + r
-                n_agg += 1
-                bar.update(1)
-                bar.set_postfix(stage=stage, loss=f"{vals['loss']:.3f}", sps=f"{seen / (time.time() - t0):.1f}")
-                if live is not None:
-                    for k, v in vals.items():
-                        if k == "actions":
-                            for a, r in zip(ACTIONS, v):
-                                live.log_metric(f"stage{stage}/ratio_{a}", r)
-                        else:
-                            live.log_metric(f"stage{stage}/{k}", v)
-                    live.log_metric("lr", scheduler.get_last_lr()[0])
-                    live.next_step()
-                if accelerator.sync_gradients and state["opt_step"] % tcfg["log_every"] == 0:
-                    accelerator.print(_log_line(stage, state["opt_step"], vals, scheduler.get_last_lr()[0]))
-                if accelerator.sync_gradients and state["opt_step"] % tcfg["save_every"] == 0 and accelerator.is_main_process:
-                    save_checkpoint(ckpt_dir, state["opt_step"], accelerator.unwrap_model(model_p),
-                                    optimizer_p.optimizer if hasattr(optimizer_p, "optimizer") else optimizer_p,
-                                    scheduler, state)
-            state["batch"] = 0
-        state["epoch"] = 0
-        summary["stages"][f"stage{stage}"] = {k: v / max(1, n_agg) for k, v in agg.items()}
-        state["stage"] = stage + 1
-    bar.close()
-    accelerator.wait_for_everyone()
-    summary.update(optimizer_steps=state["opt_step"], batches=state["global_batch"],
-                   records={f"stage{s}": len(d) for s, d in datasets.items()},
-                   processes=world, seconds=round(time.time() - t0, 2),
-                   samples_per_second=round(seen / max(1e-9, time.time() - t0), 2))
-    if accelerator.is_main_process:
-        save_vovnet(accelerator.unwrap_model(model_p), processor, params, tcfg["output_dir"])
-        if live is not None:
-            live.end()
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
+    if ds_plugin is not None:  # we cut the batches ourselves, so DeepSpeed learns their sizes from us
+        ds_plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=plan.micro, train_batch_size=plan.batch,
+                                          gradient_accumulation_steps=plan.accumulation)
+    log.info("train: process %d of %d on %s: %d micro-batch(es) of %d per optimizer step of %d",
+             accelerator.process_index, plan.processes, accelerator.device, plan.accumulation, plan.micro, plan.batch)
+    collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
+    ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
+    return Run(params, accelerator, plan, model, processor, datasets, collator, stage_steps, ckpt_dir)
+
+
+def resume(run: Run) -> None:
+    """Continue from this configuration's latest checkpoint (a whole optimizer step), if any."""
+    ckpt = latest_checkpoint(run.ckpt_dir) if run.tcfg["resume"] == "auto" else None
+    if ckpt is not None:
+        run.state, run.resumed_optim = load_checkpoint(ckpt, run.model)
+        torch.set_rng_state(run.resumed_optim["rng"])
+        s = run.state
+        run.accelerator.print(f"resuming from {ckpt} (stage {s['stage']}, epoch {s['epoch']}, step {s['step']})")
+    if run.accelerator.is_main_process:
+        run.live = _live(resume=ckpt is not None)
+
+
+def prepare_stage(run: Run, stage: int) -> StageTools:
+    """Wrap (DDP / DeepSpeed) and optimise exactly what this stage trains."""
+    run.model.set_stage(stage, run.tcfg["stage2"]["train_lora"])
+    optimizer, scheduler = stage_optimizer(run.model, run.tcfg, run.stage_steps[stage])
+    if run.resumed_optim is not None and stage == run.state["stage"]:
+        optimizer.load_state_dict(run.resumed_optim["optimizer"])
+        scheduler.load_state_dict(run.resumed_optim["scheduler"])
+    run.resumed_optim = None  # a later stage starts its own optimizer
+    run.accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
+    model_p, optimizer_p = run.accelerator.prepare(run.model, optimizer)
+    run.wrapped = model_p
+    return StageTools(model_p, optimizer_p, scheduler, [p for p in run.model.parameters() if p.requires_grad])
+
+
+def train_stage(run: Run, stage: int, epochs: int) -> dict:
+    """One stage's epochs of optimizer steps; returns its metrics averaged over its steps."""
+    tools = prepare_stage(run, stage)
+    totals: dict[str, float] = {}
+    steps = 0
+    first_epoch = run.state["epoch"] if stage == run.state["stage"] else 0
+    for epoch in range(first_epoch, epochs):
+        first_step = run.state["step"] if (stage, epoch) == (run.state["stage"], run.state["epoch"]) else 0
+        tools.model.train()
+        for step, micro in enumerate(epoch_steps(run, stage, epoch, first_step), start=first_step + 1):
+            vals = optimizer_step(run, tools, stage, epoch, micro)
+            run.state.update(stage=stage, epoch=epoch, step=step, opt_step=run.state["opt_step"] + 1)
+            run.samples_seen += run.plan.batch
+            for k, v in vals.items():
+                totals[k] = totals.get(k, 0.0) + v
+            steps += 1
+            report_step(run, stage, vals, tools.scheduler.get_last_lr()[0])
+            if run.state["opt_step"] % run.tcfg["save_every"] == 0 and run.accelerator.is_main_process:
+                optimizer = getattr(tools.optimizer, "optimizer", tools.optimizer)
+                save_checkpoint(run.ckpt_dir, run.state["opt_step"], run.accelerator.unwrap_model(tools.model),
+                                optimizer, tools.scheduler, run.state)
+    run.state.update(stage=stage + 1, epoch=0, step=0)
+    return {k: v / max(1, steps) for k, v in totals.items()}
+
+
+def epoch_steps(run: Run, stage: int, epoch: int, first_step: int):
+    """This process's micro-batches of one epoch, grouped by optimizer step: [(record indices, batches), ...]."""
+    dataset, plan = run.datasets[stage], run.plan
+    order = epoch_order(len(dataset), run.tcfg["seed"], stage, epoch, plan.batch)
+    micro = process_micro_batches(order, plan, run.accelerator.process_index, first_step)
+    loader = DataLoader(dataset, batch_sampler=micro, collate_fn=run.collator, num_workers=run.tcfg["num_workers"])
+    group = []
+    for indices, batches in zip(micro, loader):
+        group.append((indices, batches))
+        if len(group) == plan.accumulation:
+            yield group
+            group = []
+
+
+def optimizer_step(run: Run, tools: StageTools, stage: int, epoch: int, micro: list) -> dict:
+    """One optimizer step over this process's micro-batches; its metrics averaged over every process."""
+    tcfg, acc = run.tcfg, run.accelerator
+    step = run.state["opt_step"]
+    # the step's randomness depends on the step and the slot, never on which process runs it
+    action = stage1_action(tcfg["stage1"], epoch, torch.Generator().manual_seed(tcfg["seed"] * 7919 + step))
+    per_micro = []
+    for a, (indices, batches) in enumerate(micro):
+        slot = a * run.plan.processes + acc.process_index
+        with acc.accumulate(tools.model):
+            out = tools.model(to_device(batches, acc.device), stage=stage, action=action, policy_cfg=run.params["policy"],
+                              train_lora=tcfg["stage2"]["train_lora"], generator=slot_generator(tcfg["seed"], step, slot),
+                              prefix_reuse=tcfg["prefix_reuse"])
+            check_finite_loss(out["loss"], run, stage, action, indices)
+            acc.backward(out["loss"])
+            if acc.sync_gradients:
+                acc.clip_grad_norm_(tools.trainable, tcfg["max_grad_norm"])
+                tools.optimizer.step()
+                tools.scheduler.step()
+            tools.optimizer.zero_grad(set_to_none=True)
+        per_micro.append(step_values(out))
+    local = torch.tensor(per_micro, dtype=torch.float64).mean(0).to(acc.device)
+    mean = acc.reduce(local, reduction="mean") if run.plan.processes > 1 else local
+    return dict(zip(metric_names(out), mean.tolist()))
+
+
+def slot_generator(seed: int, step: int, slot: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 7919 + step) * 4099 + slot)
+
+
+def metric_names(out: dict) -> list[str]:
+    return [n for k in sorted(out) for n in ([f"ratio_{a}" for a in ACTIONS] if k == "actions" else [k])]
+
+
+def step_values(out: dict) -> list[float]:
+    """`out`'s metrics flattened in metric_names order (the action ratios as three values)."""
+    vals = []
+    for k in sorted(out):
+        v = out[k].detach().float()
+        vals.extend(v.tolist() if v.dim() else [float(v)])
+    return vals
+
+
+def check_finite_loss(loss: torch.Tensor, run: Run, stage: int, action: str, indices: list[int]) -> None:
+    if torch.isfinite(loss):
+        return
+    ids = [run.datasets[stage].records[i]["id"] for i in indices]
+    branch = f"action {action}" if stage == 1 else "every action (the policy's branches)"
+    raise VovnetError(
+        f"non-finite loss ({loss.item()}) in stage {stage}, {branch}, at optimizer step {run.state['opt_step']}, "
+        f"records {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: lower train.lr, raise train.warmup_ratio, "
+        "or set model.dtype: float32 (fp16 overflow on V100 is the usual cause)")
+
+
+def report_step(run: Run, stage: int, vals: dict, lr: float) -> None:
+    """dvclive (main process) every step, a log line every train.log_every steps."""
+    step = run.state["opt_step"]
+    if run.live is not None:
+        for k, v in vals.items():
+            run.live.log_metric(f"stage{stage}/{k}", v)
+        run.live.log_metric("lr", lr)
+        run.live.next_step()
+    if step % run.tcfg["log_every"] == 0:
+        sps = run.samples_seen / max(1e-9, time.time() - run.t0)
+        run.accelerator.print(f"{_log_line(stage, step, vals, lr)}, samples/s {sps:.1f}")
+
+
+def save(run: Run, summary: dict) -> dict:
+    """The trained model (main process), the run's figures, and the checkpoints removed."""
+    acc = run.accelerator
+    acc.wait_for_everyone()
+    elapsed = max(1e-9, time.time() - run.t0)
+    summary.update(optimizer_steps=run.state["opt_step"], records={f"stage{s}": len(d) for s, d in run.datasets.items()},
+                   **run.plan.as_metrics(), seconds=round(elapsed, 2),
+                   samples_per_second=round(run.samples_seen / elapsed, 2))
+    if acc.is_main_process:
+        save_vovnet(acc.unwrap_model(run.wrapped or run.model), run.processor, run.params, run.tcfg["output_dir"])
+        if run.live is not None:
+            run.live.end()
+        shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
     return summary
 
 
+
 def _log_line(stage: int, step: int, vals: dict, lr: float) -> str:
-    parts = [f"stage {stage} step {step}", f"lr {lr:.2e}"] + [
-        f"{k} {v:.4f}" for k, v in vals.items() if k != "actions"]
-    if "actions" in vals:
-        parts.append("actions " + "/".join(f"{a}={r:.2f}" for a, r in zip(ACTIONS, vals["actions"])))
-    return ", ".join(parts)
+    return ", ".join([f"stage {stage} step {step}", f"lr {lr:.2e}", *(f"{k} {v:.4f}" for k, v in vals.items())])
 
 
 def _live(resume: bool):

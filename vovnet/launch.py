@@ -1,0 +1,144 @@
+"""One launcher for the heavy stages: `python -m vovnet.launch stages/train.py [args]` (or `-m module`).
+
+It reads `launch.*` from params.yaml and runs the stage directly for one process, or under
+`accelerate launch` for more, so `dvc repro`, `dvc exp run` and the queue use every GPU and DVC records
+what the stage wrote. How many processes run a stage is not a param of it: training's global batch and
+sample order, and evaluation's batches, do not depend on it (see vovnet/training/batching.py and
+vovnet/evaluation/sharding.py).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from vovnet import VovnetError
+from vovnet.launch_configs import check_launch_config
+
+# set by torchrun / accelerate launch in every worker: a stage started there is already launched
+WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `dvc repro` runs for a heavy stage: how many processes, on what, with which accelerate config."""
+
+    processes: int
+    cuda_devices: int
+    config_file: str | None
+    port: int | None          # None: chosen when the launch starts (a free port)
+
+    @property
+    def backend(self) -> str:
+        return "nccl" if self.cuda_devices else "gloo"
+
+    def describe(self) -> str:
+        if self.processes == 1:
+            where = "1 CUDA device" if self.cuda_devices else "CPU"
+            return f"1 process ({where}), run directly"
+        where = f"{self.processes} of {self.cuda_devices} CUDA devices" if self.cuda_devices else "CPU"
+        cfg = f", config {self.config_file}" if self.config_file else ""
+        return f"{self.processes} processes ({where}, {self.backend}) under accelerate launch{cfg}"
+
+    def command(self, target: list[str]) -> list[str]:
+        """The argv that runs `target` (a script and its args, or `-m module ...`)."""
+        if self.processes == 1:
+            return [sys.executable, *target]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(self.processes),
+               "--num_machines", "1", "--main_process_port", str(self.port or free_port())]
+        if self.config_file:
+            cmd += ["--config_file", self.config_file]
+        else:
+            cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"] if self.cuda_devices \
+                else ["--cpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        return cmd + target
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    batch: int          # samples per optimizer step, all processes together
+    processes: int
+    micro: int          # samples per process per forward
+    accumulation: int   # forwards per process per optimizer step
+
+    @property
+    def slots(self) -> int:
+        return self.processes * self.accumulation
+
+    def as_metrics(self) -> dict:
+        return {"processes": self.processes, "global_batch": self.batch, "per_process_batch": self.micro,
+                "accumulation": self.accumulation}
+
+
+def batch_plan(batch: int, micro: int | None, processes: int) -> BatchPlan:
+    """train.batch_size and train.micro_batch_size on `processes`; one line with the numbers if they do not divide."""
+    if batch % processes:
+        raise VovnetError(f"params.yaml: train.batch_size {batch} does not divide over {processes} processes "
+                          f"(the global batch must be a multiple of the process count)")
+    per_process = batch // processes
+    micro = per_process if micro is None else micro
+    if per_process % micro:
+        raise VovnetError(f"params.yaml: train.batch_size {batch} over {processes} processes is {per_process} per "
+                          f"process, not a multiple of train.micro_batch_size {micro}")
+    return BatchPlan(batch, processes, micro, per_process // micro)
+
+
+def visible_cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, so two launches on one machine do not collide on 29500."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resolve_launch(lcfg: dict, cuda_devices: int | None = None) -> Launch:
+    """launch.* checked against this machine: a bad combination is one line naming both sides."""
+    cuda = visible_cuda_devices() if cuda_devices is None else cuda_devices
+    requested = lcfg["processes"]
+    processes = (cuda or 1) if requested == "auto" else int(requested)
+    if cuda and processes > cuda:
+        raise VovnetError(f"params.yaml: launch.processes is {processes} but only {cuda} CUDA device(s) are "
+                          f"visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+                          "lower it or use auto")
+    config_file = lcfg["config_file"]
+    if config_file:
+        if not Path(config_file).is_file():
+            raise VovnetError(f"params.yaml: launch.config_file {config_file} not found")
+        problems = check_launch_config(config_file) if processes > 1 else []  # one process runs directly
+        if problems:
+            raise VovnetError(problems[0])
+    port = None if lcfg["main_process_port"] == "auto" else int(lcfg["main_process_port"])
+    return Launch(processes, cuda, config_file, port)
+
+
+def is_worker() -> bool:
+    """Whether this process was started by accelerate launch / torchrun (it must not launch again)."""
+    return any(k in os.environ for k in WORKER_ENV)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vovnet.config import load_params
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    params_path = "params.yaml"
+    if "--params" in argv[:-1]:
+        params_path = argv[argv.index("--params") + 1]
+    if not argv:
+        raise VovnetError("usage: python -m vovnet.launch stages/<stage>.py [args] | -m <module> [args]")
+    launch = resolve_launch(load_params(params_path)["launch"])
+    print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
+    return subprocess.call(launch.command(argv))
+
+
+if __name__ == "__main__":
+    from vovnet import cli
+
+    cli.run(main)
