@@ -94,7 +94,7 @@ def _predict(args, argv: list[str]) -> int:
         launch = resolve_launch(params["launch"])
         if launch.processes > 1:
             print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
-            return subprocess.call(launch.command(["-m", "vovnet", *argv]))
+            return subprocess.call(launch.command(["-m", "vovnet", *argv]), env=launch.env())
     ecfg, pcfg = params["evaluation"], params["policy"]
     opts = PredictOptions(policy=args.policy, cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
                           cost_norm=pcfg["cost_norm"], batch_size=args.batch_size or ecfg["batch_size"],

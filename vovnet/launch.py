@@ -41,20 +41,30 @@ class Launch:
             return f"1 process ({where}), run directly"
         where = f"{self.processes} of {self.cuda_devices} CUDA devices" if self.cuda_devices else "CPU"
         cfg = f", config {self.config_file}" if self.config_file else ""
-        return f"{self.processes} processes ({where}, {self.backend}) under accelerate launch{cfg}"
+        runner = "accelerate launch" if self.cuda_devices else "torchrun"
+        return f"{self.processes} processes ({where}, {self.backend}) under {runner}{cfg}"
 
     def command(self, target: list[str]) -> list[str]:
-        """The argv that runs `target` (a script and its args, or `-m module ...`)."""
+        """The argv that runs `target` (a script and its args, or `-m module ...`). On CPU, accelerate launch
+        would start one process whatever --num_processes says, so CPU processes start under torchrun."""
         if self.processes == 1:
             return [sys.executable, *target]
+        port = str(self.port or free_port())
+        if not self.cuda_devices:
+            return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
+                    str(self.processes), "--master_addr", "127.0.0.1", "--master_port", port, *target]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(self.processes),
-               "--num_machines", "1", "--main_process_port", str(self.port or free_port())]
+               "--num_machines", "1", "--main_process_port", port]
         if self.config_file:
             cmd += ["--config_file", self.config_file]
         else:
-            cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"] if self.cuda_devices \
-                else ["--cpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+            cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
         return cmd + target
+
+    def env(self) -> dict[str, str]:
+        """The environment for command(): accelerate's CPU switch for CPU processes (gloo)."""
+        extra = {"ACCELERATE_USE_CPU": "1"} if self.processes > 1 and not self.cuda_devices else {}
+        return {**os.environ, **extra}
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,15 @@ def resolve_launch(lcfg: dict, cuda_devices: int | None = None) -> Launch:
     return Launch(processes, cuda, config_file, port)
 
 
+def process_state():
+    """accelerate's PartialState for this process. Under torchrun on CPU (ACCELERATE_USE_CPU=1, see
+    Launch.env) it must be told so, or each process would take itself for the only one."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
 def is_worker() -> bool:
     """Whether this process was started by accelerate launch / torchrun (it must not launch again)."""
     return any(k in os.environ for k in WORKER_ENV)
@@ -135,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         raise VovnetError("usage: python -m vovnet.launch stages/<stage>.py [args] | -m <module> [args]")
     launch = resolve_launch(load_params(params_path)["launch"])
     print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
-    return subprocess.call(launch.command(argv))
+    return subprocess.call(launch.command(argv), env=launch.env())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Callable, TypeVar
 import torch
 
 from vovnet import VovnetError
+from vovnet.launch import process_state
 
 T = TypeVar("T")
 
@@ -30,9 +31,7 @@ class Shard:
 
 def current_shard() -> Shard:
     """This process's place: one process on its own, or a rank under accelerate launch / torchrun."""
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     return Shard(state.process_index, state.num_processes, state.device)
 
 

@@ -185,10 +185,11 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     """Answer every line of `input_path` into `output_path` (atomically) and its rejects file.
 
     Returns the summary on the main process (None on the others)."""
-    from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    state = PartialState()
+    from vovnet.launch import process_state
+
+    state = process_state()
     check_trained_dir(model_dir)
     set_pixel_limit(params["normalize"]["max_image_pixels"])
     sources = ImageSources(image_root if image_root is not None else Path(input_path).parent, processed_root)

@@ -19,7 +19,7 @@ from vovnet import VovnetError
 from vovnet.io_utils import dumps
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
-from vovnet.launch import BatchPlan, batch_plan
+from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vovnet.training.stage_data import stage_records
@@ -135,13 +135,13 @@ def train(params: dict, accelerator=None) -> dict:
 
 def setup(params: dict, accelerator=None) -> Run:
     """The batch plan for this world size, the accelerator, the model and both stages' data."""
-    from accelerate import Accelerator, PartialState
+    from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     from vovnet.model.loading import resolve_dtype
 
     tcfg = params["train"]
-    world = accelerator.num_processes if accelerator is not None else PartialState().num_processes
+    world = accelerator.num_processes if accelerator is not None else process_state().num_processes
     plan = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], world)
     if accelerator is None:
         mp = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(resolve_dtype(params["model"]["dtype"]), "no")
