@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from ruamel.yaml import YAML
 import torch
 
 from conftest import ROOT, jpeg_bytes
@@ -220,15 +221,20 @@ def test_killed_run_leaves_no_partial_output(in_workspace, trained, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_gloo_run_writes_one_output_in_input_order(in_workspace, trained, tmp_path):
+    """launch.processes: 2 (the heavy stages' launch param) runs predict in two CPU processes (gloo)."""
     model_dir, subset = trained
     single, _ = run_predict(load_params("params.yaml"), model_dir, subset, tmp_path / "one.jsonl", "learned", 1)
+    y = YAML()
+    p = y.load(open("params.yaml"))
+    p["launch"]["processes"] = 2
+    with open(tmp_path / "params2.yaml", "w") as fh:
+        y.dump(p, fh)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", "29563", "-m", "vovnet", "predict", "--model-dir", str(model_dir),
-                          "--input", str(subset), "--output", str(tmp_path / "two.jsonl"), "--batch-size", "1"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    two = subprocess.run([sys.executable, "-m", "vovnet", "predict", "--params", str(tmp_path / "params2.yaml"),
+                          "--model-dir", str(model_dir), "--input", str(subset), "--output", str(tmp_path / "two.jsonl"),
+                          "--batch-size", "1"], env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
+    assert "process 0 of 2" in two.stderr and "process 1 of 2" in two.stderr, two.stderr[-3000:]
     assert two.stdout.count("predict: ") == 1 and f"predict: {len(single)} questions" in two.stdout  # one summary
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]

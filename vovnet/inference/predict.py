@@ -25,7 +25,7 @@ from vovnet.model.answer_parsing import extract_choice
 from vovnet.model.budgets import ACTIONS, budget_tokens
 from vovnet.model.encoding import Encoder
 from vovnet.model.factory import load_vovnet
-from vovnet.model.generation import TokenIds, answer_action, text_prefill
+from vovnet.model.generation import NonFiniteLogits, TokenIds, answer_action, non_finite_error, text_prefill
 from vovnet.model.policy import choose_action
 
 log = logging.getLogger("vovnet.predict")
@@ -79,6 +79,13 @@ class Predictor:
             forced = [forced[j] for j in fits] if forced else None
             if not reqs:
                 return [], rejects
+        try:
+            return self._answer_fitting(reqs, encs_no, forced, t0, rejects)
+        except NonFiniteLogits as exc:  # rows are positions in `reqs`
+            raise non_finite_error(exc, [r.id for r in reqs], next(self.model.lm.parameters()).dtype) from None
+
+    def _answer_fitting(self, reqs: list[Request], encs_no: list[dict], forced: list[str] | None, t0: float,
+                        rejects: list[RejectedLine]) -> tuple[list[dict], list[RejectedLine]]:
         prefill = text_prefill(self.model.lm, encs_no, self.ids.pad, self.ids.image, self.device)
         scores = self.model.policy_scores(prefill.features).float().cpu()
         actions = forced or self._choose(reqs, scores)
@@ -195,6 +202,7 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     sources = ImageSources(image_root if image_root is not None else Path(input_path).parent, processed_root)
     rank, world = state.process_index, state.num_processes
     reqs, rejects = read_requests(input_path, sources, keep=lambda n: n % world == rank)
+    log.info("predict: process %d of %d on %s: %d requests", rank, world, state.device, len(reqs))
     model, processor, _ = load_vovnet(model_dir, params, state.device)
     predictor = Predictor(model, processor, params["vision_budget"], params["evaluation"]["max_length"], state.device,
                           opts)

@@ -92,6 +92,16 @@ class Plan:
         return row.total <= HEADROOM * self.gpu_gib * GIB
 
 
+def per_process_batch(tcfg: dict, gpus: int, warnings: list[str]) -> int:
+    """Activations are per process: the micro-batch on `gpus` processes (one per GPU). A global batch that
+    does not divide is planned at its rounded-up share, with the launch's own error as a warning."""
+    try:
+        return batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], gpus).micro
+    except VovnetError as exc:
+        warnings.append(f"{exc} (planned at {-(-tcfg['batch_size'] // gpus)} per process)")
+        return max(1, -(-tcfg["batch_size"] // gpus))
+
+
 def make_plan(params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_GPU_GIB,
               dtype_name: str | None = None) -> Plan:
     mcfg, tcfg = params["model"], params["train"]
@@ -109,8 +119,7 @@ def make_plan(params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_G
             raise VovnetError("params.yaml: model.use_thinking_for_full is true but model.full_model_name is empty")
         extra = build_meta_model(read_config(mcfg["full_model_name"]), mcfg, dtype, trained=mcfg["train_full_model"])
     arch = describe(model, head, config, mcfg, params["vision_budget"], extra)
-    # activations are per process: the micro-batch of this many processes (one per GPU)
-    batch, seq = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], gpus).micro, tcfg["max_length"]
+    batch, seq = per_process_batch(tcfg, gpus, arch.warnings), tcfg["max_length"]
     if arch.full_vision_tokens >= seq:
         arch.warnings.append(f"FULL vision can produce {arch.full_vision_tokens} tokens, not below train.max_length "
                              f"{seq}: records with an image will fail; raise max_length or lower the budget")
