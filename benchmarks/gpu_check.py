@@ -4,6 +4,7 @@ Measures, on the project's own model factory, encoder and VoVNet forward:
   - fp16 and bf16 stage-1 (LoRA, gradient checkpointing off/on) and stage-2 steps: step time, tokens/s,
     peak memory, and the memory `python -m vovnet plan` predicts for the same model, dtype, batch and length;
   - SDPA vs eager attention (stage 1);
+  - fp16 with the vision tower in fp32 (the default under fp16) against plain fp16: step time and peak;
   - a one-process DeepSpeed ZeRO-2 run (accelerate's DeepSpeed plugin, as configs/accelerate/zero2_v100.yaml);
   - learned vs always-full wall time per question through predict's `Predictor` (text pass, head, only the
     chosen branch, image decode and preprocessing included, after a warm-up).
@@ -137,14 +138,20 @@ def predicted_gib(params: dict, strategy: str, device) -> float:
     return next(r.total for r in plan.rows if r.strategy == strategy and r.checkpointing == ckpt) / GIB
 
 
-def train_steps(params: dict, stage: int, steps: int, device, model_recs, engine=None) -> dict:
-    """`steps` timed optimizer steps (after one warm-up) of the trainer's forward/backward."""
+def train_steps(params: dict, stage: int, steps: int, device, model_recs, engine=None,
+                half_vision: bool = False) -> dict:
+    """`steps` timed optimizer steps (after one warm-up) of the trainer's forward/backward. `half_vision`:
+    the vision tower in fp16 too (plain fp16), instead of the project's fp32 tower under fp16."""
     from vovnet.model.encoding import ActionCollator, Encoder
     from vovnet.model.factory import build_vovnet
+    from vovnet.model.loading import vision_towers
 
     fresh(device)
     dt = {"float16": torch.float16, "bfloat16": torch.bfloat16}[params["model"]["dtype"]]
     model, processor = build_vovnet(params, device=device)
+    if half_vision:
+        for tower in vision_towers(model):
+            tower.half()
     if params["train"]["gradient_checkpointing"]:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
@@ -262,6 +269,20 @@ def predict_rows(model_dir: Path, dtype: str, n: int, device) -> list[tuple]:
              "", "", "")]
 
 
+def fp16_vision_rows(model_dir: Path, args, device, recs) -> list[tuple]:
+    """Stage 1 under fp16 with the vision tower in fp32 (the project's default) against plain fp16."""
+    out, times = [], {}
+    for label, half in (("fp32 vision tower", False), ("plain fp16 (vision fp16)", True)):
+        p = params_for(model_dir, "float16", "sdpa", True, args.batch, 4096)
+        r = train_steps(p, 1, args.steps, device, recs, half_vision=half)
+        times[half] = r["step_s"]
+        peak = "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        out.append((f"stage 1, fp16, {label}", "float16", "1 ckpt", f"{r['step_s'] * 1000:.0f}",
+                    f"{r['tokens_s']:.0f}", peak, "", ""))
+    out[0] = out[0][:6] + (f"step x{times[False] / times[True]:.2f} of plain", "")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Compares peaks with `python -m vovnet plan`.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,6 +337,8 @@ def main() -> None:
         rows.append(("stage 1, eager (vs sdpa)", dtype, "1", f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}",
                      "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}", f"{pred:.2f}",
                      "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"))
+        if "float16" in dtypes:
+            rows += fp16_vision_rows(model_dir, args, device, recs)
         rows.append(zero2_row(args, model_dir, dtypes[0], r["width"], device))
         rows += predict_rows(model_dir, dtype, args.questions, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -26,10 +26,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
-    "accelerate launch --num_processes 8 stages/train.py": "needs 8 GPUs",
-    "accelerate launch --config_file configs/accelerate/zero2_v100.yaml stages/train.py": "needs GPUs and DeepSpeed",
-    "ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 stages/train.py": "two training processes, minutes "
-                                                                        "(tests/test_training.py)",
+    "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
+                                                                          "minutes (tests/test_pipeline.py)",
+    "python -m vovnet doctor": "needs the pipeline's outputs; tests/test_doctor.py runs it",
 }
 
 

@@ -127,7 +127,7 @@ def test_thinking_model_for_full_trains_both_stages(workspace, params):
     out = run_train(workspace, p)
     assert out.returncode == 0, out.stderr[-3000:]
     m = json.loads((workspace / "metrics" / f"{p.stem}.json").read_text())
-    assert m["batches"] == 12 and m["records"] == {"stage1": 38, "stage2": 8}
+    assert m["optimizer_steps"] == 12 and m["records"] == {"stage1": 38, "stage2": 8}
     assert all(v == v for v in m["stages"]["stage1"].values()) and m["stages"]["stage2"]["task"] > 0
     trained = weights(workspace, "thinking_run")
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in trained.items())  # stage 1 moved the Instruct LoRA

@@ -19,6 +19,7 @@ from vovnet import VovnetError
 from vovnet.io_utils import dumps
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.factory import build_vovnet, save_vovnet
+from vovnet.model.loading import keep_vision_fp32, vision_towers
 from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -192,8 +193,25 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
     run.resumed_optim = None  # a later stage starts its own optimizer
     run.accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
     model_p, optimizer_p = run.accelerator.prepare(run.model, optimizer)
+    restore_fp32_vision(run)
     run.wrapped = model_p
     return StageTools(model_p, optimizer_p, scheduler, [p for p in run.model.parameters() if p.requires_grad])
+
+
+def restore_fp32_vision(run: Run) -> None:
+    """DeepSpeed's fp16 engine casts the whole module to fp16; a frozen vision tower goes back to fp32
+    (loading.keep_vision_fp32). ZeRO-1/2 keep frozen weights whole; ZeRO-3 partitions them, so there the
+    tower stays in the engine's fp16 and the non-finite checks are the guard."""
+    ds = getattr(run.accelerator.state, "deepspeed_plugin", None)
+    if ds is None or run.accelerator.mixed_precision != "fp16":
+        return
+    towers = vision_towers(run.model)
+    if any(p.requires_grad for t in towers for p in t.parameters()):
+        return  # a trained tower's fp16 copy is the engine's; its master weights are fp32 already
+    if int(ds.deepspeed_config.get("zero_optimization", {}).get("stage", 0)) >= 3:
+        log.warning("ZeRO-3 under fp16: the vision tower runs in fp16 (its weights are partitioned)")
+        return
+    keep_vision_fp32(run.model)
 
 
 def train_stage(run: Run, stage: int, epochs: int) -> dict:
