@@ -90,3 +90,63 @@ def test_exp_run_trains_and_evaluates_in_two_processes(repo2):
     assert "train: process 1 of 2" in out and f"evaluate@{SETS[0]}: process 1 of 2" in out
     assert json.loads((repo / "metrics" / "train.json").read_text())["processes"] == 2
     assert up_to_date(sh(repo, "dvc", "status"))
+
+
+def start_and_kill_rank(cwd, cmd, ready, log, rank=1, timeout=600):
+    """Start `cmd` (the launcher, stderr to `log`); once `ready(cwd, stderr so far)` holds, SIGKILL the
+    worker of `rank`. Returns the launcher's return code."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    from conftest import ENV
+
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ready(cwd, log.read_text(errors="replace")):
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    try:
+                        if child.environ().get("RANK") == str(rank) and "python" in child.name():
+                            os.kill(child.pid, signal.SIGKILL)
+                            return proc.wait(timeout=300)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        continue
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raise AssertionError(f"the run ended (rc {proc.returncode}) before rank {rank} could be killed")
+
+
+def test_a_rank_killed_mid_evaluation_fails_the_stage_and_writes_nothing(repo2, tmp_path):
+    repo, _ = repo2
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "vovnet.launch", "stages/evaluate.py", "--set", SETS[0], "--out", str(out)]
+    # rank 1 is killed once it has loaded the model and taken its batches
+    rc = start_and_kill_rank(repo, cmd, lambda cwd, err: f"evaluate@{SETS[0]}: process 1 of 2" in err,
+                             tmp_path / "err.log")
+    assert rc != 0
+    assert not out.exists() or not any(out.iterdir())
+    assert sh(repo, *cmd).count("process 1 of 2") == 1  # the rerun starts clean and completes
+    assert (out / "metrics.json").exists()
+
+
+def test_a_rank_killed_mid_training_resumes_from_its_checkpoint(repo2, tmp_path):
+    repo, _ = repo2
+    work = tmp_path / "kill"
+    shutil.copytree(repo, work, symlinks=True, ignore=shutil.ignore_patterns("cache", "tmp"))
+    edit_params(work / "params.yaml", **{"train.save_every": 5, "train.output_dir": "models/killed"})
+    cmd = [sys.executable, "-m", "vovnet.launch", "stages/train.py", "--metrics", "metrics/killed.json"]
+    rc = start_and_kill_rank(work, cmd, lambda cwd, err: any((cwd / "checkpoints").glob("train/*/step-*/state.json")),
+                             tmp_path / "err.log")
+    assert rc != 0 and not (work / "models" / "killed").exists()
+    out = sh(work, *cmd)
+    assert "resuming from" in out and "train: process 1 of 2" in out
+    m = json.loads((work / "metrics" / "killed.json").read_text())
+    assert m["optimizer_steps"] == json.loads((repo / "metrics" / "train.json").read_text())["optimizer_steps"]
