@@ -21,10 +21,7 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
                                                   "tested in tests/test_presets.py)",
     "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
-    "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
-                             "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
-    "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
                                                                           "minutes (tests/test_pipeline.py)",
