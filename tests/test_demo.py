@@ -10,12 +10,12 @@ from PIL import Image
 
 from vovnet import VovnetError
 from vovnet.config import dataset_config, load_params
-from vovnet.data.adapters import shapes_vqa
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 from vovnet.data.download import fetch
 from vovnet.data.image_store import ImageStore
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
-from vovnet.evaluation.protocols import get_protocol
+from vovnet.tasks import get_protocol
 from vovnet.io_utils import read_jsonl
 
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}

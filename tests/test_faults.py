@@ -118,7 +118,7 @@ def test_tsv_reader_never_crashes_on_arbitrary_bytes(tmp_path_factory, data):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_llava_reader_never_crashes_on_arbitrary_text(tmp_path_factory, text):
-    from vovnet.data.adapters import llava
+    from vovnet.tasks.llava import adapter as llava
     from vovnet.data.records import Reject
 
     raw = tmp_path_factory.mktemp("llava")

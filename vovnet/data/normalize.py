@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from vovnet import VovnetError
-from vovnet.data.adapters import get_adapter
+from vovnet.tasks import get_adapter
 from vovnet.data.fingerprint import StatCache, sha256_file
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row

@@ -1,7 +1,6 @@
 """The one evaluation core: leakage guard, generation, protocol scoring, baselines as curves, Pareto sweep."""
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -12,15 +11,15 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
-from vovnet.evaluation.protocols import get_protocol, strip_thinking
+from vovnet.evaluation.scoring import strip_thinking
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
 from vovnet.model.generation import generate_all, text_pass_entropies
+from vovnet.tasks import get_protocol
 
 log = logging.getLogger("vovnet.evaluate")
-SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.
 LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
 
@@ -103,26 +102,6 @@ def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: d
             "accuracy_at_learned_tokens": at_learned}, pareto
 
 
-def write_submission(path: Path, records: list[dict], outputs: list[str], protocol: str) -> None:
-    """MMBench's upload layout (source columns + `prediction`, an option letter); other protocols:
-    id, question, prediction (the raw answer)."""
-    from vovnet.evaluation.protocols.mmbench import extract_choice
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        if protocol != "mmbench":
-            w.writerow(["id", "question", "prediction"])
-            for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["id"]):
-                w.writerow([rec["meta"].get("source_id", rec["id"]), rec["question"], out])
-            return
-        w.writerow(SUBMISSION_COLUMNS)
-        for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["meta"].get("index", 0)):
-            opts = (rec["choices"] or []) + [""] * (4 - len(rec["choices"] or []))
-            pred = extract_choice(out, rec["choices"] or []) or ""
-            w.writerow([rec["meta"].get("index", rec["id"]), rec["question"], rec["hint"] or "", *opts[:4], pred,
-                        rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])
-
-
 def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict:
     """Writes metrics.json and baselines/<name>.json (the headline), report.json, pareto.json,
     predictions.jsonl, submission.tsv;
@@ -145,7 +124,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
     qs = scoring.questions(records)
     rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
-    breakdowns = getattr(protocol, "BREAKDOWNS", ())
+    breakdowns = protocol.BREAKDOWNS
     learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
     if not has_answers:
         learned_fig = scoring.without_accuracy(learned_fig)
@@ -172,7 +151,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     metrics = report.headline(learned_fig, counts, has_answers)
     table_rows = [("learned", learned_fig), *baseline_figs.items()]
     outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]
-    write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs], set_cfg["protocol"])
+    protocol.write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs])
     preds = []
     for k, (rec, g, c) in enumerate(zip(records, gens, learned)):
         r = rows[ACTIONS[c]][k]

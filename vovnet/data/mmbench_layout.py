@@ -1,4 +1,8 @@
-"""MMBench: VLMEvalKit TSV (base64 images, circular copies) or the HF layouts (lmms-lab/MMBench_EN, lmms-lab/MMBench)."""
+"""The MMBench raw layout: VLMEvalKit TSV (base64 images, circular copies) or the HF layouts
+(lmms-lab/MMBench_EN, lmms-lab/MMBench, LMMs-Eval-Lite's mmbench_en_dev).
+
+Shared by two tasks, so it lives below both: vovnet/tasks/mmbench and vovnet/tasks/mmbench_lite.
+"""
 from __future__ import annotations
 
 from pathlib import Path
