@@ -23,7 +23,7 @@ from transformers import DynamicCache
 
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import collate
-from vovnet.model.policy import text_pass_features as entropy_and_margin
+from vovnet.model.policy import PolicyFeatures, policy_features
 from vovnet.model.prefix_reuse import _pad, _rope_model
 
 
@@ -48,7 +48,7 @@ class Prefill:
     attention_mask: torch.Tensor  # (B, W)
     prefix_end: int               # column where every row's shared prefix ends
     last_logits: torch.Tensor     # (B, V) at the last prompt token
-    features: tuple               # (hidden, entropy, margin) for the policy head
+    features: PolicyFeatures      # what the policy head reads
     next_position: torch.Tensor   # (B,) position of the first answer token
 
 
@@ -76,8 +76,7 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
     out = lm(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, -1, -1), use_cache=True,
              output_hidden_states=True, logits_to_keep=1)
     last_logits = out.logits[:, -1]
-    entropy, margin = entropy_and_margin(last_logits)
-    features = (out.hidden_states[-1][:, -1].detach(), entropy.detach(), margin.detach())
+    features = policy_features(out.hidden_states[-1], out.logits)  # left padded: every prompt ends in the last column
     suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
     assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
     return Prefill(_cache_of(out), ids, mask, ids.shape[1] - suffix, last_logits, features, pos[:, -1] + 1)
@@ -195,7 +194,7 @@ def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int
         prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
         scores = model.policy_scores(prefill.features).float().cpu()
         per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
-                "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
+                "entropy": float(prefill.features.entropy[j])} for j in range(len(encs))]
         for action in ACTIONS:
             for j, e in enumerate(encs):
                 per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
@@ -218,5 +217,5 @@ def text_pass_entropies(model, processor, encoder, records: list[dict], batch_si
     for start in range(0, len(records), batch_size):
         encs = [encoder.encode(r, [], "no", with_target=False) for r in records[start:start + batch_size]]
         prefill = text_prefill(model.lm, encs, ids.pad, ids.image, device)
-        results.extend(prefill.features[1].float().tolist())
+        results.extend(prefill.features.entropy.float().tolist())
     return results
