@@ -1,13 +1,9 @@
 """evaluate@<set>: generate with the trained policy, score with the benchmark's protocol, baselines, Pareto."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import load_params, revalidate  # noqa: E402
-from vovnet.evaluation.core import evaluate_set  # noqa: E402
+from vovnet import cli
+from vovnet.config import load_params, revalidate
+from vovnet.evaluation.core import evaluate_set
 
 
 def main() -> int:
