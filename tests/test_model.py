@@ -7,8 +7,8 @@ import torch
 from vovnet.config import load_params
 from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS
-from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
 from vovnet.model.encoding import IGNORE, ActionCollator, Encoder, RecordDataset
+from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
 from vovnet.model.losses import per_sample_lm_loss
 
 
@@ -148,8 +148,8 @@ def test_thinking_model_for_full_vision_is_frozen_and_used(in_workspace, tiny_mo
 
 def test_export_parquet_matches_jsonl(tmp_path):
     import pyarrow.parquet as pq
-
     from conftest import ROOT, ds_cfg
+
     from vovnet.data.normalize import normalize_dataset
 
     cfg = ds_cfg("mmbench", splits=["dev"])

@@ -25,7 +25,8 @@ LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to
 
 
 def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> int:
-    """Records that overlap any training file (stage 1's or stage 2's), by id, image+question or MMBench source index."""
+    """Records that overlap any training file (stage 1's or stage 2's), by id, image+question or MMBench
+    source index."""
     total = 0
     for path in train_files:
         train = list(read_jsonl(path)) if Path(path).exists() else []
@@ -33,7 +34,8 @@ def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> i
         if hits and not allow:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
             raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
-                              f"(by id, image+question or MMBench source index; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
+                              f"(by id, image+question or MMBench source index; e.g. {examples}); "
+                              "set evaluation.allow_overlap: true to proceed")
         total += len(hits)
     return total
 

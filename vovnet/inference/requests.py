@@ -1,8 +1,9 @@
 """Predict's input: processed records or plain requests, checked line by line into questions or rejects.
 
 A plain request is `{"id", "question", "image": path | [paths] | null, "choices"?: [...], "hint"?}`, its
-image paths resolved inside the image root with the LLaVA adapter's containment rules (vovnet/data/image_refs.py). A processed
-record (the project's record schema) reads its images from its dataset's image store. Only image
+image paths resolved inside the image root with the LLaVA adapter's containment rules
+(vovnet/data/image_refs.py). A processed record (the project's record schema) reads its images from its
+dataset's image store. Only image
 headers are read here (size, for the policy's cost); pixels are decoded later, and only for questions
 whose action looks at the image.
 """

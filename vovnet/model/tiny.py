@@ -46,8 +46,13 @@ def build_tokenizer(vocab_size: int):
 
 
 def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
-    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
-                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     tiny = cfg["tiny"]
     tokenizer = build_tokenizer(tiny["vocab_size"])

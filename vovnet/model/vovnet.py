@@ -16,9 +16,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vovnet.model.budgets import ACTIONS
+from vovnet.model.losses import per_sample_lm_loss
 from vovnet.model.policy import PolicyFeatures, PolicyHead, gumbel_straight_through, policy_features
 from vovnet.model.prefix_reuse import reuse_forward
-from vovnet.model.losses import per_sample_lm_loss
 
 MODEL_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 HEAD_FILE, HEAD_CONFIG = "head.safetensors", "head_config.json"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import statistics
 
-from vovnet.evaluation.vqa_answers import normalize
 from vovnet.evaluation.submission import write_answers
+from vovnet.evaluation.vqa_answers import normalize
 
 __all__ = ["BREAKDOWNS", "normalize", "score_records", "vqa_accuracy", "write_submission"]
 write_submission = write_answers  # no upload layout of its own: id, question, prediction
