@@ -1,7 +1,7 @@
-"""The README's commands, run as a new user would in a fresh copy of the repository.
+"""The documented commands, run as a new user would in a fresh copy of the repository.
 
-Every command in a ```bash block of README.md is either run here (offline, seconds) or listed in SLOW
-with the reason and the test that covers it instead, so a command added to or changed in the README
+Every command in a ```bash block of README.md or docs/*.md is either run here (offline, seconds) or listed
+in SLOW with the reason and the test that covers it instead, so a command added to or changed in the docs
 fails this test until someone decides which.
 """
 import re
@@ -16,14 +16,16 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
     "pip install -r requirements.txt -r requirements-gpu.txt": "installs packages (DeepSpeed, for GPU servers)",
     "python -m vovnet predict --model-dir models/vovnet --input requests.jsonl --output answers.jsonl "
-    "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]":
-        "a synopsis; needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
+    "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]": "a synopsis; "
+    "needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
     "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
                                                   "tested in tests/test_presets.py)",
     "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
     "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
                              "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
+    'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
+    "python -m pytest -q": "the tests themselves (what .ci/run runs)",
     "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "accelerate launch --num_processes 8 stages/train.py": "needs 8 GPUs",
@@ -33,9 +35,13 @@ SLOW = {  # command -> why it is not run here (and what covers it)
 }
 
 
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
+    """The commands of every ```bash block in README.md and docs/*.md, in order (repeats kept)."""
     cmds, inside = [], False
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    for line in (line for page in DOCS for line in page.read_text(encoding="utf-8").splitlines()):
         if line.startswith("```"):
             inside = line.strip() in ("```bash", "```sh")
             continue
