@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from vovnet import VovnetError, tasks
-from vovnet.config import load_params, read_yaml, task_defaults, with_task_defaults
+from vovnet.config import Dataset, EvalSet, load_params, read_yaml
+from vovnet.tasks import defaults, with_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = sorted(p.name for p in (ROOT / "vovnet" / "tasks").iterdir() if (p / "__init__.py").exists())
@@ -45,10 +46,13 @@ def test_unknown_names_are_one_line_errors():
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_defaults_files_validate(name):
-    d = task_defaults(name)
+    d = defaults(name)
     assert set(d) == {"dataset", "evaluation_set"}
-    if (ROOT / "vovnet" / "tasks" / name / "defaults.yaml").exists():
-        assert "source" not in d["dataset"], "a dataset's source is always a params.yaml choice"
+    Dataset.model_validate(d["dataset"])  # every key known, every value valid
+    assert set(d["evaluation_set"]) <= set(EvalSet.model_fields) - {"dataset", "images"}
+    assert "source" not in d["dataset"], "a dataset's source is always a params.yaml choice"
+    if name in tasks.ADAPTERS and name != "llava":  # llava is training data: no evaluation set
+        assert d["evaluation_set"]["protocol"] in tasks.PROTOCOLS
 
 
 def test_params_entries_start_from_their_task_defaults(tmp_path):
@@ -65,7 +69,7 @@ def test_params_entries_start_from_their_task_defaults(tmp_path):
 
 def test_the_shipped_params_equal_the_full_listing_they_replaced():
     """params.yaml lists only what differs; filled from the defaults it is what the old full file said."""
-    params = with_task_defaults(read_yaml(ROOT / "params.yaml"))
+    params = with_defaults(read_yaml(ROOT / "params.yaml"))
     mmbench, llava = params["datasets"]["mmbench"], params["datasets"]["llava"]
     assert mmbench["splits"] == ["dev", "test"] and mmbench["lang"] == "en" and mmbench["subset"] is None
     assert llava["splits"] == ["train"] and llava["image_root"] == "data/raw/llava/images"
@@ -75,11 +79,11 @@ def test_the_shipped_params_equal_the_full_listing_they_replaced():
 def test_a_bad_defaults_file_names_the_file(tmp_path, monkeypatch):
     folder = tmp_path / "mine"
     folder.mkdir()
-    (folder / "defaults.yaml").write_text("dataset:\n  splits: []\n")
-    monkeypatch.setattr("vovnet.config.defaults_file", lambda name: tmp_path / name / "defaults.yaml")
-    task_defaults.cache_clear()
+    (folder / "defaults.yaml").write_text("datasets:\n  splits: [dev]\n")
+    monkeypatch.setattr(tasks, "defaults_file", lambda name: tmp_path / name / "defaults.yaml")
+    defaults.cache_clear()
     try:
-        with pytest.raises(VovnetError, match=r"mine/defaults.yaml: dataset.splits: "):
-            task_defaults("mine")
+        with pytest.raises(VovnetError, match=r"mine/defaults.yaml: 'datasets': expected the mappings dataset and "):
+            defaults("mine")
     finally:
-        task_defaults.cache_clear()
+        defaults.cache_clear()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import types
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
@@ -20,7 +19,7 @@ from ruamel.yaml import YAML
 
 from vovnet import VovnetError
 from vovnet.config_errors import one_line
-from vovnet.tasks import ADAPTERS, PROTOCOLS, defaults_file  # found from the folders under vovnet/tasks/
+from vovnet.tasks import ADAPTERS, PROTOCOLS, dataset_with_defaults, with_defaults  # from vovnet/tasks/
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -313,7 +312,7 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict:
 
 def revalidate(params: dict, where: str = "params.yaml with command-line overrides") -> dict:
     """A params dict changed by a stage's flags, checked again with the same rules."""
-    out = _validate(Params, with_task_defaults(params), where).model_dump()
+    out = _validate(Params, with_defaults(params), where).model_dump()
     out["datasets"] = {name: _finish_dataset(name, cfg, where) for name, cfg in out["datasets"].items()}
     return out
 
@@ -327,60 +326,8 @@ def dataset_in(params: dict, name: str) -> dict:
 
 def dataset_config(name: str, cfg: dict | None) -> dict:
     """One `datasets.<name>` entry validated on its own (defaults filled, adapter resolved, env applied)."""
-    data = _validate(Dataset, _dataset_with_defaults(name, cfg or {}), "params.yaml", ("datasets", name)).model_dump()
+    data = _validate(Dataset, dataset_with_defaults(name, cfg or {}), "params.yaml", ("datasets", name)).model_dump()
     return _finish_dataset(name, data, "params.yaml")
-
-
-@lru_cache(maxsize=None)
-def task_defaults(task: str) -> dict:
-    """vovnet/tasks/<task>/defaults.yaml: {"dataset": {...}, "evaluation_set": {...}} (either may be empty)."""
-    path = defaults_file(task)
-    data = read_yaml(path) if path.exists() else {}
-    unknown = sorted(set(data) - {"dataset", "evaluation_set"})
-    if unknown:
-        raise VovnetError(f"{path}: unknown section {unknown[0]!r} (expected dataset, evaluation_set)")
-    out = {"dataset": data.get("dataset") or {}, "evaluation_set": data.get("evaluation_set") or {}}
-    _validate(Dataset, out["dataset"], str(path), ("dataset",))
-    extra = sorted(set(out["evaluation_set"]) - set(EvalSet.model_fields))
-    if extra:
-        raise VovnetError(f"{path}: evaluation_set.{extra[0]}: unknown key")
-    return out
-
-
-def _task_of(name: Any, entry: Any) -> str | None:
-    """The task whose defaults an entry starts from: its adapter, else (none, or one the schema will reject)
-    the task named like the entry, so that one bad adapter name is reported once."""
-    adapter = entry.get("adapter") if isinstance(entry, dict) else None
-    if adapter in ADAPTERS:
-        return adapter
-    return name if name in ADAPTERS else None
-
-
-def _dataset_with_defaults(name: str, entry: Any) -> Any:
-    """The entry over its task's dataset defaults (a key the entry lists replaces the default's value)."""
-    task = _task_of(name, entry)
-    if task is None or not isinstance(entry, dict):
-        return entry
-    return {**task_defaults(task)["dataset"], **entry}
-
-
-def with_task_defaults(params: Any) -> Any:
-    """params with every dataset entry and evaluation set filled from its task's defaults.yaml."""
-    if not isinstance(params, dict):
-        return params
-    out = dict(params)
-    datasets = params.get("datasets")
-    if isinstance(datasets, dict):
-        out["datasets"] = {name: _dataset_with_defaults(name, entry) for name, entry in datasets.items()}
-    ev = params.get("evaluation")
-    if isinstance(ev, dict) and isinstance(ev.get("sets"), dict):
-        sets = {}
-        for name, entry in ev["sets"].items():
-            images = entry.get("images") if isinstance(entry, dict) else None
-            task = _task_of(images, datasets.get(images)) if isinstance(datasets, dict) and images in datasets else None
-            sets[name] = {**task_defaults(task)["evaluation_set"], **entry} if task else entry
-        out["evaluation"] = {**ev, "sets": sets}
-    return out
 
 
 def _finish_dataset(name: str, cfg: dict, where: str) -> dict:
