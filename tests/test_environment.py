@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from ruamel.yaml import YAML
 
 from conftest import ROOT
@@ -17,6 +18,7 @@ def _hashes(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # two whole training runs in a subprocess
 def test_models_vovnet_hashes_the_same_with_and_without_hf_hub_offline(workspace):
     y = YAML()
     d = y.load((workspace / "params.yaml").read_text())

@@ -60,6 +60,7 @@ def weights(ws, name):
     return {**load_file(str(d / "adapter_model.safetensors")), **{f"head.{k}": v for k, v in load_file(str(d / "head.safetensors")).items()}}
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_killed_and_resumed_run_equals_uninterrupted(workspace):
     # stage 1: 10 batches; stage 2 (3 epochs of the policy file): 6 batches; checkpoints every 6 steps
     kw = {"save_every": 6, "stage2": {"epochs": 3, "train_lora": False}}
@@ -79,6 +80,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(workspace):
     assert not list((workspace / "checkpoints" / "killed").glob("*/step-*"))  # cleaned after completion
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_checkpoints_of_another_configuration_are_not_resumed(workspace):
     # stage 2 trains the LoRA under gradient checkpointing, with prefix reuse (the paper preset's setting)
     kw = {"gradient_checkpointing": True, "prefix_reuse": True, "stage2": {"epochs": 1, "train_lora": True}}
@@ -111,6 +113,7 @@ def test_two_process_cpu_run_writes_one_model(workspace):
 
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_thinking_model_for_full_trains_both_stages(workspace, params):
     """Stage 1 trains the Instruct model only (it crashed on the frozen Thinking model's FULL loss before);
     the frozen Thinking model gives FULL's loss in stage 2 and is never saved as trained."""
