@@ -115,7 +115,7 @@ SETUP = {
 }
 
 
-@pytest.mark.parametrize("cmd", [c for c in readme_commands() if c in RUN_CHECKS])
+@pytest.mark.parametrize("cmd", [c for c in dict.fromkeys(readme_commands()) if c in RUN_CHECKS])  # each once
 def test_readme_command_runs_in_a_fresh_copy(fresh, cmd, tmp_path):
     for setup in SETUP.get(cmd, []):  # what the command needs, made by the pipeline as a user would
         sh(fresh, *setup.split())

@@ -93,6 +93,7 @@ def test_checkpoints_of_another_configuration_are_not_resumed(workspace):
     assert "Caching is incompatible" not in out.stderr  # the prefix cache was kept in checkpointed layers
 
 
+@pytest.mark.slow  # a training run in a subprocess
 def test_non_finite_loss_stops_with_a_clear_message(workspace):
     out = run_train(workspace, params_file(workspace, "nan", lr=1e30, head_lr=1e30, max_grad_norm=1e30))
     assert out.returncode == 2
