@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import ROOT
+from ruamel.yaml import YAML
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 

@@ -3,7 +3,6 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import ENV, FAKE_TOKEN, ran, reran, sh, up_to_date
 
 pytestmark = pytest.mark.slow

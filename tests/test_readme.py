@@ -9,7 +9,6 @@ import shlex
 import sys
 
 import pytest
-
 from conftest import ROOT, copy_repo, sh
 
 SLOW = {  # command -> why it is not run here (and what covers it)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ENV, reran, sh, up_to_date
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,9 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 from ruamel.yaml import YAML
 from safetensors.torch import load_file
-
-from conftest import ROOT
 
 TRAIN = str(ROOT / "stages" / "train.py")
 
