@@ -158,10 +158,11 @@ def child(kind: str, tsv: str, out: str, workers) -> None:
 
     shutil.rmtree(out, ignore_errors=True)
     import pyarrow.parquet  # noqa: F401  (interpreter and import time are not the work measured)
+
     import vovnet.data.image_store  # noqa: F401
     if kind != "floor":
-        import vovnet.data.adapters.textvqa  # noqa: F401
         import vovnet.data.normalize  # noqa: F401
+        import vovnet.tasks.textvqa.adapter  # noqa: F401
     verify = None
     if kind == "floor+decode":  # the floor plus the image check normalize must make (one thread)
         from vovnet.data.image_store import inspect_image

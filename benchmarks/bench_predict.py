@@ -32,7 +32,7 @@ from vovnet.config import load_params, processed_file  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies, scoring  # noqa: E402
 from vovnet.evaluation.core import load_eval_records  # noqa: E402
-from vovnet.evaluation.protocols import get_protocol, score  # noqa: E402
+from vovnet.evaluation.scoring import score  # noqa: E402
 from vovnet.inference.predict import PredictOptions, Predictor  # noqa: E402
 from vovnet.inference.requests import ImageSources, parse_line  # noqa: E402
 from vovnet.io_utils import dumps  # noqa: E402
@@ -40,6 +40,7 @@ from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
 from vovnet.model.generation import generate_all  # noqa: E402
+from vovnet.tasks import get_protocol  # noqa: E402
 
 POLICY_ROWS = ("learned", "full", "coarse", "none")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vovnet.evaluation import policies  # noqa: E402
-from vovnet.evaluation.protocols import short_answer  # noqa: E402
 from vovnet.io_utils import read_jsonl  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
+from vovnet.tasks.short_answer import protocol as short_answer  # noqa: E402
 
 
 def svg_plot(series: list, x_max: float, w: int = 560, h: int = 360) -> str:

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vovnet.data.adapters import shapes_vqa  # noqa: E402
 from vovnet.model import prompts  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, collate  # noqa: E402
 from vovnet.model.tiny import build_tiny_model  # noqa: E402
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa  # noqa: E402
 
 
 def as_record(item: dict) -> dict:

@@ -42,8 +42,13 @@ GIB = 1024**3
 def build_scaled_model(out_dir: Path, hidden: int, layers: int, vision_depth: int) -> None:
     """Qwen3-VL-8B's shapes scaled down: head_dim 128, 4 query heads per KV head, intermediate 3x hidden,
     the real 151,936-token vocabulary (the logits dominate activations) and the real vision width."""
-    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
-                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     from vovnet.model.tiny import SPECIALS, build_tokenizer
 
@@ -189,7 +194,7 @@ def train_steps(params: dict, stage: int, steps: int, device, model_recs, engine
     sync(device)
     sec = (time.perf_counter() - t0) / steps
     width = int(batch["full"]["input_ids"].shape[1])
-    del model, opt, batch
+    model = opt = batch = None  # free the GPU memory before the next measurement
     return {"step_s": sec, "tokens_s": tokens / sec, "peak_gib": peak_gib(device), "width": width}
 
 

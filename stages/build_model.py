@@ -1,13 +1,9 @@
 """model: build the tiny random Qwen3-VL (the embedded default) into models/<name>/ from params."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import load_params  # noqa: E402
-from vovnet.model.tiny import build_tiny_model  # noqa: E402
+from vovnet import cli
+from vovnet.config import load_params
+from vovnet.model.tiny import build_tiny_model
 
 
 def main() -> int:

@@ -1,13 +1,9 @@
 """download@<dataset>: fetch the raw source into data/raw/<dataset>/."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import dataset_in, load_params  # noqa: E402
-from vovnet.data.download import fetch  # noqa: E402
+from vovnet import cli
+from vovnet.config import dataset_in, load_params
+from vovnet.data.download import fetch
 
 
 def main() -> int:

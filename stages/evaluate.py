@@ -3,14 +3,10 @@
 Through `python -m vovnet.launch stages/evaluate.py --set NAME` (dvc.yaml): generation is sharded over the
 launched processes and the main process scores and writes; the outputs equal one process's."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import load_params, revalidate  # noqa: E402
-from vovnet.evaluation.core import evaluate_set  # noqa: E402
+from vovnet import cli
+from vovnet.config import load_params, revalidate
+from vovnet.evaluation.core import evaluate_set
 
 
 def main() -> int:

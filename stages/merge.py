@@ -1,14 +1,10 @@
 """merge: the training mix (train/val) and the held-out evaluation part, with the leakage guard."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import load_params  # noqa: E402
-from vovnet.data.merge import merge, write_merged  # noqa: E402
-from vovnet.io_utils import write_json  # noqa: E402
+from vovnet import cli
+from vovnet.config import load_params
+from vovnet.data.merge import merge, write_merged
+from vovnet.io_utils import write_json
 
 
 def main() -> int:

@@ -1,14 +1,10 @@
 """normalize@<dataset>: raw source -> data/processed/<dataset>/<dataset>_<split>.jsonl + image store."""
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import dataset_config, dataset_in, load_params  # noqa: E402
-from vovnet.data.normalize import normalize_dataset  # noqa: E402
-from vovnet.io_utils import write_json  # noqa: E402
+from vovnet import cli
+from vovnet.config import dataset_config, dataset_in, load_params
+from vovnet.data.normalize import normalize_dataset
+from vovnet.io_utils import write_json
 
 
 def main() -> int:

@@ -1,11 +1,8 @@
 """plot_training: the training curves (dvclive's TSVs) rendered offline as one PNG, a DVC image plot."""
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli, plots  # noqa: E402
+from vovnet import cli, plots
 
 
 def main() -> int:

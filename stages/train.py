@@ -4,15 +4,11 @@ Through `python -m vovnet.launch stages/train.py` (dvc.yaml): one process direct
 launch (launch.* in params.yaml). Run alone, it is one process.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vovnet import cli  # noqa: E402
-from vovnet.config import load_params, revalidate  # noqa: E402
-from vovnet.io_utils import write_json  # noqa: E402
-from vovnet.training.trainer import train  # noqa: E402
+from vovnet import cli
+from vovnet.config import load_params, revalidate
+from vovnet.io_utils import write_json
+from vovnet.training.trainer import train
 
 
 def main() -> int:

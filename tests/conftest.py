@@ -117,7 +117,9 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+# `python` in a stage's command is the interpreter running the tests (with the project installed in it)
+ENV = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+       "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
@@ -157,4 +159,30 @@ def copy_repo(dst):
     sh(dst, "git", "commit", "-qm", "copy")
     return dst
 
+
+FAKE_TOKEN = "hf_vovnet" + "FAKEtoken" + "0123456789abcdef"  # assembled: the source never holds it whole
+
+
+class Reproduced:
+    """A fresh copy of the repository after `dvc repro` (the whole sample pipeline) and what it printed."""
+
+    def __init__(self, path: Path, output: str):
+        self.path, self.output = path, output
+
+    def copy(self, dst: Path) -> Path:
+        """A copy of its own (work tree, git and DVC cache), for a test that changes it."""
+        shutil.copytree(self.path, dst, symlinks=True)
+        return dst
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Reproduced:
+    """`dvc repro` of a fresh copy, once per session (minutes): the pipeline and remote tests each take a
+    copy of it instead of reproducing their own. A Hugging Face token is in every stage's environment, so
+    that a test can check that no output, lock, log or cache holds it."""
+    repo = copy_repo(tmp_path_factory.mktemp("reproduced") / "vovnet")
+    env = {**ENV, "HF_TOKEN": FAKE_TOKEN, "HUGGINGFACE_HUB_TOKEN": FAKE_TOKEN}
+    p = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return Reproduced(repo, p.stdout + p.stderr)
 

@@ -9,15 +9,14 @@ import subprocess
 import sys
 
 import pytest
-
+from conftest import ROOT, ds_cfg, jpeg_bytes, mmb_row, write_tsv
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, ds_cfg, jpeg_bytes, mmb_row, write_tsv
-from vovnet.data.adapters import get_adapter
 from vovnet.data.image_store import ImageStoreWriter, set_pixel_limit
 from vovnet.data.normalize import SplitNormalizer, _prepare, normalize_dataset
 from vovnet.io_utils import read_jsonl
+from vovnet.tasks import get_adapter
 
 LIMIT = 89_478_485
 JPEG = jpeg_bytes(seed=3)
@@ -173,7 +172,7 @@ def test_hf_cell_mutations_keep_every_row(tmp_path_factory, adapter, k, data):
 
 def test_a_bug_is_not_swallowed(tmp_path, monkeypatch):
     """The boundary catches input errors by type: a programming error keeps its own type and traceback."""
-    from vovnet.data.adapters import llava
+    from vovnet.tasks.llava import adapter as llava
 
     def broken(*args):
         raise KeyError("a bug, not bad input")

@@ -46,7 +46,7 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
             yield from _bad_values(schema, sub, path + (key,), example)
         return
     if isinstance(node.get("additionalProperties"), dict):  # datasets, evaluation.sets: take the file's first entry
-        entries = _get(example, path)
+        entries = _get(example, path, {})  # a key params.yaml leaves to its task's defaults: none
         if entries:
             yield from _bad_values(schema, node["additionalProperties"], path + (next(iter(entries)),), example)
         return
@@ -76,8 +76,10 @@ def _num(x):
     return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
-def _get(doc, path):
+def _get(doc, path, missing=None):
     for p in path:
+        if missing is not None and p not in doc:
+            return missing
         doc = doc[p]
     return doc
 
@@ -186,10 +188,9 @@ def test_committed_json_schema_is_current():
     assert committed == json_schema(), "run `python -m vovnet schema` and commit params.schema.json"
 
 
-@pytest.mark.parametrize("names,folder", [("PROTOCOLS", "vovnet/evaluation/protocols"),
-                                          ("ADAPTERS", "vovnet/data/adapters")])
-def test_schema_choices_match_the_modules(names, folder):
+@pytest.mark.parametrize("names,module", [("PROTOCOLS", "protocol"), ("ADAPTERS", "adapter")])
+def test_schema_choices_are_the_task_folders(names, module):
     import vovnet.config
 
-    modules = sorted(p.stem for p in (ROOT / folder).glob("*.py") if p.stem != "__init__")
-    assert sorted(getattr(vovnet.config, names)) == modules
+    folders = sorted(p.parent.name for p in (ROOT / "vovnet" / "tasks").glob(f"*/{module}.py"))
+    assert sorted(getattr(vovnet.config, names)) == folders and folders

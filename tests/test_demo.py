@@ -10,13 +10,13 @@ from PIL import Image
 
 from vovnet import VovnetError
 from vovnet.config import dataset_config, load_params
-from vovnet.data.adapters import shapes_vqa
 from vovnet.data.download import fetch
 from vovnet.data.image_store import ImageStore
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
-from vovnet.evaluation.protocols import get_protocol
 from vovnet.io_utils import read_jsonl
+from vovnet.tasks import get_protocol
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}
 
@@ -113,8 +113,8 @@ def test_short_answer_exact_match_after_vqa_normalisation():
 
 
 def test_demo_preset_replaces_evaluation_sets_and_round_trips(tmp_path):
-    from vovnet.presets import write_preset
     from tests.conftest import ROOT
+    from vovnet.presets import write_preset
 
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())

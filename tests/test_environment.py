@@ -5,9 +5,9 @@ import shutil
 import subprocess
 import sys
 
-from ruamel.yaml import YAML
-
+import pytest
 from conftest import ROOT
+from ruamel.yaml import YAML
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -17,6 +17,7 @@ def _hashes(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # two whole training runs in a subprocess
 def test_models_vovnet_hashes_the_same_with_and_without_hf_hub_offline(workspace):
     y = YAML()
     d = y.load((workspace / "params.yaml").read_text())

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, ds_cfg, mmb_row, write_tsv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, ds_cfg, mmb_row, write_tsv
 from vovnet import VovnetError
 from vovnet.data import image_store
 from vovnet.data.normalize import normalize_dataset
@@ -118,8 +118,8 @@ def test_tsv_reader_never_crashes_on_arbitrary_bytes(tmp_path_factory, data):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_llava_reader_never_crashes_on_arbitrary_text(tmp_path_factory, text):
-    from vovnet.data.adapters import llava
     from vovnet.data.records import Reject
+    from vovnet.tasks.llava import adapter as llava
 
     raw = tmp_path_factory.mktemp("llava")
     (raw / "x.json").write_text(text)

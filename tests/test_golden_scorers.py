@@ -6,7 +6,11 @@ EvalAIAnswerProcessor and `textvqa_process_results`.
 """
 import pytest
 
-from vovnet.evaluation.protocols import get_protocol, mmbench, mmmu, score, strip_thinking, textvqa
+from vovnet.evaluation.scoring import score, strip_thinking
+from vovnet.tasks import get_protocol
+from vovnet.tasks.mmbench import protocol as mmbench
+from vovnet.tasks.mmmu import protocol as mmmu
+from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
 YES_NO = ["yes", "no"]

@@ -15,8 +15,9 @@ SETS = ("mmbench", "mmbench_test")  # one set with answers (scores, baselines), 
 EVAL_OUTS = ("predictions.jsonl", "submission.tsv", "report.json", "metrics.json", "pareto.json", "pareto.png")
 # Relative agreement of 1- and 2-process stage losses. The two runs see the same samples in the same
 # micro-batches; they differ only in the order fp32 sums are taken (DDP averages two gradients where one
-# process accumulates them), ~1e-7 relative per step. Measured: <= 5e-8 on the sample pipeline.
-LOSS_RTOL = 1e-5
+# process accumulates them), ~1e-7 relative per step. Measured (benchmarks/bench_launch.py): the losses
+# agree to ~5e-8 relative, the small gain term (~0.02) to 2.8e-6 relative (6e-8 absolute).
+LOSS_RTOL, LOSS_ATOL = 1e-5, 1e-6
 
 
 def edit_params(path, **sections):
@@ -80,7 +81,7 @@ def test_one_process_takes_the_same_steps_with_the_same_losses(repo2, tmp_path):
     assert a["optimizer_steps"] == b["optimizer_steps"] > 0 and a["records"] == b["records"]
     for stage, figures in a["stages"].items():
         for key, value in figures.items():
-            assert value == pytest.approx(b["stages"][stage][key], rel=LOSS_RTOL, abs=1e-9), (stage, key)
+            assert value == pytest.approx(b["stages"][stage][key], rel=LOSS_RTOL, abs=LOSS_ATOL), (stage, key)
 
 
 def test_exp_run_trains_and_evaluates_in_two_processes(repo2):

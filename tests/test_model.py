@@ -7,8 +7,8 @@ import torch
 from vovnet.config import load_params
 from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS
-from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
 from vovnet.model.encoding import IGNORE, ActionCollator, Encoder, RecordDataset
+from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
 from vovnet.model.losses import per_sample_lm_loss
 
 
@@ -55,7 +55,7 @@ def test_policy_inputs_do_not_see_the_answer(setup):
     with torch.no_grad():
         _, feats = model.text_pass(a)
         scores = model.policy_scores(feats)
-    for f in feats:
+    for f in feats.tensors():
         assert torch.allclose(f[0], f[1], atol=1e-6)
     assert torch.allclose(scores[0], scores[1], atol=1e-6)
 
@@ -127,7 +127,7 @@ def test_prefix_reuse_matches_the_plain_path(setup):
         _, plain_feats = model.text_pass(batches["no"])
         reused, feats = reuse_forward(model.lm, encs, processor.tokenizer.pad_token_id, processor.image_token_id, "cpu")
     assert torch.allclose(torch.stack(plain, -1), reused, atol=1e-4, rtol=1e-4)
-    for f1, f2 in zip(plain_feats, feats):
+    for f1, f2 in zip(plain_feats.tensors(), feats.tensors()):
         assert torch.allclose(f1, f2, atol=1e-4, rtol=1e-4)
 
 
@@ -148,8 +148,8 @@ def test_thinking_model_for_full_vision_is_frozen_and_used(in_workspace, tiny_mo
 
 def test_export_parquet_matches_jsonl(tmp_path):
     import pyarrow.parquet as pq
-
     from conftest import ROOT, ds_cfg
+
     from vovnet.data.normalize import normalize_dataset
 
     cfg = ds_cfg("mmbench", splits=["dev"])
@@ -171,3 +171,18 @@ def test_gumbel_straight_through_is_hard_forward_soft_backward():
     assert scores.grad is not None and scores.grad.abs().sum() > 0  # the soft sample carries the gradient
     y2 = gumbel_straight_through(scores, tau=0.5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(y.detach(), y2.detach())  # seeded: resumable
+
+
+def test_head_width_follows_the_policy_features():
+    """One producer: the head's input is the features' hidden state plus every scalar PolicyFeatures names."""
+    from vovnet.model.policy import PolicyFeatures, PolicyHead, policy_features
+
+    head = PolicyHead(hidden_size=8, width=4)
+    assert head.mlp[0].in_features == PolicyFeatures.width(8) == 8 + len(PolicyFeatures.SCALARS)
+    hidden, logits = torch.randn(3, 5, 8), torch.randn(3, 5, 11)
+    at = policy_features(hidden, logits, torch.tensor([4, 2, 0]))
+    last = policy_features(hidden, logits)
+    assert torch.equal(at.hidden[0], last.hidden[0]) and torch.equal(at.hidden[1], hidden[1, 2])
+    p = torch.softmax(logits[2, 0], -1)
+    assert torch.allclose(at.entropy[2], -(p * p.log()).sum(), atol=1e-6)
+    assert head(at).shape == (3, 3)

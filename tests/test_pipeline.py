@@ -1,25 +1,20 @@
 """End to end: `dvc repro` in a temporary copy of the repository (offline, sample preset)."""
+import json
 import subprocess
 
 import pytest
-
-from conftest import ENV, copy_repo, ran, reran, sh, up_to_date
-
-FAKE_TOKEN = "hf_vovnet" + "FAKEtoken" + "0123456789abcdef"  # assembled: the source never holds it whole
+from conftest import ENV, FAKE_TOKEN, ran, reran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("repo") / "vovnet")
+def repo(reproduced, tmp_path_factory):
+    return reproduced.copy(tmp_path_factory.mktemp("repo") / "vovnet")
 
 
-def test_repro_runs_everything_then_nothing(repo):
-    env = {**ENV, "HF_TOKEN": FAKE_TOKEN, "HUGGINGFACE_HUB_TOKEN": FAKE_TOKEN}
-    p = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert p.returncode == 0, p.stderr[-3000:]
-    out = p.stdout + p.stderr
+def test_repro_runs_everything_then_nothing(repo, reproduced):
+    out = reproduced.output  # the session's one `dvc repro` of a fresh copy, a token in its environment
     assert FAKE_TOKEN not in out
     stages = ran(out)
     assert {"merge", "model", "train", "normalize@mmbench", "evaluate@mmbench", "evaluate@mmbench_test"} <= stages
@@ -27,7 +22,6 @@ def test_repro_runs_everything_then_nothing(repo):
               "eval/mmbench/pareto.json", "eval/mmbench/report.json", "eval/mmbench/pareto.png", "plots/training.png",
               "eval/mmbench_test/submission.tsv", "data/processed/mmbench_core/mmbench_core_train.jsonl"):
         assert (repo / f).exists(), f
-    import json
 
     from vovnet.evaluation.report import flat_keys
 
@@ -100,7 +94,8 @@ def test_exp_run_lr_reruns_only_train_and_downstream(repo):
 
 
 def test_textvqa_param_reruns_only_its_stages(repo):
-    out = sh(repo, "dvc", "exp", "run", "-S", "datasets.textvqa.max_samples=4")
+    # `++`: add or override; the entry leaves max_samples to its task's defaults, so the key is not in the file
+    out = sh(repo, "dvc", "exp", "run", "-S", "++datasets.textvqa.max_samples=4")
     stages = reran(out)
     assert "normalize@textvqa" in stages and "merge" in stages
     assert not {"normalize@mmbench", "normalize@mmmu", "normalize@llava", "normalize@mmbench_lite"} & stages

@@ -8,6 +8,7 @@ import pytest
 from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.presets import _overlay, presets, write_preset
+from vovnet.tasks import with_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_preset_sets_its_values_and_only_those(params_file, name):
     write_preset(name, params_file)
     after_text = params_file.read_text()
     after = _flatten(load_params(params_file))
-    wanted = _flatten(_overlay(name))
+    wanted = _flatten(with_defaults(_overlay(name)))  # entries over their tasks' defaults.yaml
     for key, value in wanted.items():
         if not key.startswith("datasets."):
             assert after[key] == value, key

@@ -6,7 +6,10 @@ from hypothesis import strategies as st
 
 from vovnet import VovnetError
 from vovnet.evaluation import scoring
-from vovnet.evaluation.protocols import get_protocol, mmbench, mmmu, textvqa
+from vovnet.tasks import get_protocol
+from vovnet.tasks.mmbench import protocol as mmbench
+from vovnet.tasks.mmmu import protocol as mmmu
+from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
 

@@ -1,7 +1,7 @@
-"""The README's commands, run as a new user would in a fresh copy of the repository.
+"""The documented commands, run as a new user would in a fresh copy of the repository.
 
-Every command in a ```bash block of README.md is either run here (offline, seconds) or listed in SLOW
-with the reason and the test that covers it instead, so a command added to or changed in the README
+Every command in a ```bash block of README.md or docs/*.md is either run here (offline, seconds) or listed
+in SLOW with the reason and the test that covers it instead, so a command added to or changed in the docs
 fails this test until someone decides which.
 """
 import re
@@ -9,19 +9,20 @@ import shlex
 import sys
 
 import pytest
-
 from conftest import ROOT, copy_repo, sh
 
 SLOW = {  # command -> why it is not run here (and what covers it)
     "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
     "pip install -r requirements.txt -r requirements-gpu.txt": "installs packages (DeepSpeed, for GPU servers)",
     "python -m vovnet predict --model-dir models/vovnet --input requests.jsonl --output answers.jsonl "
-    "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]":
-        "a synopsis; needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
+    "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]": "a synopsis; "
+    "needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
     "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
                                                   "tested in tests/test_presets.py)",
     "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
+    'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
+    "python -m pytest -q": "the tests themselves (what .ci/run runs)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
                                                                           "minutes (tests/test_pipeline.py)",
@@ -29,9 +30,13 @@ SLOW = {  # command -> why it is not run here (and what covers it)
 }
 
 
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
+    """The commands of every ```bash block in README.md and docs/*.md, in order (repeats kept)."""
     cmds, inside = [], False
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    for line in (line for page in DOCS for line in page.read_text(encoding="utf-8").splitlines()):
         if line.startswith("```"):
             inside = line.strip() in ("```bash", "```sh")
             continue
@@ -105,7 +110,7 @@ SETUP = {
 }
 
 
-@pytest.mark.parametrize("cmd", [c for c in readme_commands() if c in RUN_CHECKS])
+@pytest.mark.parametrize("cmd", [c for c in dict.fromkeys(readme_commands()) if c in RUN_CHECKS])  # each once
 def test_readme_command_runs_in_a_fresh_copy(fresh, cmd, tmp_path):
     for setup in SETUP.get(cmd, []):  # what the command needs, made by the pipeline as a user would
         sh(fresh, *setup.split())

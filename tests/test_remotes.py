@@ -9,16 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import ENV, copy_repo, reran, sh, up_to_date
+from conftest import ENV, reran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("origin") / "vovnet")
-    sh(repo, "dvc", "repro")
+def origin(reproduced, tmp_path_factory):
+    repo = reproduced.copy(tmp_path_factory.mktemp("origin") / "vovnet")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "reproduced")
     return repo

@@ -6,10 +6,9 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 from ruamel.yaml import YAML
 from safetensors.torch import load_file
-
-from conftest import ROOT
 
 TRAIN = str(ROOT / "stages" / "train.py")
 
@@ -60,6 +59,7 @@ def weights(ws, name):
     return {**load_file(str(d / "adapter_model.safetensors")), **{f"head.{k}": v for k, v in load_file(str(d / "head.safetensors")).items()}}
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_killed_and_resumed_run_equals_uninterrupted(workspace):
     # stage 1: 10 batches; stage 2 (3 epochs of the policy file): 6 batches; checkpoints every 6 steps
     kw = {"save_every": 6, "stage2": {"epochs": 3, "train_lora": False}}
@@ -79,6 +79,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(workspace):
     assert not list((workspace / "checkpoints" / "killed").glob("*/step-*"))  # cleaned after completion
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_checkpoints_of_another_configuration_are_not_resumed(workspace):
     # stage 2 trains the LoRA under gradient checkpointing, with prefix reuse (the paper preset's setting)
     kw = {"gradient_checkpointing": True, "prefix_reuse": True, "stage2": {"epochs": 1, "train_lora": True}}
@@ -91,6 +92,7 @@ def test_checkpoints_of_another_configuration_are_not_resumed(workspace):
     assert "Caching is incompatible" not in out.stderr  # the prefix cache was kept in checkpointed layers
 
 
+@pytest.mark.slow  # a training run in a subprocess
 def test_non_finite_loss_stops_with_a_clear_message(workspace):
     out = run_train(workspace, params_file(workspace, "nan", lr=1e30, head_lr=1e30, max_grad_norm=1e30))
     assert out.returncode == 2
@@ -111,6 +113,7 @@ def test_two_process_cpu_run_writes_one_model(workspace):
 
 
 
+@pytest.mark.slow  # whole training runs in a subprocess
 def test_thinking_model_for_full_trains_both_stages(workspace, params):
     """Stage 1 trains the Instruct model only (it crashed on the frozen Thinking model's FULL loss before);
     the frozen Thinking model gives FULL's loss in stage 2 and is never saved as trained."""

@@ -3,6 +3,8 @@
 `dvc exp run -S train.lr=1e-5` writes `lr: 1e-05`; PyYAML (YAML 1.1) reads that as a string, so the file is
 parsed with ruamel (YAML 1.2, a float) and pydantic's lax mode still accepts a quoted '1e-05'.
 Adding a key is one line in its section below; `python -m vovnet schema` re-exports params.schema.json.
+A dataset entry starts from its task's `vovnet/tasks/<adapter>/defaults.yaml` (`dataset:`), and an evaluation
+set from the defaults of the task that reads its `images` dataset (`evaluation_set:`); params.yaml lists what differs.
 """
 from __future__ import annotations
 
@@ -17,9 +19,7 @@ from ruamel.yaml import YAML
 
 from vovnet import VovnetError
 from vovnet.config_errors import one_line
-
-ADAPTERS = ("mmbench", "mmbench_lite", "mmmu", "textvqa", "llava", "shapes_vqa")
-PROTOCOLS = ("mmbench", "mmmu", "textvqa", "short_answer")  # vovnet.evaluation.protocols holds one module per name
+from vovnet.tasks import ADAPTERS, PROTOCOLS, dataset_with_defaults, with_defaults  # from vovnet/tasks/
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -325,7 +325,7 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict:
 
 def revalidate(params: dict, where: str = "params.yaml with command-line overrides") -> dict:
     """A params dict changed by a stage's flags, checked again with the same rules."""
-    out = _validate(Params, params, where).model_dump()
+    out = _validate(Params, with_defaults(params), where).model_dump()
     out["datasets"] = {name: _finish_dataset(name, cfg, where) for name, cfg in out["datasets"].items()}
     return out
 
@@ -339,7 +339,7 @@ def dataset_in(params: dict, name: str) -> dict:
 
 def dataset_config(name: str, cfg: dict | None) -> dict:
     """One `datasets.<name>` entry validated on its own (defaults filled, adapter resolved, env applied)."""
-    data = _validate(Dataset, cfg or {}, "params.yaml", ("datasets", name)).model_dump()
+    data = _validate(Dataset, dataset_with_defaults(name, cfg or {}), "params.yaml", ("datasets", name)).model_dump()
     return _finish_dataset(name, data, "params.yaml")
 
 

@@ -2,8 +2,8 @@
 
 params.yaml is edited round-trip (ruamel): comments, key order, flow lists, quoting and `null` stay as they
 are, a value the preset does not set (or sets to what the file already holds) is not touched, and line 1's
-`Preset:` names the new preset. A preset names exactly its datasets and evaluation sets: others are removed,
-new ones appended.
+`Preset:` names the new preset. A preset names exactly its datasets and evaluation sets, each with exactly
+the keys it lists (the rest come from the task's defaults.yaml): others are removed, new ones appended.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from vovnet import VovnetError
 from vovnet.config import load_params
@@ -62,19 +63,24 @@ def _same(a, b) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _deep_set(doc: dict, values: dict, path: tuple = (), replace: bool = True) -> None:
+def _deep_set(doc: dict, values: dict, path: tuple = (), replace: bool = True, exact: bool = False) -> None:
     """Set `values` into `doc` in place; only keys whose value differs are written. With `replace`, the
-    REPLACED mappings end up with exactly the keys of `values` (a base preset's overlay merges instead)."""
-    if replace and path in REPLACED:
+    REPLACED mappings and every entry under them end up with exactly the keys of `values` (an entry lists
+    what differs from its task's defaults, so a key the preset leaves out goes back to the default); a base
+    preset's overlay merges instead."""
+    exact = exact or (replace and path in REPLACED)
+    if exact:
         for gone in [k for k in doc if k not in values]:
             del doc[gone]
     for key, value in values.items():
         if key not in doc:
             doc[key] = value
+            if isinstance(values, CommentedMap) and isinstance(doc, CommentedMap) and key in values.ca.items:
+                doc.ca.items[key] = values.ca.items[key]  # a key the preset adds keeps its comment there
             continue
         cur = doc[key]
         if isinstance(value, dict) and isinstance(cur, dict):
-            _deep_set(cur, value, path + (key,), replace)
+            _deep_set(cur, value, path + (key,), replace, exact)
         elif isinstance(value, list) and isinstance(cur, list):
             if len(cur) != len(value) or not all(_same(a, b) for a, b in zip(cur, value)):
                 was_empty = not cur
@@ -110,6 +116,9 @@ def _restore_gaps(text: str, gaps: dict[str, bool]) -> str:
     out: list[str] = []
     for line in text.split("\n"):
         m = TOP_KEY.match(line)
+        if line.startswith(" ") and out and not out[-1].strip():
+            while out and not out[-1].strip():
+                out.pop()  # no blank line inside a section: one left by a removed or re-added entry
         if m and m.group(1) in gaps:
             while out and not out[-1].strip():
                 out.pop()

@@ -27,6 +27,7 @@ from vovnet import VovnetError
 from vovnet.data import hf_source, split_files
 from vovnet.data.fingerprint import RECORD, StatCache, fingerprint
 from vovnet.io_utils import atomic_path, dumps
+from vovnet.tasks import get_adapter
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")
@@ -251,16 +252,15 @@ def download_url(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0
 
 def hf_patterns(folder: Path, cfg: dict) -> list[str]:
     """The files one run needs, from the snapshot's README `configs:`: its configs' requested splits only."""
-    from vovnet.data.adapters import get_adapter
-
     splits = list(cfg["splits"])
     explicit = [str(v) for v in cfg["splits"].values()] if isinstance(cfg["splits"], dict) else []
     configs = hf_source.card_configs(folder)
     adapter = get_adapter(cfg["adapter"])
-    if configs is None or not hasattr(adapter, "hf_configs"):
+    wanted = adapter.hf_configs(folder, cfg)
+    if configs is None or wanted is None:
         return explicit or layout_patterns(cfg)
     patterns = list(explicit)
-    for name in adapter.hf_configs(folder, cfg):
+    for name in wanted:
         config = hf_source.select_configs(folder, configs, name)[0]
         for split in splits:
             if not (isinstance(cfg["splits"], dict) and cfg["splits"][split]):

@@ -32,6 +32,21 @@ def resolve_inside(root: Path, name: str, field: str, where: str) -> Path:
     return Path(real)
 
 
+def resolve_in_roots(name: str, roots: list[Path]) -> Path:
+    """The file `name` under the first root that has it. Raises Reject (unsafe) or FileNotFoundError."""
+    if not name or "\x00" in name:
+        raise Reject("image", "empty image name")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise Reject("image", f"image path {name!r} escapes its root (absolute or '..')")
+    for root in roots:
+        try:
+            return resolve_inside(root, name, "image", "its image root (symlink)")
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(name)
+
+
 def hf_image_ref(field: str, cell, snapshot: Path) -> ImageRef:
     """An HF Image cell (cast with decode=False: {'bytes', 'path'}) or raw bytes.
 

@@ -2,7 +2,8 @@
 
 Records are grouped (union-find) by shared image, by question text + option set and by MMBench source
 index, so MMBench's circular copies, items sharing an image and MMBench-Lite's copies of MMBench dev
-items always land on the same side, even when two uploads encode an image differently. A group goes to held-out / val / train by a seeded hash of its id.
+items always land on the same side, even when two uploads encode an image differently. A group goes to
+held-out / val / train by a seeded hash of its id.
 """
 from __future__ import annotations
 

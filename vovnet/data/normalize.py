@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from vovnet import VovnetError
-from vovnet.data.adapters import get_adapter
 from vovnet.data.fingerprint import StatCache, sha256_file
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
 from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
+from vovnet.tasks import get_adapter
 
 log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size

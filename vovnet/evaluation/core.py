@@ -2,7 +2,6 @@
 curves, Pareto sweep."""
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -14,22 +13,23 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
-from vovnet.evaluation.protocols import get_protocol, strip_thinking
+from vovnet.evaluation.scoring import strip_thinking
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.model.generation import NonFiniteLogits, generate_batch, non_finite_error, text_entropies
+from vovnet.tasks import get_protocol
 
 log = logging.getLogger("vovnet.evaluate")
-SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.
 LATENCY_NOTE = "not measured here: `python -m vovnet predict` reports request-to-answer latency (p50/p90 per action)"
 
 
 def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> int:
-    """Records that overlap any training file (stage 1's or stage 2's), by id, image+question or MMBench source index."""
+    """Records that overlap any training file (stage 1's or stage 2's), by id, image+question or MMBench
+    source index."""
     total = 0
     for path in train_files:
         train = list(read_jsonl(path)) if Path(path).exists() else []
@@ -37,7 +37,8 @@ def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> i
         if hits and not allow:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
             raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
-                              f"(by id, image+question or MMBench source index; e.g. {examples}); set evaluation.allow_overlap: true to proceed")
+                              f"(by id, image+question or MMBench source index; e.g. {examples}); "
+                              "set evaluation.allow_overlap: true to proceed")
         total += len(hits)
     return total
 
@@ -104,26 +105,6 @@ def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: d
     pareto.extend(report.pareto_point(k, f) for k, f in [("learned", learned_fig), *figs.items()])
     return {"baselines": figs, "thresholds": thresholds, "curves": curve_points,
             "accuracy_at_learned_tokens": at_learned}, pareto
-
-
-def write_submission(path: Path, records: list[dict], outputs: list[str], protocol: str) -> None:
-    """MMBench's upload layout (source columns + `prediction`, an option letter); other protocols:
-    id, question, prediction (the raw answer)."""
-    from vovnet.evaluation.protocols.mmbench import extract_choice
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        if protocol != "mmbench":
-            w.writerow(["id", "question", "prediction"])
-            for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["id"]):
-                w.writerow([rec["meta"].get("source_id", rec["id"]), rec["question"], out])
-            return
-        w.writerow(SUBMISSION_COLUMNS)
-        for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["meta"].get("index", 0)):
-            opts = (rec["choices"] or []) + [""] * (4 - len(rec["choices"] or []))
-            pred = extract_choice(out, rec["choices"] or []) or ""
-            w.writerow([rec["meta"].get("index", rec["id"]), rec["question"], rec["hint"] or "", *opts[:4], pred,
-                        rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])
 
 
 @dataclass
@@ -237,7 +218,7 @@ def score(ev: Evaluation, gens: list[dict]) -> Scored:
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     qs = scoring.questions(ev.records)
     rows = scoring.rows_by_action(ev.protocol, ev.records, gens, ev.ecfg["seed"])
-    breakdowns = getattr(ev.protocol, "BREAKDOWNS", ())
+    breakdowns = ev.protocol.BREAKDOWNS
     learned_fig = scoring.policy_figures(ev.records, qs, rows, gens, learned, breakdowns, detail=True)
     if not ev.has_answers:
         learned_fig = scoring.without_accuracy(learned_fig)
@@ -272,8 +253,7 @@ def write_outputs(ev: Evaluation, out_dir: Path, gens: list[dict], sc: Scored, r
                   at_learned: dict, pareto: list[dict]) -> None:
     """Every output of evaluate@<set>, each written atomically; the headline (metrics.json) last."""
     outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, sc.learned)]
-    write_submission(out_dir / "submission.tsv", ev.records, [strip_thinking(o) for o in outputs],
-                     ev.set_cfg["protocol"])
+    ev.protocol.write_submission(out_dir / "submission.tsv", ev.records, [strip_thinking(o) for o in outputs])
     write_jsonl(out_dir / "predictions.jsonl", predictions(ev, gens, sc))
     pareto.sort(key=lambda p: (p["vision_tokens"], p["policy"], p["param"] is not None, p["param"] or 0))
     write_json(out_dir / "pareto.json", pareto)

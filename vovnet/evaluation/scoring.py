@@ -10,10 +10,27 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vovnet import VovnetError
-from vovnet.evaluation.protocols import score
 from vovnet.model.budgets import ACTIONS
+from vovnet.tasks.interfaces import EvalProtocol
 
 TOO_LONG_ROW = {"parsed": None, "resolved": False, "score": 0.0, "too_long": True}
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def strip_thinking(output: str) -> str:
+    """The answer after a Thinking model's reasoning: the text after the last `</think>`. Reasoning that
+    never closed (cut by max_new_tokens) holds no answer: ''. Qwen3 Thinking templates open `<think>` in
+    the prompt, so an output may carry the closing tag only."""
+    if THINK_CLOSE in output:
+        return output.rsplit(THINK_CLOSE, 1)[1].strip()
+    if THINK_OPEN in output:
+        return ""
+    return output
+
+
+def score(protocol: EvalProtocol, records: list[dict], outputs: list[str], seed: int) -> tuple[list[dict], dict]:
+    """The protocol's scores of the outputs, Thinking-model reasoning stripped first."""
+    return protocol.score_records(records, [strip_thinking(o) for o in outputs], seed)
 
 
 def question_key(rec: dict) -> tuple:

@@ -1,8 +1,9 @@
 """Predict's input: processed records or plain requests, checked line by line into questions or rejects.
 
 A plain request is `{"id", "question", "image": path | [paths] | null, "choices"?: [...], "hint"?}`, its
-image paths resolved inside the image root with the LLaVA adapter's containment rules. A processed
-record (the project's record schema) reads its images from its dataset's image store. Only image
+image paths resolved inside the image root with the LLaVA adapter's containment rules
+(vovnet/data/image_refs.py). A processed record (the project's record schema) reads its images from its
+dataset's image store. Only image
 headers are read here (size, for the policy's cost); pixels are decoded later, and only for questions
 whose action looks at the image.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from vovnet import VovnetError
-from vovnet.data.adapters.llava import resolve_in_roots
+from vovnet.data.image_refs import resolve_in_roots
 from vovnet.data.image_store import ImageStore
 from vovnet.data.records import Reject
 from vovnet.io_utils import dumps

@@ -1,6 +1,6 @@
 """Multiple-choice answer parsing: VLMEvalKit's exact matching (no LLM judge), rule for rule.
 
-The rules and the commit they follow are described in vovnet/evaluation/protocols/mmbench.py, which
+The rules and the commit they follow are described in vovnet/tasks/mmbench/protocol.py, which
 scores with them; inference reports the same parsed letter, so the parsing lives below both.
 """
 from __future__ import annotations

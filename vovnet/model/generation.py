@@ -24,7 +24,7 @@ from transformers import DynamicCache
 from vovnet import VovnetError
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import collate
-from vovnet.model.policy import text_pass_features as entropy_and_margin
+from vovnet.model.policy import PolicyFeatures, policy_features
 from vovnet.model.prefix_reuse import _pad, _rope_model
 
 
@@ -49,7 +49,7 @@ class Prefill:
     attention_mask: torch.Tensor  # (B, W)
     prefix_end: int               # column where every row's shared prefix ends
     last_logits: torch.Tensor     # (B, V) at the last prompt token
-    features: tuple               # (hidden, entropy, margin) for the policy head
+    features: PolicyFeatures      # what the policy head reads
     next_position: torch.Tensor   # (B,) position of the first answer token
 
 
@@ -99,8 +99,7 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
              output_hidden_states=True, logits_to_keep=1)
     last_logits = out.logits[:, -1]
     _check_finite(last_logits, "text pass")
-    entropy, margin = entropy_and_margin(last_logits)
-    features = (out.hidden_states[-1][:, -1].detach(), entropy.detach(), margin.detach())
+    features = policy_features(out.hidden_states[-1], out.logits)  # left padded: every prompt ends in the last column
     suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
     assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
     return Prefill(_cache_of(out), ids, mask, ids.shape[1] - suffix, last_logits, features, pos[:, -1] + 1)
@@ -224,7 +223,7 @@ def generate_batch(model, processor, encs: list[dict], max_new_tokens: int, devi
     prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
     scores = model.policy_scores(prefill.features).float().cpu()
     per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
-            "entropy": float(prefill.features[1][j])} for j in range(len(encs))]
+            "entropy": float(prefill.features.entropy[j])} for j in range(len(encs))]
     for action in ACTIONS:
         for j, e in enumerate(encs):
             per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
@@ -254,4 +253,4 @@ def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int
 def text_entropies(model, processor, encs_no: list[dict], device) -> list[float]:
     """The answer entropy of the text-only pass (no image is read), per encoding."""
     ids = TokenIds.of(processor)
-    return text_prefill(model.lm, encs_no, ids.pad, ids.image, device).features[1].float().tolist()
+    return text_prefill(model.lm, encs_no, ids.pad, ids.image, device).features.entropy.float().tolist()

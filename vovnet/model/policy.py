@@ -1,17 +1,50 @@
 """The value-of-vision policy head: reads the text-only pass and scores NO / COARSE / FULL vision."""
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 
-def text_pass_features(logits_last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token entropy and top-1/top-2 probability margin at the prompt's last position."""
+@dataclass(frozen=True)
+class PolicyFeatures:
+    """What the head reads from the text-only pass, at the prompt's last token, one row per sample.
+
+    Detached: the head does not steer the LM. A new feature is a field here, filled in `policy_features`;
+    the head's input width follows from SCALARS."""
+
+    hidden: torch.Tensor   # (B, H) the last layer's hidden state
+    entropy: torch.Tensor  # (B,) next-token entropy (the uncertainty baseline reads it too)
+    margin: torch.Tensor   # (B,) top-1 minus top-2 next-token probability
+
+    SCALARS: ClassVar[tuple[str, ...]] = ("entropy", "margin")  # appended to the normalised hidden state
+
+    @classmethod
+    def width(cls, hidden_size: int) -> int:
+        """The head's input width for an LM of `hidden_size`."""
+        return hidden_size + len(cls.SCALARS)
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def policy_features(hidden_states: torch.Tensor, logits: torch.Tensor,
+                    index: torch.Tensor | None = None) -> PolicyFeatures:
+    """The policy features from a text-only pass's last-layer states (B, T, H) and logits (B, T', V), read at
+    each row's `index` (B,) (None: the last column of each). The one producer: training's text pass and
+    prefix reuse, evaluation's and predict's prefill all call it."""
+    if index is None:
+        hidden_last, logits_last = hidden_states[:, -1], logits[:, -1]
+    else:
+        rows = torch.arange(index.shape[0], device=index.device)
+        hidden_last, logits_last = hidden_states[rows, index], logits[rows, index]
     logp = torch.log_softmax(logits_last.float(), dim=-1)
     p = logp.exp()
     entropy = -(p * logp).sum(-1)
     top2 = p.topk(2, dim=-1).values
-    return entropy, top2[:, 0] - top2[:, 1]
+    return PolicyFeatures(hidden_last.detach(), entropy.detach(), (top2[:, 0] - top2[:, 1]).detach())
 
 
 class PolicyHead(nn.Module):
@@ -19,11 +52,12 @@ class PolicyHead(nn.Module):
         super().__init__()
         self.hidden_size, self.width = hidden_size, width
         self.norm = nn.LayerNorm(hidden_size)
-        self.mlp = nn.Sequential(nn.Linear(hidden_size + 2, width), nn.GELU(), nn.Linear(width, n_actions))
+        self.mlp = nn.Sequential(nn.Linear(PolicyFeatures.width(hidden_size), width), nn.GELU(),
+                                 nn.Linear(width, n_actions))
 
-    def forward(self, hidden: torch.Tensor, entropy: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.norm(hidden.float()), entropy[:, None].float(), margin[:, None].float()], dim=-1)
-        return self.mlp(x)
+    def forward(self, features: PolicyFeatures) -> torch.Tensor:
+        scalars = [getattr(features, name)[:, None].float() for name in PolicyFeatures.SCALARS]
+        return self.mlp(torch.cat([self.norm(features.hidden.float()), *scalars], dim=-1))
 
 
 def choose_action(scores: list[float], vision_tokens: list[int], cost_shift: float, cost_norm: float) -> int:

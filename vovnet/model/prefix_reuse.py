@@ -24,6 +24,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import IGNORE
 from vovnet.model.losses import per_sample_lm_loss
+from vovnet.model.policy import PolicyFeatures, policy_features
 
 
 def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:
@@ -70,7 +71,7 @@ def _rope_model(lm):
     return base.model
 
 
-def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device) -> tuple[torch.Tensor, tuple]:
+def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device) -> tuple[torch.Tensor, PolicyFeatures]:
     """Per-sample task loss of every action (B, 3) and the text pass's policy features, from one prefix pass.
 
     `encs` are Encoder.encode_all outputs (one per sample)."""
@@ -111,10 +112,6 @@ def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, imag
                  mm_token_type_ids=mm[:, P:], use_cache=False, output_hidden_states=action == "no", **extra)
         losses.append(per_sample_lm_loss(out.logits, suffix_labels)[0])
         if action == "no":
-            from vovnet.model.policy import text_pass_features
-
             idx = torch.tensor([e["no"]["prompt_len"] - e["no"]["prefix_len"] - 1 for e in encs], device=device)
-            rows_i = torch.arange(len(encs), device=device)
-            entropy, margin = text_pass_features(out.logits[rows_i, idx])
-            features = (out.hidden_states[-1][rows_i, idx].detach(), entropy.detach(), margin.detach())
+            features = policy_features(out.hidden_states[-1], out.logits, idx)
     return torch.stack(losses, dim=-1), features

@@ -23,7 +23,7 @@ eagle cow horse pig Mars Paris Nile Everest ice sand wood glass pink brown grey 
 
 def corpus() -> str:
     """The tokenizer's training text: the sample vocabulary plus the generated demo set's own words."""
-    from vovnet.data.adapters import shapes_vqa
+    from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
     demo = [" ".join(shapes_vqa.COLOURS), " ".join(shapes_vqa.WORDS), " ".join(shapes_vqa.SHAPES),
             " ".join(shapes_vqa.TEXTURES), "What is the code word? The code word is",
@@ -46,8 +46,13 @@ def build_tokenizer(vocab_size: int):
 
 
 def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
-    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
-                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     tiny = cfg["tiny"]
     tokenizer = build_tokenizer(tiny["vocab_size"])

@@ -16,9 +16,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vovnet.model.budgets import ACTIONS
-from vovnet.model.policy import PolicyHead, gumbel_straight_through, text_pass_features
-from vovnet.model.prefix_reuse import reuse_forward
 from vovnet.model.losses import per_sample_lm_loss
+from vovnet.model.policy import PolicyFeatures, PolicyHead, gumbel_straight_through, policy_features
+from vovnet.model.prefix_reuse import reuse_forward
 
 MODEL_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 HEAD_FILE, HEAD_CONFIG = "head.safetensors", "head_config.json"
@@ -58,18 +58,15 @@ class VoVNet(nn.Module):
     def lm_for(self, action: str) -> nn.Module:
         return self.full_lm if action == "full" and self.full_lm is not None else self.lm
 
-    def text_pass(self, batch: dict, with_labels: bool = True):
+    def text_pass(self, batch: dict, with_labels: bool = True) -> tuple[torch.Tensor | None, PolicyFeatures]:
         """The text-only pass: (per-sample loss or None, policy features)."""
         out = self.lm(**model_inputs(batch, with_labels), output_hidden_states=True)
-        idx = batch["last_prompt_index"]
-        rows = torch.arange(idx.shape[0], device=idx.device)
-        hidden = out.hidden_states[-1][rows, idx]
-        entropy, margin = text_pass_features(out.logits[rows, idx])
+        features = policy_features(out.hidden_states[-1], out.logits, batch["last_prompt_index"])
         loss = per_sample_lm_loss(out.logits, batch["labels"])[0] if with_labels else None
-        return loss, (hidden.detach(), entropy.detach(), margin.detach())  # the head does not steer the LM
+        return loss, features
 
-    def policy_scores(self, features) -> torch.Tensor:
-        return self.head(*features)
+    def policy_scores(self, features: PolicyFeatures) -> torch.Tensor:
+        return self.head(features)
 
     def forward(self, batches: dict, stage: int, action: str = "full", policy_cfg: dict | None = None,
                 train_lora: bool = False, generator: torch.Generator | None = None, prefix_reuse: bool = False) -> dict:
@@ -78,7 +75,7 @@ class VoVNet(nn.Module):
             return {"loss": out.loss, "task": out.loss.detach()}
         return self._stage2(batches, policy_cfg, train_lora, generator, prefix_reuse)
 
-    def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, tuple]:
+    def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, PolicyFeatures]:
         """Every action's per-sample task loss (B, 3) and the text pass's policy features."""
         if prefix_reuse and self.full_lm is None and "encodings" in batches:
             return reuse_forward(self.lm, batches["encodings"], self.pad_id, self.image_token_id,

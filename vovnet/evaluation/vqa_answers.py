@@ -1,7 +1,6 @@
-"""TextVQA: VQA accuracy with the EvalAI answer processor, as lmms-eval scores it (no LLM judge).
+"""EvalAI's VQA answer processor, shared by TextVQA's protocol and the short-answer protocol.
 
-Follows EvolvingLMMs-Lab/lmms-eval at commit 75571cfe (2026-08-06): `textvqa_process_results` in
-lmms_eval/tasks/textvqa/utils.py and `EvalAIAnswerProcessor` in
+Follows EvolvingLMMs-Lab/lmms-eval at commit 75571cfe (2026-08-06): `EvalAIAnswerProcessor` in
 lmms_eval/tasks/_task_utils/vqa_eval_metric.py (itself EvalAI's / MMF's processor). Reimplemented:
 
 1. word tokenize: lower-case, delete ',' and '?', split "'s" off as " 's", strip;
@@ -10,14 +9,10 @@ lmms_eval/tasks/_task_utils/vqa_eval_metric.py (itself EvalAI's / MMF's processo
    replaced by a space; then periods not followed by a digit are deleted (the first 32 only: the
    official call passes re.UNICODE where `sub` expects its count);
 4. number words to digits, articles dropped, apostrophe-less contractions restored.
-
-The whole reply is scored (not its first line). The reply and each of the ten answers are processed the
-same way; accuracy is the mean over the ten leave-one-out subsets of min(1, matches / 3).
 """
 from __future__ import annotations
 
 import re
-import statistics
 
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
                "!")
@@ -80,18 +75,3 @@ def _digits_articles(text: str) -> str:
 def normalize(answer: str) -> str:
     text = _word_tokenize(answer).replace("\n", " ").replace("\t", " ").strip()
     return _digits_articles(_punctuation(text))
-
-
-def vqa_accuracy(prediction: str, answers: list[str]) -> float:
-    """Mean over the leave-one-out subsets of min(1, matches among the others / 3)."""
-    if not answers:
-        return 0.0
-    pred = normalize(prediction)
-    gts = [normalize(a) for a in answers]
-    return statistics.mean(min(1.0, sum(g == pred for g in gts[:i] + gts[i + 1:]) / 3) for i in range(len(gts)))
-
-
-def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
-    rows = [{"parsed": normalize(out), "resolved": bool(out.strip()), "score": vqa_accuracy(out, rec["answer"]["all"])}
-            for rec, out in zip(records, outputs)]
-    return rows, {"protocol": "textvqa"}

@@ -126,6 +126,11 @@ def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
     return [Path(raw_dir) / SPEC_FILE]
 
 
+def hf_configs(raw_dir: Path, cfg: dict) -> None:
+    """Generated, not downloaded: no Hugging Face configs."""
+    return None
+
+
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     spec = read_spec(Path(raw_dir))
     splits = _generate(json.dumps(spec, sort_keys=True))

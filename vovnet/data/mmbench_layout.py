@@ -1,4 +1,8 @@
-"""MMBench: VLMEvalKit TSV (base64 images, circular copies) or the HF layouts (lmms-lab/MMBench_EN, lmms-lab/MMBench)."""
+"""The MMBench raw layout: VLMEvalKit TSV (base64 images, circular copies) or the HF layouts
+(lmms-lab/MMBench_EN, lmms-lab/MMBench, LMMs-Eval-Lite's mmbench_en_dev).
+
+Shared by two tasks, so it lives below both: vovnet/tasks/mmbench and vovnet/tasks/mmbench_lite.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +11,17 @@ from typing import Iterator
 from vovnet.data import hf_source, split_files
 from vovnet.data.image_refs import hf_image_ref
 from vovnet.data.overlap import CIRCULAR_STRIDE  # circular copies: index = original + k * 1e6
-from vovnet.data.records import (LETTERS, ImageRef, Reject, Row, clean_text, letter_to_label, make_record, parse_int,
-                                 text_field)
+from vovnet.data.records import (
+    LETTERS,
+    ImageRef,
+    Reject,
+    Row,
+    clean_text,
+    letter_to_label,
+    make_record,
+    parse_int,
+    text_field,
+)
 from vovnet.data.tsv import TsvRowError, read_tsv
 
 REF_MAX_CHARS = 64           # an image cell this short is the index of the row whose image it reuses

@@ -18,10 +18,14 @@ every rotation is right, exactly as `mcq_circular_eval` does without a judge.
 """
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from vovnet.data.records import LETTERS
+from vovnet.io_utils import atomic_path
 from vovnet.model.answer_parsing import REJECT, extract_choice, match_option
 
-__all__ = ["BREAKDOWNS", "REJECT", "extract_choice", "match_option", "score_records"]
+__all__ = ["BREAKDOWNS", "REJECT", "extract_choice", "match_option", "score_records", "write_submission"]
 BREAKDOWNS = ("category", "l2_category")
 
 
@@ -35,3 +39,18 @@ def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tup
         rows.append({"parsed": letter, "resolved": letter not in (None, REJECT), "score": float(correct)})
     vanilla = sum(r["score"] for r in rows) / len(rows) if rows else 0.0
     return rows, {"protocol": "mmbench", "vanilla_accuracy": vanilla}
+
+
+SUBMISSION_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "prediction", "category", "l2-category", "split"]
+
+
+def write_submission(path: Path, records: list[dict], outputs: list[str]) -> None:
+    """MMBench's upload layout: the source columns and `prediction`, an option letter, in index order."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(SUBMISSION_COLUMNS)
+        for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["meta"].get("index", 0)):
+            opts = (rec["choices"] or []) + [""] * (4 - len(rec["choices"] or []))
+            pred = extract_choice(out, rec["choices"] or []) or ""
+            w.writerow([rec["meta"].get("index", rec["id"]), rec["question"], rec["hint"] or "", *opts[:4], pred,
+                        rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])

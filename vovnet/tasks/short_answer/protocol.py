@@ -11,8 +11,10 @@ import re
 from collections import defaultdict
 
 from vovnet.data.records import LETTERS
-from vovnet.evaluation.protocols.textvqa import normalize
+from vovnet.evaluation.submission import write_answers
+from vovnet.evaluation.vqa_answers import normalize
 
+write_submission = write_answers  # no upload layout of its own: id, question, prediction
 BREAKDOWNS = ("family", "format")  # the generated demo set's question family and answer format
 
 

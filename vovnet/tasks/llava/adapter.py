@@ -13,7 +13,7 @@ from vovnet import VovnetError
 from vovnet.config import image_roots
 from vovnet.data import split_files
 from vovnet.data.fingerprint import RECORD
-from vovnet.data.image_refs import resolve_inside
+from vovnet.data.image_refs import resolve_in_roots
 from vovnet.data.records import ImageRef, Reject, Row, clean_text, kind_of, make_record
 
 
@@ -30,19 +30,9 @@ def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
     return [find_json(raw_dir, cfg, split)]
 
 
-def resolve_in_roots(name: str, roots: list[Path]) -> Path:
-    """The file `name` under the first root that has it. Raises Reject (unsafe) or FileNotFoundError."""
-    if not name or "\x00" in name:
-        raise Reject("image", "empty image name")
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise Reject("image", f"image path {name!r} escapes its root (absolute or '..')")
-    for root in roots:
-        try:
-            return resolve_inside(root, name, "image", "its image root (symlink)")
-        except FileNotFoundError:
-            continue
-    raise FileNotFoundError(name)
+def hf_configs(raw_dir: Path, cfg: dict) -> None:
+    """A JSON file per split: no Hugging Face configs."""
+    return None
 
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:

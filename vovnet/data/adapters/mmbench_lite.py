@@ -1,9 +1,0 @@
-"""MMBench-Lite: the MMBench layout (TSV/HF), typically split `lite` (lmms-lab/LMMs-Eval-Lite, mmbench_en_dev).
-
-It is a subset of MMBench dev, so its answers are known; merge keeps it out of the held-out part.
-"""
-from __future__ import annotations
-
-from vovnet.data.adapters.mmbench import build, hf_configs, iter_rows, source_files  # same raw layout
-
-__all__ = ["build", "hf_configs", "iter_rows", "source_files"]

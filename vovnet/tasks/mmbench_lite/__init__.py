@@ -1,0 +1,1 @@
+"""The mmbench_lite task: see vovnet/tasks/__init__.py for what its folder holds."""

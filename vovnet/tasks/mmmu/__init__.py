@@ -1,0 +1,1 @@
+"""The mmmu task: see vovnet/tasks/__init__.py for what its folder holds."""

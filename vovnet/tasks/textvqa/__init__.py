@@ -1,0 +1,1 @@
+"""The textvqa task: see vovnet/tasks/__init__.py for what its folder holds."""
