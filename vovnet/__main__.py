@@ -1,4 +1,4 @@
-"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict` and `exps`."""
+"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict`, `exps` and `deps`."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     pd.add_argument("--params", default="params.yaml")
     ex = sub.add_parser("exps", help="experiments side by side: changed params, accuracy and vision tokens per set")
     ex.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
+    sub.add_parser("deps", help="the code deps each dvc.yaml stage should list (its static imports), and what differs")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "preset":
@@ -65,6 +66,10 @@ def main(argv=None) -> int:
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
         if args.cmd == "predict":
             return _predict(args)
+        if args.cmd == "deps":
+            from vovnet.deps import run_deps
+
+            return run_deps()
         if args.cmd == "exps":
             from vovnet.experiments import run_exps
 
