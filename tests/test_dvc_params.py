@@ -32,11 +32,9 @@ class Recording(dict):
     def __init__(self, data: dict, log: set, prefix: tuple = ()):
         super().__init__({k: Recording(v, log, prefix + (k,)) if isinstance(v, dict) else v for k, v in data.items()})
         self.log, self.prefix = log, prefix
-        if not data:
-            log.add(prefix)  # an empty mapping is itself the value
 
     def _read(self, key, value):
-        if not isinstance(value, Recording):
+        if not isinstance(value, Recording) or not value:  # an empty mapping is itself the value
             self.log.add(self.prefix + (key,))
         return value
 
@@ -71,22 +69,24 @@ def load_stage(script: str):
     return module
 
 
+REAL_LOAD_PARAMS, REAL_DATASET_CONFIG = config.load_params, config.dataset_config
+
+
 def run_stage(cmd: str, log: set, monkeypatch) -> None:
     """Run one dvc.yaml cmd's script in this process, its params recorded into `log`."""
     argv = cmd.split()
     script = next(a for a in argv if a.endswith(".py"))
     module = load_stage(script)
-    recorded = {}
 
     def load_params(path="params.yaml"):
-        recorded["params"] = Recording(config.load_params(path), log)
-        return recorded["params"]
+        return Recording(REAL_LOAD_PARAMS(path), log)
 
     def dataset_config(name, cfg):  # revalidated overrides: keep recording under datasets.<name>
-        return Recording(config.dataset_config(name, plain(cfg)), log, ("datasets", name))
+        return Recording(REAL_DATASET_CONFIG(name, plain(cfg)), log, ("datasets", name))
 
     for name, fake in (("load_params", load_params), ("dataset_config", dataset_config),
                        ("dataset_in", lambda params, name: params["datasets"][name])):
+        monkeypatch.setattr(config, name, fake)  # for a stage that imports it inside main()
         if hasattr(module, name):
             monkeypatch.setattr(module, name, fake)
     monkeypatch.setattr(sys, "argv", argv[argv.index(script):])
@@ -112,15 +112,8 @@ def stage_runs(dvc_yaml: dict, params: dict):
     for s in resolve_stages(dvc_yaml, params):
         spec = dvc_yaml["stages"][s.group]
         body = spec.get("do", spec)
-        key = s.name.split("@", 1)[1] if "@" in s.name else None
-        item = None
-        if key is not None:  # foreach: ${a.b}, a mapping in params
-            item = params
-            for part in spec["foreach"].strip("${} ").split("."):
-                item = item[part]
-            item = item[key]
-        keys = {str(e): tuple(interpolate(str(e), params, key, item).split(".")) for e in body.get("params") or []}
-        yield s.name, s.group, interpolate(body["cmd"], params, key, item), keys
+        keys = {str(e): tuple(interpolate(str(e), params, s.key, s.item).split(".")) for e in body.get("params") or []}
+        yield s.name, s.group, interpolate(body["cmd"], params, s.key, s.item), keys
 
 
 def workspace(tmp_path, preset: str):

@@ -199,6 +199,8 @@ class StageCode:
     shared: set[str]           # what every item of the entry runs: the cmd's closure, its families' extras
     templates: dict[str, str]  # the item's family member -> the dvc.yaml entry naming it (...${item.adapter}.py)
     problems: list[str] = field(default_factory=list)
+    key: object = None         # a foreach stage's ${key} and ${item}
+    item: object = None
 
     @property
     def expected(self) -> set[str]:
@@ -273,7 +275,7 @@ def _stage_code(name: str, group: str, body: dict, params: dict, key, item, root
             problems.append(f"{entry} resolves to {path}, which does not exist")
             continue
         templates[path] = entry
-    return StageCode(name, group, code_paths([p for p, _ in resolved], root), shared, templates, problems)
+    return StageCode(name, group, code_paths([p for p, _ in resolved], root), shared, templates, problems, key, item)
 
 
 def load_pipeline(root: Path = ROOT) -> list[StageCode]:

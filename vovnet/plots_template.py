@@ -42,7 +42,8 @@ def offline_page() -> str:
     bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE)
     if "</script" in bundle.lower() or "{plot_divs}" in bundle:
         raise ValueError("vl-convert's bundle cannot be inlined in a <script> element as it is")
-    return PAGE.format(vega=vl_convert.get_vega_version(), vega_lite=VEGA_LITE, embed=vl_convert.get_vega_embed_version(),
+    return PAGE.format(vega=vl_convert.get_vega_version(), vega_lite=VEGA_LITE,
+                       embed=vl_convert.get_vega_embed_version(),
                        vl_convert=importlib.metadata.version("vl-convert-python"), bundle=bundle)
 
 

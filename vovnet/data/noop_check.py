@@ -55,7 +55,8 @@ class NoopCheck:
 
     def signature(self, watched: list[str], code: list[str]) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps([self.argv, sorted((k, v) for k, v in os.environ.items() if k.startswith("VOVNET_"))]).encode())
+        overrides = sorted((k, v) for k, v in os.environ.items() if k.startswith("VOVNET_"))
+        digest.update(json.dumps([self.argv, overrides]).encode())
         digest.update(hashlib.sha256(self.params.read_bytes()).digest() if self.params.is_file() else b"no params")
         for tree in watched:
             _tree(Path(tree), digest)
