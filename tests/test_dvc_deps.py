@@ -14,27 +14,30 @@ DVC_YAML = read_yaml(ROOT / "dvc.yaml")
 
 
 @pytest.fixture(scope="module")
-def demo_params(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demo") / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", path)
-    write_preset("demo", path)
-    return read_yaml(path)
+def presets(tmp_path_factory):
+    """params.yaml as it is, and as the default (sample) and demo presets make it."""
+    out = {"current": read_yaml(ROOT / "params.yaml")}
+    for name in ("sample", "demo"):
+        path = tmp_path_factory.mktemp(name) / "params.yaml"
+        shutil.copy(ROOT / "params.yaml", path)
+        write_preset(name, path)
+        out[name] = read_yaml(path)
+    return out
 
 
 def listing(params, dvc_yaml=DVC_YAML):
     return {s.name: s for s in resolve_stages(dvc_yaml, params)}
 
 
-@pytest.mark.parametrize("preset", ["default", "demo"])
-def test_dvc_yaml_lists_exactly_the_imported_code(preset, demo_params):
-    params = demo_params if preset == "demo" else read_yaml(ROOT / "params.yaml")
-    stages = listing(params)
+@pytest.mark.parametrize("preset", ["current", "sample", "demo"])
+def test_dvc_yaml_lists_exactly_the_imported_code(preset, presets):
+    stages = listing(presets[preset])
     assert {"merge", "model", "train", "plot_training"} <= set(stages)
     assert report(list(stages.values())) == []
 
 
-def test_generation_code_reruns_evaluation_only_and_predict_code_nothing(demo_params):
-    for params in (read_yaml(ROOT / "params.yaml"), demo_params):
+def test_generation_code_reruns_evaluation_only_and_predict_code_nothing(presets):
+    for params in presets.values():
         stages = listing(params)
         with_generation = {n for n, s in stages.items() if "vovnet/model/generation.py" in s.listed}
         assert with_generation == {n for n in stages if n.startswith("evaluate@")} != set()
@@ -42,8 +45,8 @@ def test_generation_code_reruns_evaluation_only_and_predict_code_nothing(demo_pa
         assert "vovnet/data/adapters/shapes_vqa.py" in stages["model"].listed  # the tokenizer corpus' words
 
 
-def test_each_item_lists_its_own_adapter_and_protocol():
-    stages = listing(read_yaml(ROOT / "params.yaml"))
+def test_each_item_lists_its_own_adapter_and_protocol(presets):
+    stages = listing(presets["sample"])
     assert "vovnet/data/adapters/textvqa.py" in stages["normalize@textvqa"].listed
     assert "vovnet/data/adapters/textvqa.py" not in stages["normalize@mmmu"].listed
     assert "vovnet/evaluation/protocols/mmmu.py" not in stages["evaluate@textvqa"].listed
@@ -51,12 +54,12 @@ def test_each_item_lists_its_own_adapter_and_protocol():
     assert all("vovnet/data/adapters/mmbench.py" in stages[f"normalize@{d}"].listed for d in ("mmmu", "llava"))
 
 
-def test_a_missing_or_extra_module_is_named_with_its_stage():
+def test_a_missing_or_extra_module_is_named_with_its_stage(presets):
     broken = copy.deepcopy(DVC_YAML)
     broken["stages"]["merge"]["deps"].remove("vovnet/io_utils.py")
     broken["stages"]["train"]["deps"].append("vovnet/model/generation.py")
     broken["stages"]["normalize"]["do"]["deps"].remove("vovnet/data/adapters/${item.adapter}.py")
-    lines = report(list(listing(read_yaml(ROOT / "params.yaml"), broken).values()))
+    lines = report(list(listing(presets["sample"], broken).values()))
     assert "merge: missing dep vovnet/io_utils.py (the stage imports it)" in lines
     assert "train: extra dep vovnet/model/generation.py (the stage does not import it)" in lines
     assert any(line.startswith("normalize@llava: imports vovnet.data.adapters.{} by name") for line in lines)
@@ -64,10 +67,10 @@ def test_a_missing_or_extra_module_is_named_with_its_stage():
     assert len([line for line in lines if line.startswith("normalize@")]) == 5
 
 
-def test_a_whole_folder_dep_counts_every_module_in_it():
+def test_a_whole_folder_dep_counts_every_module_in_it(presets):
     wide = copy.deepcopy(DVC_YAML)
     wide["stages"]["train"]["deps"].append("vovnet/model")
-    lines = report(list(listing(read_yaml(ROOT / "params.yaml"), wide).values()))
+    lines = report(list(listing(presets["sample"], wide).values()))
     assert "train: extra dep vovnet/model/generation.py (the stage does not import it)" in lines
     assert "train: extra dep vovnet/model/tiny.py (the stage does not import it)" not in lines
 

@@ -119,8 +119,7 @@ def stage_runs(dvc_yaml: dict, params: dict):
 def workspace(tmp_path, preset: str):
     shutil.copytree(ROOT / "data" / "samples", tmp_path / "data" / "samples")
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    if preset != "default":
-        write_preset(preset, tmp_path / "params.yaml")
+    write_preset(preset, tmp_path / "params.yaml")  # whichever preset params.yaml holds now
     raw = read_yaml(tmp_path / "params.yaml")
     for section, values in SMALL.items():
         for k, v in values.items():
@@ -139,7 +138,7 @@ def test_each_stage_declares_exactly_the_params_it_reads(tmp_path_factory, monke
     monkeypatch.setenv("VOVNET_LOG_LEVEL", "WARNING")
     dvc_yaml = read_yaml(ROOT / "dvc.yaml")
     problems, reads = [], {}  # reads: (entry, template) -> [(relative leaves declared, relative keys read)]
-    for preset in ("default", "demo"):
+    for preset in ("sample", "demo"):
         ws = tmp_path_factory.mktemp(preset)
         params = workspace(ws, preset)
         monkeypatch.chdir(ws)
