@@ -100,3 +100,16 @@ def test_closure_follows_function_level_relative_and_by_name_imports(tmp_path):
     assert [f.pattern for f in got.families] == ["pkg.plugins.{}"]
     # importing a member alone (`from pkg.plugins import b`) runs the package but calls nothing by name
     assert closure(["pkg/plugins/a.py"], tmp_path).families == set()
+
+
+def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
+    write(tmp_path, "pkg/__init__.py", "")
+    write(tmp_path, "pkg/tasks/__init__.py",
+          "import importlib\ndef get(name):\n    return importlib.import_module(f'{__package__}.{name}.adapter')\n"
+          "def raw(name):\n    return importlib.import_module(name)\n")
+    write(tmp_path, "stages/run.py", "from pkg.tasks import get\n")
+    assert {f.pattern for f in closure(["stages/run.py"], tmp_path).families} == {"pkg.tasks.{}.adapter", "?"}
+    dvc_yaml = {"stages": {"run": {"cmd": "python stages/run.py", "deps": ["stages/run.py"]}}}
+    (stage,) = resolve_stages(dvc_yaml, {}, tmp_path)
+    assert any("cannot read" in p for p in stage.problems) and any("pkg/tasks/${item.<field>}/adapter.py" in p
+                                                                   for p in stage.problems)

@@ -78,18 +78,30 @@ def _parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def _family_of(call: ast.Call) -> Family | None:
-    """`importlib.import_module(f"a.b.{x}")` / `import_module(f"a.{x}.c")` -> Family("a.b.{}")."""
+OPAQUE = Family("?")  # an import_module call whose name has no readable shape
+
+
+def _family_of(call: ast.Call, module: str, package: str) -> Family | None:
+    """`importlib.import_module(f"a.b.{x}")` / `(f"{__package__}.{x}.c")` -> Family("a.b.{}"); a call whose
+    name cannot be read (a variable, two holes) -> OPAQUE; any other call -> None."""
     func = call.func
     named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or \
             (isinstance(func, ast.Name) and func.id == "import_module")
-    if not named or not call.args or not isinstance(call.args[0], ast.JoinedStr):
+    if not named:
         return None
-    parts = call.args[0].values
-    if sum(isinstance(v, ast.FormattedValue) for v in parts) != 1:
-        return None
-    pattern = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in parts)
-    return Family(pattern) if re.fullmatch(r"[\w.]*\{\}[\w.]*", pattern) else None
+    known = {"__package__": package, "__name__": module}
+    parts = call.args[0].values if call.args and isinstance(call.args[0], ast.JoinedStr) else None
+    if parts is None:
+        return OPAQUE
+    text, holes = "", 0
+    for v in parts:
+        if isinstance(v, ast.Constant):
+            text += str(v.value)
+        elif isinstance(v.value, ast.Name) and v.value.id in known:
+            text += known[v.value.id]
+        else:
+            text, holes = text + "{}", holes + 1
+    return Family(text) if holes == 1 and re.fullmatch(r"[\w.]*\{\}[\w.]*", text) else OPAQUE
 
 
 @lru_cache(maxsize=None)
@@ -109,7 +121,7 @@ def imports_of(rel: str, root: Path = ROOT) -> tuple[frozenset[str], frozenset[F
             else:
                 mod = node.module or ""
             names.update(f"{mod}.{alias.name}" if alias.name != "*" else mod for alias in node.names)
-        elif isinstance(node, ast.Call) and (fam := _family_of(node)):
+        elif isinstance(node, ast.Call) and (fam := _family_of(node, file_module(rel), package)):
             families.add(fam)
     return frozenset(names), frozenset(families)
 
@@ -263,7 +275,10 @@ def _stage_code(name: str, group: str, body: dict, params: dict, key, item, root
     resolved = [(interpolate(d, params, key, item), d) for d in map(_dep_path, body.get("deps") or [])]
     static = closure(cmd_entries(interpolate(body["cmd"], params, key, item), root), root)
     shared, templates, problems = set(static.files), {}, []
-    for fam in sorted(static.families, key=lambda f: f.pattern):
+    if OPAQUE in static.families:
+        problems.append("imports a module by a name vovnet/deps.py cannot read: write the call as "
+                        "importlib.import_module(f\"package.{name}\") so each item can list its module")
+    for fam in sorted(static.families - {OPAQUE}, key=lambda f: f.pattern):
         shared |= family_extras(fam, static.files, root)
         chosen = [(p, d) for p, d in resolved if "${" in d and fam.regex().match(p)]
         if len(chosen) != 1:
