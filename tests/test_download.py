@@ -144,3 +144,66 @@ def test_normalize_takes_the_hashes_download_computed(tmp_path, monkeypatch):
     stats = normalize_dataset("mmbench", cfg, raw, tmp_path / "out", seed=0, max_image_pixels=89_478_485)
     assert stats["splits"]["dev"]["source_files"] == [
         {"name": "MMBench_DEV_EN.tsv", "bytes": tsv.stat().st_size, "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest()}]
+
+
+def run_download(ws, name="mmbench", env=None):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    p = subprocess.run([sys.executable, str(ROOT / "stages" / "download.py"), "--dataset", name], cwd=ws,
+                       capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_an_unchanged_source_is_a_stat_only_no_op_and_any_change_a_full_check(tmp_path):
+    import os
+
+    from conftest import ROOT, mmb_row, write_tsv
+
+    src = tmp_path / "src"
+    tsv = write_tsv(src / "MMBench_DEV_EN.tsv", [mmb_row(1), mmb_row(2)])
+    params = (ROOT / "params.yaml").read_text().replace("source: data/samples/mmbench", f"source: {src}", 1)
+    (tmp_path / "params.yaml").write_text(params)
+    assert "fetched" in run_download(tmp_path)
+    quick = "nothing changed since the last check"
+    assert quick in run_download(tmp_path)
+    st = tsv.stat()
+    tsv.write_bytes(tsv.read_bytes().replace(b"Q?", b"R?", 1))  # same size, in place
+    os.utime(tsv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert "fetched" in run_download(tmp_path)
+    assert b"R?" in (tmp_path / "data" / "raw" / "mmbench" / "MMBench_DEV_EN.tsv").read_bytes()
+    assert quick in run_download(tmp_path)
+    (src / "extra.txt").write_text("new file")  # a new file in the source
+    assert "fetched" in run_download(tmp_path)
+    os.utime(tmp_path / "params.yaml")  # params touched but equal: still a no-op
+    assert quick in run_download(tmp_path)
+    (tmp_path / "params.yaml").write_text(params.replace("max_grad_norm: 1.0", "max_grad_norm: 2.0"))
+    out = run_download(tmp_path)  # any params edit: the full check, which finds the source unchanged
+    assert quick not in out and "source unchanged" in out
+    assert "source unchanged" in run_download(tmp_path, env={"VOVNET_IMAGE_ROOT": str(tmp_path)})
+    (tmp_path / "data" / "raw" / "mmbench" / "MMBench_DEV_EN.tsv").unlink()  # the output damaged
+    assert "fetched" in run_download(tmp_path)
+
+
+def test_the_no_op_imports_neither_the_schema_nor_a_hub_client(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "data").mkdir()
+    import shutil
+
+    shutil.copytree(ROOT / "data" / "samples", tmp_path / "data" / "samples")
+    run_download(tmp_path)
+    p = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "stages" / "download.py"), "--dataset", "mmbench"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "nothing changed since the last check" in p.stdout
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert "vovnet.data.noop_check" in imported
+    assert not imported & {"pydantic", "ruamel.yaml", "huggingface_hub", "vovnet.config", "vovnet.data.download"}

@@ -68,11 +68,11 @@ def test_bad_image_bytes_rejected(tmp_path, payload, reason):
 
 def test_decompression_bomb_rejected_by_params_limit(tmp_path):
     raw = tmp_path / "raw"
-    write_tsv(raw / "MMBench_DEV_EN.tsv", [mmb_row(1, image=b64(jpeg_bytes(size=(200, 200))))])
+    write_tsv(raw / "MMBench_DEV_EN.tsv", [mmb_row(1, image=b64(jpeg_bytes(size=(200, 200)))), mmb_row(2)])
     stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), raw, tmp_path / "out", seed=0,
                               max_image_pixels=10_000)
     rej = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
-    assert "too large" in rej["reason"] and stats["splits"]["dev"]["records"] == 0
+    assert "too large" in rej["reason"] and rej["row"] == 0 and stats["splits"]["dev"]["records"] == 1
 
 
 def test_row_level_problems_are_counted_rejects(tmp_path):

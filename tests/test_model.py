@@ -152,9 +152,12 @@ def test_export_parquet_matches_jsonl(tmp_path):
 
     from vovnet.data.normalize import normalize_dataset
 
+    import shutil
+
     cfg = ds_cfg("mmbench", splits=["dev"])
-    normalize_dataset("mmbench", cfg, ROOT / "data" / "samples" / "mmbench", tmp_path / "o", seed=0,
-                      max_image_pixels=89_478_485, export_parquet=True)
+    raw = tmp_path / "raw" / "mmbench"  # a copy: normalize keeps its hash cache next to the raw folder
+    shutil.copytree(ROOT / "data" / "samples" / "mmbench", raw)
+    normalize_dataset("mmbench", cfg, raw, tmp_path / "o", seed=0, max_image_pixels=89_478_485, export_parquet=True)
     table = pq.read_table(tmp_path / "o" / "mmbench_dev.parquet").to_pylist()
     lines = [json.loads(x) for x in (tmp_path / "o" / "mmbench_dev.jsonl").read_text().splitlines()]
     assert [r["id"] for r in table] == [r["id"] for r in lines]

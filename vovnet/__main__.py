@@ -1,4 +1,5 @@
-"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict` and `exps`."""
+"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict`, `exps`, `deps` and
+`plots-template`."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,8 @@ def main(argv=None) -> int:
     pd.add_argument("--params", default="params.yaml")
     ex = sub.add_parser("exps", help="experiments side by side: changed params, accuracy and vision tokens per set")
     ex.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
+    sub.add_parser("deps", help="the code deps each dvc.yaml stage should list (its static imports), and what differs")
+    sub.add_parser("plots-template", help="rewrite .dvc/offline_plots.html, the offline page of `dvc plots show`")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "preset":
@@ -65,6 +68,15 @@ def main(argv=None) -> int:
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
         if args.cmd == "predict":
             return _predict(args, sys.argv[1:] if argv is None else list(argv))
+        if args.cmd == "plots-template":
+            from vovnet.plots_template import write_offline_page
+
+            print(f"wrote {write_offline_page()}")
+            return 0
+        if args.cmd == "deps":
+            from vovnet.deps import run_deps
+
+            return run_deps()
         if args.cmd == "exps":
             from vovnet.experiments import run_exps
 

@@ -147,6 +147,12 @@ def build() -> None:
     extra = tsv_text([row(1)]) + "\t".join(str(v) for v in row(2).values()) + "\tEXTRA\n"
     case("row_more_fields_than_header", {"adapter": "mmbench", "splits": ["dev"],
                                          **rej("15 fields, header has 14", "row")}, {"MMBench_DEV_EN.tsv": extra})
+    # A requested split with no records stops normalize, naming the file, the rows read and the reject reasons.
+    all_extra = tsv_text([]) + "".join("\t".join(str(v) for v in row(i).values()) + "\tEXTRA\n" for i in (1, 2))
+    case("every_row_rejected", {"adapter": "mmbench", "splits": ["dev"], **err(
+        r"MMBench_DEV_EN\.tsv: split 'dev' yields no records: 2 rows read, 2 rejected \(2 row has N fields, header has N\)$")},
+         {"MMBench_DEV_EN.tsv": all_extra})
+    mmb("header_only_tsv", [], err(r"MMBench_DEV_EN\.tsv: split 'dev' yields no records: 0 rows read, 0 rejected$"))
     case("non_utf8", {"adapter": "mmbench", "splits": ["dev"], **err("not valid UTF-8")},
          {"MMBench_DEV_EN.tsv": tsv_text([row(1)]).encode("utf-8").replace(b"Question 1", b"Question \xff1")})
     case("bom_ok", {"adapter": "mmbench", "splits": ["dev"], "kind": "ok", "records": 1},

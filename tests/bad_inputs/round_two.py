@@ -151,7 +151,12 @@ def build_round_two(m) -> None:  # m: the make_corpus module (helpers, COLS)
 
     str_feats = datasets.Features({**tfeats, "answers": datasets.Value("string")})
     hf("textvqa_answers_string", "textvqa", [{**tv(1), "answers": "abcdefghij"}, {**tv(2), "answers": "abcdefghij"}],
-       str_feats, counted("expected a list of 10 answers, got text", "answers", rejects=2, records=0))
+       str_feats, err(r"validation-00000-of-00001\.parquet: split 'validation' yields no records: 2 rows read, "
+                      r"2 rejected \(2 expected a list of N answers, got text\)$"))
+    hf("textvqa_answers_all_empty", "textvqa", [tv(1), tv(2, answers=[""] * 10)], tfeats,
+       rej("all 10 human answers are empty", "answers"))
+    hf("textvqa_answers_all_whitespace", "textvqa", [tv(1), tv(2, answers=[" ", "\t"] * 5)], tfeats,
+       rej("all 10 human answers are empty", "answers"))
     hf("textvqa_answers_none", "textvqa", [tv(1), tv(2, answers=[None] * 10)], tfeats, rej("expected text, got null", "answers[0]"))
     hf("textvqa_question_id_null", "textvqa", [tv(1), tv(None)], tfeats, rej("empty", "question_id"))
     hf("textvqa_image_null", "textvqa", [tv(1), tv(2, image=None)], tfeats, rej("referenced but empty", "image"))

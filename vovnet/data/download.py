@@ -120,6 +120,12 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
     return True
 
 
+def watched_paths(name: str, cfg: dict, raw_dir: str | Path) -> list[Path]:
+    """What a no-op check must stat besides params: a local source and an image_root outside raw_dir."""
+    source, root = cfg["source"], _tracked_image_root(name, cfg, Path(raw_dir))
+    return ([local_path(source)] if source_kind(source) == "file" else []) + ([root] if root else [])
+
+
 def _tracked_image_root(name: str, cfg: dict, raw_dir: Path) -> Path | None:
     """An image_root outside the raw folder is a source too: its files are fingerprinted."""
     root = cfg.get("image_root")

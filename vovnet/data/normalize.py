@@ -205,6 +205,18 @@ class SplitNormalizer:
                                  f"+ {len(self.rejects)} rejects + {self.sampled_out} left out by max_samples")
 
 
+def empty_split(raw_dir: Path, files: list[Path], norm: SplitNormalizer) -> VovnetError:
+    """A requested split with no records stops normalize: the file, the rows read, the rejects by reason."""
+    kinds: dict[str, int] = {}
+    for r in norm.rejects:
+        kinds[reason_kind(r["reason"])] = kinds.get(reason_kind(r["reason"]), 0) + 1
+    where = ", ".join(str(Path(f)) for f in files) or str(raw_dir)
+    why = "; ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    sampled = f", {norm.sampled_out} left out by max_samples" if norm.sampled_out else ""
+    return VovnetError(f"{where}: split {norm.split!r} yields no records: {norm.rows_read} rows read, "
+                       f"{len(norm.rejects)} rejected{' (' + why + ')' if why else ''}{sampled}")
+
+
 def sampling_units(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> set[str] | None:
     """The sampling groups max_samples keeps (None: keep all). A row that reuses another row's image joins
     that row's group, so a sample never holds a reference without its image."""
@@ -321,6 +333,8 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                     norm.handle(*fut.result())
                 norm.finish()
                 norm.check_counts()
+                if not norm.offsets:
+                    raise empty_split(raw_dir, files, norm)
                 norm.write_sorted(tmp / f"{name}_{split}.jsonl")
                 if export_parquet:
                     _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")

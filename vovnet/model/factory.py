@@ -28,14 +28,15 @@ def finetune_mode(mcfg: dict) -> str:
     return mode
 
 
-def _full_model(params: dict, dtype, device):
-    mcfg = params["model"]
-    if not mcfg["use_thinking_for_full"]:
+def _full_model(mcfg: dict, dtype, device, train: bool):
+    """The Thinking model that answers FULL (model.use_thinking_for_full), with a LoRA when it trains."""
+    wanted, name = mcfg["use_thinking_for_full"], mcfg["full_model_name"]  # both are dvc.yaml params of the stage
+    if not wanted:
         return None
-    if not mcfg["full_model_name"]:
+    if not name:
         raise VovnetError("params.yaml: model.use_thinking_for_full is true but model.full_model_name is empty")
-    full = load_base_model(mcfg["full_model_name"], mcfg, dtype).to(device)
-    if mcfg["train_full_model"]:
+    full = load_base_model(name, mcfg, dtype).to(device)
+    if train:
         full = add_lora(full, mcfg)
     else:
         freeze(full)
@@ -49,8 +50,8 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     base = load_base_model(mcfg["name"], mcfg, dtype)
     lm = add_lora(base, mcfg) if finetune_mode(mcfg) == "lora" else unfreeze_full(base, mcfg)
     head = PolicyHead(base.config.text_config.hidden_size, params["policy"]["hidden"])
-    model = VoVNet(lm, head, _full_model(params, dtype, device), processor.tokenizer.pad_token_id,
-                   processor.image_token_id)
+    full = _full_model(mcfg, dtype, device, train=mcfg["train_full_model"])
+    model = VoVNet(lm, head, full, processor.tokenizer.pad_token_id, processor.image_token_id)
     # What this run trains (adapter or full weights, head): checkpoints hold exactly these.
     model.trained_names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
     return model.to(device) if device is not None else model, processor
@@ -80,7 +81,7 @@ def load_vovnet(model_dir: str | Path, params: dict, device=None) -> tuple[VoVNe
     else:
         lm = PeftModel.from_pretrained(load_base_model(mcfg["name"], mcfg, dtype), str(d))
     head = load_head(d)
-    model = VoVNet(lm, head, _full_model({**params, "model": {**params["model"], "train_full_model": False}}, dtype, device))
+    model = VoVNet(lm, head, _full_model(params["model"], dtype, device, train=False))
     freeze(model)
     processor = load_processor(str(d), mcfg, check=False)  # saved beside the adapter
     return (model.to(device) if device is not None else model), processor, trained

@@ -45,7 +45,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
         raise VovnetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
     if not isinstance(data, list):
         raise VovnetError(f"{path}: expected a JSON list of conversations, got {type(data).__name__}")
-    roots = image_roots(cfg)
+    roots, missing_is_error = image_roots(cfg), cfg["on_missing_image"] == "error"
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             yield Row(index=i, key=f"row{i}", group=f"row{i}", fields={"_error": ("record", f"expected an object, got {kind_of(item)}")})
@@ -72,7 +72,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
                     fields["_error"] = ("image", rej.reason)
                 except FileNotFoundError:
                     msg = f"image {name!r} not found under any root ({', '.join(map(str, roots)) or 'none set'})"
-                    if cfg["on_missing_image"] == "error":
+                    if missing_is_error:
                         raise VovnetError(f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
                                           "or on_missing_image: reject") from None
                     fields["_error"] = ("image", msg)

@@ -52,6 +52,8 @@ def _answers(value, split: str) -> list[str]:
     if answers or "test" not in split:
         if len(answers) != N_ANSWERS:
             raise Reject("answers", f"expected {N_ANSWERS} human answers, got {len(answers)}")
+        if not any(answers):  # an empty reply would match them all
+            raise Reject("answers", f"all {N_ANSWERS} human answers are empty")
     return answers
 
 

@@ -1,0 +1,115 @@
+"""dvc.yaml's code deps are exactly the project modules each stage's cmd imports (vovnet/deps.py)."""
+import copy
+import shutil
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from vovnet.config import read_yaml
+from vovnet.deps import closure, cmd_entries, report, resolve_stages
+from vovnet.presets import write_preset
+
+DVC_YAML = read_yaml(ROOT / "dvc.yaml")
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    """params.yaml as it is, and as the default (sample) and demo presets make it."""
+    out = {"current": read_yaml(ROOT / "params.yaml")}
+    for name in ("sample", "demo"):
+        path = tmp_path_factory.mktemp(name) / "params.yaml"
+        shutil.copy(ROOT / "params.yaml", path)
+        write_preset(name, path)
+        out[name] = read_yaml(path)
+    return out
+
+
+def listing(params, dvc_yaml=DVC_YAML):
+    return {s.name: s for s in resolve_stages(dvc_yaml, params)}
+
+
+@pytest.mark.parametrize("preset", ["current", "sample", "demo"])
+def test_dvc_yaml_lists_exactly_the_imported_code(preset, presets):
+    stages = listing(presets[preset])
+    assert {"merge", "model", "train", "plot_training"} <= set(stages)
+    assert report(list(stages.values())) == []
+
+
+def test_generation_code_reruns_evaluation_only_and_predict_code_nothing(presets):
+    for params in presets.values():
+        stages = listing(params)
+        with_generation = {n for n, s in stages.items() if "vovnet/model/generation.py" in s.listed}
+        assert with_generation == {n for n in stages if n.startswith("evaluate@")} != set()
+        assert not [n for n, s in stages.items() if any(p.startswith("vovnet/inference/") for p in s.listed)]
+        assert "vovnet/data/adapters/shapes_vqa.py" in stages["model"].listed  # the tokenizer corpus' words
+
+
+def test_each_item_lists_its_own_adapter_and_protocol(presets):
+    stages = listing(presets["sample"])
+    assert "vovnet/data/adapters/textvqa.py" in stages["normalize@textvqa"].listed
+    assert "vovnet/data/adapters/textvqa.py" not in stages["normalize@mmmu"].listed
+    assert "vovnet/evaluation/protocols/mmmu.py" not in stages["evaluate@textvqa"].listed
+    # mmbench_lite's adapter imports mmbench's: a foreach entry cannot vary its list, so every item has it
+    assert all("vovnet/data/adapters/mmbench.py" in stages[f"normalize@{d}"].listed for d in ("mmmu", "llava"))
+
+
+def test_a_missing_or_extra_module_is_named_with_its_stage(presets):
+    broken = copy.deepcopy(DVC_YAML)
+    broken["stages"]["merge"]["deps"].remove("vovnet/io_utils.py")
+    broken["stages"]["train"]["deps"].append("vovnet/model/generation.py")
+    broken["stages"]["normalize"]["do"]["deps"].remove("vovnet/data/adapters/${item.adapter}.py")
+    lines = report(list(listing(presets["sample"], broken).values()))
+    assert "merge: missing dep vovnet/io_utils.py (the stage imports it)" in lines
+    assert "train: extra dep vovnet/model/generation.py (the stage does not import it)" in lines
+    assert any(line.startswith("normalize@llava: imports vovnet.data.adapters.{} by name") for line in lines)
+    assert "normalize@textvqa: missing dep vovnet/data/adapters/textvqa.py (the stage imports it)" not in lines
+    assert len([line for line in lines if line.startswith("normalize@")]) == 5
+
+
+def test_a_whole_folder_dep_counts_every_module_in_it(presets):
+    wide = copy.deepcopy(DVC_YAML)
+    wide["stages"]["train"]["deps"].append("vovnet/model")
+    lines = report(list(listing(presets["sample"], wide).values()))
+    assert "train: extra dep vovnet/model/generation.py (the stage does not import it)" in lines
+    assert "train: extra dep vovnet/model/tiny.py (the stage does not import it)" not in lines
+
+
+def write(root, rel, text):
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(textwrap.dedent(text))
+
+
+def test_closure_follows_function_level_relative_and_by_name_imports(tmp_path):
+    write(tmp_path, "pkg/__init__.py", "")
+    write(tmp_path, "pkg/launch.py", "import runpy\nfrom pkg import cli\n")
+    write(tmp_path, "pkg/cli.py", "")
+    write(tmp_path, "pkg/core.py", "def f():\n    from .helpers import x\n    return x\n")
+    write(tmp_path, "pkg/helpers.py", "x = 1\n")
+    write(tmp_path, "pkg/unused.py", "")
+    write(tmp_path, "pkg/plugins/__init__.py",
+          "import importlib\ndef get(name):\n    return importlib.import_module(f'pkg.plugins.{name}')\n")
+    write(tmp_path, "pkg/plugins/a.py", "from pkg.plugins import b\n")
+    write(tmp_path, "pkg/plugins/b.py", "")
+    write(tmp_path, "stages/run.py", "import sys\nfrom pkg.core import f\nfrom pkg.plugins import get\n")
+    entries = cmd_entries("python -m pkg.launch stages/run.py --set ${key}", tmp_path)
+    assert entries == ["pkg/__init__.py", "pkg/launch.py", "stages/run.py"]
+    got = closure(entries, tmp_path)
+    assert got.files == {"pkg/__init__.py", "pkg/launch.py", "pkg/cli.py", "stages/run.py", "pkg/core.py",
+                         "pkg/helpers.py", "pkg/plugins/__init__.py"}
+    assert [f.pattern for f in got.families] == ["pkg.plugins.{}"]
+    # importing a member alone (`from pkg.plugins import b`) runs the package but calls nothing by name
+    assert closure(["pkg/plugins/a.py"], tmp_path).families == set()
+
+
+def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
+    write(tmp_path, "pkg/__init__.py", "")
+    write(tmp_path, "pkg/tasks/__init__.py",
+          "import importlib\ndef get(name):\n    return importlib.import_module(f'{__package__}.{name}.adapter')\n"
+          "def raw(name):\n    return importlib.import_module(name)\n")
+    write(tmp_path, "stages/run.py", "from pkg.tasks import get\n")
+    assert {f.pattern for f in closure(["stages/run.py"], tmp_path).families} == {"pkg.tasks.{}.adapter", "?"}
+    dvc_yaml = {"stages": {"run": {"cmd": "python stages/run.py", "deps": ["stages/run.py"]}}}
+    (stage,) = resolve_stages(dvc_yaml, {}, tmp_path)
+    assert any("cannot read" in p for p in stage.problems) and any("pkg/tasks/${item.<field>}/adapter.py" in p
+                                                                   for p in stage.problems)
