@@ -40,7 +40,7 @@ from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
 from vovnet.model.generation import generate_all  # noqa: E402
-from vovnet.tasks import get_protocol  # noqa: E402
+from vovnet.tasks.protocols import get_protocol  # noqa: E402
 
 POLICY_ROWS = ("learned", "full", "coarse", "none")
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vovnet.data.image_store import ImageStoreWriter, set_pixel_limit
 from vovnet.data.normalize import SplitNormalizer, _prepare, normalize_dataset
 from vovnet.io_utils import read_jsonl
-from vovnet.tasks import get_adapter
+from vovnet.tasks.adapters import get_adapter
 
 LIMIT = 89_478_485
 JPEG = jpeg_bytes(seed=3)

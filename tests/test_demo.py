@@ -15,7 +15,7 @@ from vovnet.data.image_store import ImageStore
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 from vovnet.io_utils import read_jsonl
-from vovnet.tasks import get_protocol
+from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}

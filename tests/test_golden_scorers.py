@@ -7,7 +7,7 @@ EvalAIAnswerProcessor and `textvqa_process_results`.
 import pytest
 
 from vovnet.evaluation.scoring import score, strip_thinking
-from vovnet.tasks import get_protocol
+from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
 from vovnet.tasks.textvqa import protocol as textvqa

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from vovnet import VovnetError
 from vovnet.evaluation import scoring
-from vovnet.tasks import get_protocol
+from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
 from vovnet.tasks.textvqa import protocol as textvqa

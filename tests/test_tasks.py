@@ -7,6 +7,9 @@ import pytest
 from vovnet import VovnetError, tasks
 from vovnet.config import Dataset, EvalSet, load_params, read_yaml
 from vovnet.tasks import defaults, with_defaults
+from vovnet.tasks.adapters import get_adapter
+from vovnet.tasks.protocols import get_protocol
+from vovnet.tasks.samples import get_sample_maker
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = sorted(p.name for p in (ROOT / "vovnet" / "tasks").iterdir() if (p / "__init__.py").exists())
@@ -19,29 +22,29 @@ def test_every_folder_is_a_task_with_at_least_an_adapter_or_a_protocol():
 
 @pytest.mark.parametrize("name", tasks.ADAPTERS)
 def test_adapters_load_with_every_interface_member(name):
-    adapter = tasks.get_adapter(name)
+    adapter = get_adapter(name)
     for member in ("source_files", "iter_rows", "build", "hf_configs"):
         assert callable(getattr(adapter, member))
 
 
 @pytest.mark.parametrize("name", tasks.PROTOCOLS)
 def test_protocols_load_with_a_writer_and_breakdowns(name):
-    protocol = tasks.get_protocol(name)
+    protocol = get_protocol(name)
     assert callable(protocol.write_submission) and isinstance(protocol.BREAKDOWNS, tuple)
 
 
 def test_sample_makers_run_in_a_strict_order():
-    orders = [tasks.get_sample_maker(n).ORDER for n in tasks.SAMPLES]
+    orders = [get_sample_maker(n).ORDER for n in tasks.SAMPLES]
     assert len(set(orders)) == len(orders)
     # Lite's sample is drawn from MMBench's, so it comes after it
-    assert tasks.get_sample_maker("mmbench_lite").ORDER > tasks.get_sample_maker("mmbench").ORDER
+    assert get_sample_maker("mmbench_lite").ORDER > get_sample_maker("mmbench").ORDER
 
 
 def test_unknown_names_are_one_line_errors():
     with pytest.raises(VovnetError, match=r"^params.yaml: unknown evaluation protocol 'nosuch' \(known: mmbench, "):
-        tasks.get_protocol("nosuch")
+        get_protocol("nosuch")
     with pytest.raises(VovnetError, match=r"^params.yaml: unknown adapter 'short_answer' \(known: llava, "):
-        tasks.get_adapter("short_answer")  # a protocol-only folder has no adapter
+        get_adapter("short_answer")  # a protocol-only folder has no adapter
 
 
 @pytest.mark.parametrize("name", FOLDERS)

@@ -4,10 +4,11 @@ A stage runs the scripts and `python -m` modules its cmd names, every project mo
 (transitively, at any depth of the file: imports inside functions run too), and the packages above
 each module (their `__init__.py` run on import). Nothing is executed.
 
-Plugins are imported by name (`importlib.import_module(f"vovnet.data.adapters.{name}")`, the name from
-params). Such a call makes a *family* (`vovnet/data/adapters/{}.py`); a foreach stage lists the member
-its item uses with a template, `vovnet/data/adapters/${item.adapter}.py`, and that member's imports join
-the item's closure. A DVC foreach entry cannot list a different number of files per item, so a module
+Plugins are imported by name (`importlib.import_module(f"vovnet.tasks.{name}.adapter")`, the name from
+params). Such a call makes a *family* (`vovnet/tasks/{}/adapter.py`); a foreach stage lists the member
+its item uses with a template, `vovnet/tasks/${item.adapter}/adapter.py`, and that member's imports join
+the item's closure. Where no item field names the member (an evaluation set's protocol comes from its
+task's defaults), the stage lists the folder of every member (`vovnet/tasks`) and depends on all of it. A DVC foreach entry cannot list a different number of files per item, so a module
 that one family member imports from a sibling member is listed for every item of every stage of that
 family (see `shared_members`).
 
@@ -190,6 +191,16 @@ def family_extras(family: Family, static: set[str], root: Path = ROOT) -> set[st
     return extras
 
 
+def registry_folder(family: Family, deps: list[str], root: Path = ROOT) -> str | None:
+    """A listed folder holding every member of `family`, where no item field can name the member (an
+    evaluation set's protocol comes from its images dataset's task defaults, not from dvc.yaml's item)."""
+    members = family.members(root)
+    for dep in deps:
+        if members and (root / dep).is_dir() and all(m.startswith(dep.rstrip("/") + "/") for m in members):
+            return dep
+    return None
+
+
 def code_paths(deps: list[str], root: Path = ROOT) -> set[str]:
     """The project .py files a resolved dep list names (a folder names every .py file under it)."""
     out: set[str] = set()
@@ -281,9 +292,13 @@ def _stage_code(name: str, group: str, body: dict, params: dict, key, item, root
     for fam in sorted(static.families - {OPAQUE}, key=lambda f: f.pattern):
         shared |= family_extras(fam, static.files, root)
         chosen = [(p, d) for p, d in resolved if "${" in d and fam.regex().match(p)]
+        folder = registry_folder(fam, [p for p, _ in resolved], root)
+        if not chosen and folder is not None:  # no item field names the member: the whole registry
+            shared |= code_paths([folder], root)
+            continue
         if len(chosen) != 1:
             problems.append(f"imports {fam.pattern} by name: list the item's module once, as "
-                            f"{fam.path_pattern().replace('{}', '${item.<field>}')}")
+                            f"{fam.path_pattern().replace('{}', '${item.<field>}')}, or the folder of all")
             continue
         path, entry = chosen[0]
         if not (root / path).is_file():

@@ -27,7 +27,7 @@ from vovnet import VovnetError
 from vovnet.data import hf_source, split_files
 from vovnet.data.fingerprint import RECORD, StatCache, fingerprint
 from vovnet.io_utils import atomic_path, dumps
-from vovnet.tasks import get_adapter
+from vovnet.tasks.adapters import get_adapter
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf")

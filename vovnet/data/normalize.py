@@ -21,7 +21,7 @@ from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64,
 from vovnet.data.records import Reject, Row
 from vovnet.data.tsv import TsvRowError
 from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
-from vovnet.tasks import get_adapter
+from vovnet.tasks.adapters import get_adapter
 
 log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size

@@ -81,7 +81,8 @@ def write_hf_parquet(folder: Path, rows: list[dict], features, split: str, confi
 
 def make_samples(out: str | Path = "data/samples", seed: int = 0) -> None:
     """Every task's sample under out/<task>, drawn from one seeded generator in the makers' ORDER."""
-    from vovnet.tasks import SAMPLES, get_sample_maker
+    from vovnet.tasks import SAMPLES
+    from vovnet.tasks.samples import get_sample_maker
 
     out = Path(out)
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.model.generation import NonFiniteLogits, generate_batch, non_finite_error, text_entropies
-from vovnet.tasks import get_protocol
+from vovnet.tasks.protocols import get_protocol
 
 log = logging.getLogger("vovnet.evaluate")
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.

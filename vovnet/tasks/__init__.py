@@ -9,23 +9,21 @@ A folder `vovnet/tasks/<name>/` holds whichever of these the task has:
   the `evaluation_set:` defaults under every evaluation set whose images come from such a dataset.
 
 A name is a task's adapter name when its folder has adapter.py, and a protocol name when it has protocol.py.
-This module imports nothing of the task modules until one is asked for, so any layer may use it (the
-schema in vovnet/config.py fills params from the defaults here, then validates the result).
+This module imports no task module, so any layer may use it (the schema in vovnet/config.py fills params
+from the defaults here, then validates the result). The loaders are one module per kind
+(vovnet/tasks/adapters.py, protocols.py, samples.py): a stage that imports one depends on that kind of task
+module only (vovnet/deps.py reads the import's f-string).
 """
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from ruamel.yaml import YAML
 
 from vovnet import VovnetError
-
-if TYPE_CHECKING:
-    from vovnet.tasks.interfaces import Adapter, EvalProtocol, SampleMaker
 
 TASKS_DIR = Path(__file__).resolve().parent
 
@@ -93,13 +91,15 @@ def with_defaults(params: Any) -> Any:
     return out
 
 
-def _load(name: str, module: str, known: tuple[str, ...], what: str, interface: type) -> ModuleType:
+def checked(name: str, known: tuple[str, ...], what: str, load, interface: type, where: str) -> ModuleType:
+    """`load()` (one task's module, imported by the caller with a literal f-string so that vovnet/deps.py
+    can read which family it is) after the name is known, checked against its interface."""
     if name not in known:
         raise VovnetError(f"params.yaml: unknown {what} {name!r} (known: {', '.join(known)})")
-    mod = importlib.import_module(f"vovnet.tasks.{name}.{module}")
+    mod = load()
     missing = [m for m in _members(interface) if not hasattr(mod, m)]
     if missing:
-        raise VovnetError(f"vovnet/tasks/{name}/{module}.py: missing {', '.join(missing)} "
+        raise VovnetError(f"{where}: missing {', '.join(missing)} "
                           f"(the {interface.__name__} interface in vovnet/tasks/interfaces.py)")
     return mod
 
@@ -108,21 +108,3 @@ def _members(interface: type) -> list[str]:
     names = set(getattr(interface, "__annotations__", {}))
     names |= {k for k, v in vars(interface).items() if callable(v) and not k.startswith("_")}
     return sorted(names)
-
-
-def get_adapter(name: str) -> Adapter:
-    from vovnet.tasks.interfaces import Adapter
-
-    return cast("Adapter", _load(name, "adapter", ADAPTERS, "adapter", Adapter))
-
-
-def get_protocol(name: str) -> EvalProtocol:
-    from vovnet.tasks.interfaces import EvalProtocol
-
-    return cast("EvalProtocol", _load(name, "protocol", PROTOCOLS, "evaluation protocol", EvalProtocol))
-
-
-def get_sample_maker(name: str) -> SampleMaker:
-    from vovnet.tasks.interfaces import SampleMaker
-
-    return cast("SampleMaker", _load(name, "sample", SAMPLES, "sample maker", SampleMaker))
