@@ -12,8 +12,9 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
-from vovnet.evaluation.protocols import get_protocol, strip_thinking
+from vovnet.evaluation.protocols import get_protocol
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
+from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
@@ -138,13 +139,14 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, device)
-    encoder = Encoder(processor, params["vision_budget"], None)  # evaluation.max_length applies per action
+    encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template)  # evaluation.max_length applies per action
     gens = generate_all(model, processor, RecordDataset(records, encoder, with_target=False), ecfg["batch_size"],
                         ecfg["max_new_tokens"], device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     has_answers = any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in records)
     qs = scoring.questions(records)
-    rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
+    thinking = tuple(a for a in ACTIONS if model.thinks(a))
+    rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"], thinking)
     breakdowns = getattr(protocol, "BREAKDOWNS", ())
     learned_fig = scoring.policy_figures(records, qs, rows, gens, learned, breakdowns, detail=True)
     if not has_answers:
@@ -171,8 +173,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
         rep["baselines"], at_learned = baseline_figs, {}
     metrics = report.headline(learned_fig, counts, has_answers)
     table_rows = [("learned", learned_fig), *baseline_figs.items()]
-    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, learned)]
-    write_submission(out_dir / "submission.tsv", records, [strip_thinking(o) for o in outputs], set_cfg["protocol"])
+    outputs = [answer_part(g["outputs"][ACTIONS[c]], ACTIONS[c] in thinking) for g, c in zip(gens, learned)]
+    write_submission(out_dir / "submission.tsv", records, outputs, set_cfg["protocol"])
     preds = []
     for k, (rec, g, c) in enumerate(zip(records, gens, learned)):
         r = rows[ACTIONS[c]][k]

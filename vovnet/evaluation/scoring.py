@@ -54,11 +54,13 @@ def check_whole_groups(records: list[dict], source: str) -> None:
                           f"(e.g. circular_group {partial[0]}); CircularEval needs whole groups")
 
 
-def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int) -> dict[str, list[dict]]:
-    """Every action's output scored once; a policy then just picks one row per record."""
+def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int,
+                   thinking: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """Every action's output scored once; a policy then just picks one row per record. `thinking`: the
+    actions the Thinking model answered (their reasoning is stripped first)."""
     out = {}
     for action in ACTIONS:
-        rows, _ = score(protocol, records, [g["outputs"][action] for g in gens], seed)
+        rows, _ = score(protocol, records, [g["outputs"][action] for g in gens], seed, action in thinking)
         out[action] = [TOO_LONG_ROW if g["too_long"][action] else {**r, "too_long": False} for g, r in zip(gens, rows)]
     return out
 

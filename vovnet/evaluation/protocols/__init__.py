@@ -2,7 +2,8 @@
 
 rows: one per record, {"parsed", "resolved", "score" in [0, 1]}. A protocol may name meta fields in
 `BREAKDOWNS` for the report's per-field accuracies. Questions (CircularEval groups) are formed by the
-evaluation core, the same way for every protocol. `score` strips Thinking-model reasoning first.
+evaluation core, the same way for every protocol. `score` strips the Thinking model's reasoning first
+(vovnet/model/answer_parsing.py, which inference parses with too).
 """
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import importlib
 from types import ModuleType
 
 from vovnet.config import PROTOCOLS  # the schema's allowed `protocol` values; one module here per name
+from vovnet.model.answer_parsing import answer_part, strip_thinking
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+__all__ = ["get_protocol", "score", "strip_thinking"]
 
 
 def get_protocol(name: str) -> ModuleType:
@@ -22,16 +24,7 @@ def get_protocol(name: str) -> ModuleType:
     return importlib.import_module(f"vovnet.evaluation.protocols.{name}")
 
 
-def strip_thinking(output: str) -> str:
-    """The answer after a Thinking model's reasoning: the text after the last `</think>`. Reasoning that
-    never closed (cut by max_new_tokens) holds no answer: ''. Qwen3 Thinking templates open `<think>` in
-    the prompt, so an output may carry the closing tag only."""
-    if THINK_CLOSE in output:
-        return output.rsplit(THINK_CLOSE, 1)[1].strip()
-    if THINK_OPEN in output:
-        return ""
-    return output
-
-
-def score(protocol: ModuleType, records: list[dict], outputs: list[str], seed: int) -> tuple[list[dict], dict]:
-    return protocol.score_records(records, [strip_thinking(o) for o in outputs], seed)
+def score(protocol: ModuleType, records: list[dict], outputs: list[str], seed: int,
+          thinking: bool = False) -> tuple[list[dict], dict]:
+    """`thinking`: the outputs are the Thinking model's (their reasoning is stripped before scoring)."""
+    return protocol.score_records(records, [answer_part(o, thinking) for o in outputs], seed)
