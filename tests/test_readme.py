@@ -24,6 +24,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "python -m vovnet plan": "needs the model directory first (`dvc repro model`): ~35 s in a fresh copy on 2 busy "
                              "CPUs (tests/test_plan.py runs the CLI on the tiny model)",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
+    "dvc exp run && dvc exp run -S model.prompt_order=text_first && python -m vovnet exps":
+        "two trainings of the paper preset on real weights (the user's, on GPUs); tests/test_prompts.py covers both "
+        "orders, tests/test_experiments.py the exps table",
     "dvc repro train": "training, minutes (tests/test_pipeline.py, tests/test_training.py)",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "accelerate launch --num_processes 8 stages/train.py": "needs 8 GPUs",
