@@ -83,7 +83,8 @@ def main() -> None:
             walls[order].append(time.perf_counter() - t0)
             rows = scoring.rows_by_action(protocol, records, gens, ecfg["seed"])
             qs = scoring.questions(records)
-            accuracy[order] = scoring.policy_figures(records, qs, rows, gens, policies.constant(gens, "full"))["accuracy"]
+            full = policies.constant(gens, policies.FIXED["always_full"])
+            accuracy[order] = scoring.policy_figures(records, qs, rows, gens, full)["accuracy"]
     print(f"# {platform.node()} {torch.get_num_threads()} thread(s); {len(records)} records of {args.set}, batch {bs}, "
           f"{args.reps} rounds; model trained with prompt_order={trained['model'].get('prompt_order', 'text_first')}")
     print(f"{'order':<12} {'NO':>6} {'COARSE':>7} {'FULL':>6} {'all-branch s':>13} {'min':>7} {'max':>7} {'always-full acc':>16}")
