@@ -73,7 +73,7 @@ def main() -> None:
                                PredictOptions(policy=p, cost_shift=pcfg["cost_shift"], cost_norm=pcfg["cost_norm"],
                                               batch_size=bs, max_new_tokens=ecfg["max_new_tokens"]))
                   for p in POLICY_ROWS}
-    encoder = Encoder(processor, params["vision_budget"], None)
+    encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template)
 
     def run_eval(recs=records):
         return generate_all(model, processor, RecordDataset(recs, encoder, with_target=False), bs,

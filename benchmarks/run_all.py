@@ -24,6 +24,7 @@ def main() -> None:
         ("3-5. training step, evaluation, data loader", ["bench_model.py"]),
         ("7. adaptive inference: predict per policy vs evaluation's all-branch pass", ["bench_predict.py"]),
         ("8. a pipeline with nothing to do: dvc status / repro, download@ checks", ["bench_dvc_noop.py"]),
+        ("9. prompt order: image_first vs text_first", ["bench_prompt_order.py", *(["--reps", "1"] if args.quick else [])]),
     ]
     for title, cmd in runs:
         print(f"\n== {title} ==", flush=True)

@@ -192,5 +192,10 @@ def test_thinking_is_stripped_before_parsing():
     assert strip_thinking("<think>A or B, let me think") == ""   # cut before closing: no answer
     assert strip_thinking("plain B") == "plain B"
     rec = {"id": "x", "choices": ANIMALS, "answer": {"label": 2, "text": None, "all": []}, "meta": {}}
-    rows, _ = score(get_protocol("mmbench"), [rec, rec], ["<think>A? B?</think>C", "<think>C is likely"], 0)
+    rows, _ = score(get_protocol("mmbench"), [rec, rec], ["<think>A? B?</think>C", "<think>C is likely"], 0, thinking=True)
     assert [r["parsed"] for r in rows] == ["C", None] and [r["score"] for r in rows] == [1.0, 0.0]
+    # an Instruct model's output is parsed as it is: no reasoning block is cut from it
+    rows, _ = score(get_protocol("mmbench"), [rec], ["The answer is C </think>"], 0)
+    assert [r["parsed"] for r in rows] == ["C"]
+    rows, _ = score(get_protocol("mmbench"), [rec], ["The answer is C </think>"], 0, thinking=True)
+    assert [r["parsed"] for r in rows] == [None]

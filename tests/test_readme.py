@@ -23,6 +23,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
     "python -m pytest -q": "the tests themselves (what .ci/run runs)",
+    "dvc exp run && dvc exp run -S model.prompt_order=text_first && python -m vovnet exps":
+        "two trainings of the paper preset on real weights (the user's, on GPUs); tests/test_prompts.py covers both "
+        "orders, tests/test_experiments.py the exps table",
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
                                                                           "minutes (tests/test_pipeline.py)",

@@ -115,6 +115,9 @@ class Model(Section):
     name: str = Field("models/tiny-qwen3-vl", description="local directory or hub id of the Instruct model")
     full_model_name: Optional[str] = Field(None, description="Thinking model for FULL_VISION")
     use_thinking_for_full: bool = False
+    prompt_order: Literal["image_first", "text_first"] = Field(
+        "image_first", description="image_first: the images before the question, as the chat template places them "
+        "(vision branches prefill their whole prompt) | text_first: after it (the text pass's cache is reused)")
     train_full_model: bool = False
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"] = "auto"

@@ -13,8 +13,8 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
-from vovnet.evaluation.scoring import strip_thinking
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
+from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
@@ -158,7 +158,8 @@ def setup(name: str, set_cfg: dict, params: dict, shard: Shard) -> Evaluation:
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])
     model, processor, _ = load_vovnet(ecfg["model_dir"], params, shard.device)
-    encoder = Encoder(processor, params["vision_budget"], None)  # evaluation.max_length applies per action
+    # evaluation.max_length applies per action
+    encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template)
     batches = len(shard_batches(len(records), ecfg["batch_size"], shard))
     log.info("evaluate@%s: process %d of %d on %s: %d of the %d-question batches", name, shard.rank, shard.world,
              shard.device, batches, ecfg["batch_size"])
@@ -205,6 +206,7 @@ class Scored:
     """The learned policy on this set: its choices, every action's protocol rows, its figures."""
 
     learned: list[int]
+    thinking: tuple[str, ...]      # the actions the Thinking model answered (their reasoning is stripped)
     questions: list
     rows: dict
     breakdowns: tuple
@@ -217,14 +219,15 @@ def score(ev: Evaluation, gens: list[dict]) -> Scored:
     pcfg = ev.params["policy"]
     learned = policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])
     qs = scoring.questions(ev.records)
-    rows = scoring.rows_by_action(ev.protocol, ev.records, gens, ev.ecfg["seed"])
+    thinking = tuple(a for a in ACTIONS if ev.model.thinks(a))
+    rows = scoring.rows_by_action(ev.protocol, ev.records, gens, ev.ecfg["seed"], thinking)
     breakdowns = ev.protocol.BREAKDOWNS
     learned_fig = scoring.policy_figures(ev.records, qs, rows, gens, learned, breakdowns, detail=True)
     if not ev.has_answers:
         learned_fig = scoring.without_accuracy(learned_fig)
     counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"], "too_long": learned_fig["too_long"],
               "overlap": ev.overlap}
-    return Scored(learned, qs, rows, breakdowns, learned_fig, counts,
+    return Scored(learned, thinking, qs, rows, breakdowns, learned_fig, counts,
                   report.headline(learned_fig, counts, ev.has_answers))
 
 
@@ -252,8 +255,8 @@ def compare(ev: Evaluation, sc: Scored, gens: list[dict], reference: list[float]
 def write_outputs(ev: Evaluation, out_dir: Path, gens: list[dict], sc: Scored, rep: dict, baseline_figs: dict,
                   at_learned: dict, pareto: list[dict]) -> None:
     """Every output of evaluate@<set>, each written atomically; the headline (metrics.json) last."""
-    outputs = [g["outputs"][ACTIONS[c]] for g, c in zip(gens, sc.learned)]
-    ev.protocol.write_submission(out_dir / "submission.tsv", ev.records, [strip_thinking(o) for o in outputs])
+    outputs = [answer_part(g["outputs"][ACTIONS[c]], ACTIONS[c] in sc.thinking) for g, c in zip(gens, sc.learned)]
+    ev.protocol.write_submission(out_dir / "submission.tsv", ev.records, outputs)
     write_jsonl(out_dir / "predictions.jsonl", predictions(ev, gens, sc))
     pareto.sort(key=lambda p: (p["vision_tokens"], p["policy"], p["param"] is not None, p["param"] or 0))
     write_json(out_dir / "pareto.json", pareto)

@@ -10,27 +10,18 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vovnet import VovnetError
+from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
 from vovnet.tasks.interfaces import EvalProtocol
 
 TOO_LONG_ROW = {"parsed": None, "resolved": False, "score": 0.0, "too_long": True}
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
-def strip_thinking(output: str) -> str:
-    """The answer after a Thinking model's reasoning: the text after the last `</think>`. Reasoning that
-    never closed (cut by max_new_tokens) holds no answer: ''. Qwen3 Thinking templates open `<think>` in
-    the prompt, so an output may carry the closing tag only."""
-    if THINK_CLOSE in output:
-        return output.rsplit(THINK_CLOSE, 1)[1].strip()
-    if THINK_OPEN in output:
-        return ""
-    return output
-
-
-def score(protocol: EvalProtocol, records: list[dict], outputs: list[str], seed: int) -> tuple[list[dict], dict]:
-    """The protocol's scores of the outputs, Thinking-model reasoning stripped first."""
-    return protocol.score_records(records, [strip_thinking(o) for o in outputs], seed)
+def score(protocol: EvalProtocol, records: list[dict], outputs: list[str], seed: int,
+          thinking: bool = False) -> tuple[list[dict], dict]:
+    """The protocol's scores of the outputs; `thinking`: they are the Thinking model's, whose reasoning is
+    stripped first (vovnet/model/answer_parsing.py, which predict parses with too)."""
+    return protocol.score_records(records, [answer_part(o, thinking) for o in outputs], seed)
 
 
 def question_key(rec: dict) -> tuple:
@@ -71,11 +62,13 @@ def check_whole_groups(records: list[dict], source: str) -> None:
                           f"(e.g. circular_group {partial[0]}); CircularEval needs whole groups")
 
 
-def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int) -> dict[str, list[dict]]:
-    """Every action's output scored once; a policy then just picks one row per record."""
+def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int,
+                   thinking: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """Every action's output scored once; a policy then just picks one row per record. `thinking`: the
+    actions the Thinking model answered (their reasoning is stripped first)."""
     out = {}
     for action in ACTIONS:
-        rows, _ = score(protocol, records, [g["outputs"][action] for g in gens], seed)
+        rows, _ = score(protocol, records, [g["outputs"][action] for g in gens], seed, action in thinking)
         out[action] = [TOO_LONG_ROW if g["too_long"][action] else {**r, "too_long": False} for g, r in zip(gens, rows)]
     return out
 

@@ -21,7 +21,7 @@ from vovnet.data.image_store import set_pixel_limit
 from vovnet.data.records import Reject
 from vovnet.inference.requests import ImageSources, RejectedLine, Request, load_images, read_requests
 from vovnet.io_utils import atomic_path, write_lines
-from vovnet.model.answer_parsing import extract_choice
+from vovnet.model.answer_parsing import parse_choice
 from vovnet.model.budgets import ACTIONS, budget_tokens
 from vovnet.model.encoding import Encoder
 from vovnet.model.factory import load_vovnet
@@ -54,7 +54,8 @@ class Predictor:
         if opts.batch_size < 1 or opts.max_new_tokens < 1:
             raise VovnetError("--batch-size and max_new_tokens must be at least 1")
         self.model, self.processor, self.device, self.opts = model, processor, device, opts
-        self.encoder = Encoder(processor, budgets, None)  # the limit is checked here, per request
+        # the limit is checked here, per request
+        self.encoder = Encoder(processor, budgets, None, model.prompt_order, model.full_template)
         self.max_length = max_length
         self.ids = TokenIds.of(processor)
 
@@ -110,10 +111,11 @@ class Predictor:
             tokens = answer_action(self.model, prefill, rows, encs, action, self.ids, self.opts.max_new_tokens,
                                    self.opts.thinking_max_new_tokens)
             done = time.perf_counter()
+            thinks = self.model.thinks(action)
             for k, (j, toks) in enumerate(zip(rows, tokens)):
                 text = self.processor.tokenizer.decode(toks, skip_special_tokens=True).strip()
                 choices = reqs[j].rec["choices"]
-                answers[j] = {"id": reqs[j].id, "answer": text, "parsed": extract_choice(text, choices) if choices else None,
+                answers[j] = {"id": reqs[j].id, "answer": text, "parsed": parse_choice(text, choices, thinks) if choices else None,
                               "action": action, "vision_tokens": 0 if encs is None else int(encs[k]["vision_tokens"]),
                               "latency_ms": (done - t0) * 1000.0, "policy_scores": scores[j].tolist(),
                               "_line": reqs[j].line}

@@ -15,15 +15,26 @@ IGNORE = -100
 
 
 class Encoder:
-    def __init__(self, processor, budgets: dict, max_length: int | None):
+    """`order`: model.prompt_order; `full_template`: the chat template FULL's prompts are rendered with
+    when another model (the Thinking model) answers FULL (None: the processor's own)."""
+
+    def __init__(self, processor, budgets: dict, max_length: int | None, order: str = "text_first",
+                 full_template: str | None = None):
         # max_length None: the caller applies its own limit per action (evaluation, predict)
         self.processor, self.budgets, self.max_length = processor, budgets, max_length
         self.tokenizer = processor.tokenizer
         self.merge_size = processor.image_processor.merge_size
         self.image_token_id = processor.image_token_id
+        self.renderer = prompts.Renderer.of(processor, order)
+        self.full_renderer = prompts.Renderer.of(processor, order, full_template) if full_template else self.renderer
 
-    def prefix_len(self, rec: dict) -> int:
-        return len(self.tokenizer(prompts.prompt_prefix(rec), add_special_tokens=False)["input_ids"])
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prefix_len(self, rec: dict) -> int | None:
+        """Tokens of the prefix every action's prompt shares (text_first), None when there is none."""
+        prefix = self.renderer.shared_prefix(rec)
+        return None if prefix is None else len(self._ids(prefix))
 
     def encode(self, rec: dict, images: list, action: str, with_target: bool = True,
                prefix_len: int | None = None) -> dict:
@@ -32,15 +43,18 @@ class Encoder:
         if action != "no" and images:
             vis = image_inputs(self.processor.image_processor, images, self.budgets[action])
             n_tokens = tokens_per_image(vis["image_grid_thw"], self.merge_size)
-        prompt_ids = self.tokenizer(prompts.prompt(rec, n_tokens), add_special_tokens=False)["input_ids"]
+        renderer = self.full_renderer if action == "full" else self.renderer
+        prompt_ids = self._ids(renderer.prompt(rec, n_tokens))
         if prefix_len is None:
             prefix_len = self.prefix_len(rec)
+        if renderer is not self.renderer:
+            prefix_len = None  # another model's prompt: nothing of the text pass's cache is reused
         answer_ids = []
         if with_target:
-            tgt = prompts.target(rec)
+            tgt = renderer.target(rec)
             if tgt is None:
                 raise VovnetError(f"record {rec['id']}: no answer to train on")
-            answer_ids = self.tokenizer(tgt + prompts.END, add_special_tokens=False)["input_ids"]
+            answer_ids = self._ids(tgt)
         ids = prompt_ids + answer_ids
         if self.max_length is not None and len(ids) > self.max_length:
             fix = ("raise it (this is the text alone)" if action == "no" else

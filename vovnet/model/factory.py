@@ -43,6 +43,21 @@ def _full_model(mcfg: dict, dtype, device, train: bool):
     return full
 
 
+def full_chat_template(params: dict) -> str | None:
+    """The Thinking model's own chat template, which FULL's prompts are rendered with when it answers FULL
+    (its template opens the `<think>` block itself); None: no Thinking model, or it carries no template."""
+    mcfg = params["model"]
+    if not mcfg["use_thinking_for_full"]:
+        return None
+    return getattr(load_processor(mcfg["full_model_name"], mcfg), "chat_template", None)
+
+
+def _with_prompts(model: VoVNet, order: str, params: dict) -> VoVNet:
+    """What the Encoder needs to render this model's prompts: the prompt order and FULL's template."""
+    model.prompt_order, model.full_template = order, full_chat_template(params)
+    return model
+
+
 def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     mcfg = params["model"]
     dtype = resolve_dtype(mcfg["dtype"], device)
@@ -54,6 +69,7 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     model = VoVNet(lm, head, full, processor.tokenizer.pad_token_id, processor.image_token_id)
     # What this run trains (adapter or full weights, head): checkpoints hold exactly these.
     model.trained_names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
+    _with_prompts(model, mcfg["prompt_order"], params)
     return model.to(device) if device is not None else model, processor
 
 
@@ -83,5 +99,7 @@ def load_vovnet(model_dir: str | Path, params: dict, device=None) -> tuple[VoVNe
     head = load_head(d)
     model = VoVNet(lm, head, _full_model(params["model"], dtype, device, train=False))
     freeze(model)
+    # the order the model was trained with travels with it; directories saved before the key: text_first
+    _with_prompts(model, trained["model"].get("prompt_order", "text_first"), params)
     processor = load_processor(str(d), mcfg, check=False)  # saved beside the adapter
     return (model.to(device) if device is not None else model), processor, trained

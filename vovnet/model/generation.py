@@ -6,7 +6,8 @@ two give the same answers by construction:
      features and the first answer token's logits;
   2. `answer_no` continues greedy decoding from that cache, recomputing nothing;
   3. `answer_vision` keeps the cache of the shared prefix `<|im_start|>user\n{text}` only, appends the
-     image at the action's budget and the assistant header, and decodes.
+     image at the action's budget and the assistant header, and decodes (model.prompt_order: text_first;
+     under image_first, and for the Thinking model, `answer_separate` prefills the whole vision prompt).
 The text-only prompt is the prefix plus a suffix of fixed length (`<|im_end|>\n<|im_start|>assistant\n`),
 so with left padding every prefix ends at the same column. Vision suffixes are left padded after that
 column (a masked gap), so every row's last prompt token sits in the last column and decoding appends in
@@ -47,7 +48,7 @@ class Prefill:
     cache: DynamicCache
     input_ids: torch.Tensor       # (B, W) left padded text-only prompts
     attention_mask: torch.Tensor  # (B, W)
-    prefix_end: int               # column where every row's shared prefix ends
+    prefix_end: int | None        # column where every row's shared prefix ends (None: image_first)
     last_logits: torch.Tensor     # (B, V) at the last prompt token
     features: PolicyFeatures      # what the policy head reads
     next_position: torch.Tensor   # (B,) position of the first answer token
@@ -100,9 +101,12 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
     last_logits = out.logits[:, -1]
     _check_finite(last_logits, "text pass")
     features = policy_features(out.hidden_states[-1], out.logits)  # left padded: every prompt ends in the last column
-    suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
-    assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
-    return Prefill(_cache_of(out), ids, mask, ids.shape[1] - suffix, last_logits, features, pos[:, -1] + 1)
+    prefix_end = None  # image_first: no prefix is shared with the vision prompts
+    if encs_no[0]["prefix_len"] is not None:
+        suffix = len(encs_no[0]["input_ids"]) - encs_no[0]["prefix_len"]
+        assert all(len(e["input_ids"]) - e["prefix_len"] == suffix for e in encs_no)  # see the module docstring
+        prefix_end = ids.shape[1] - suffix
+    return Prefill(_cache_of(out), ids, mask, prefix_end, last_logits, features, pos[:, -1] + 1)
 
 
 @torch.no_grad()
@@ -182,7 +186,8 @@ def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_i
 @torch.no_grad()
 def answer_separate(lm, encs: list[dict], pad_id: int, image_token_id: int, device, eos_id: int,
                     max_new_tokens: int) -> list[list[int]]:
-    """Answers from a model that cannot share the text pass's cache (the Thinking model for FULL)."""
+    """Answers from whole-prompt prefills: a model that cannot share the text pass's cache (the Thinking model
+    for FULL), or image_first prompts, which share no prefix with the text-only prompt."""
     batch = collate(encs, pad_id, image_token_id, left_pad=True)
     ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     mm = batch["mm_token_type_ids"].to(device)
@@ -206,6 +211,9 @@ def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | N
         if model.lm_for(action) is not model.lm:
             return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
                                    thinking_max_new_tokens or max_new_tokens)
+        if prefill.prefix_end is None:  # image_first: the vision prompt is prefilled whole
+            return answer_separate(model.lm, encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
+                                   max_new_tokens)
         return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
     except NonFiniteLogits as exc:  # the decoder's rows are positions in `rows`
         raise NonFiniteLogits([rows[r] for r in exc.rows], action) from None

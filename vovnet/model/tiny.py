@@ -1,7 +1,8 @@
 """The embedded default: a tiny random Qwen3-VL built locally from a config (no download).
 
 Real Qwen3-VL classes, a byte-level BPE tokenizer trained here and wrapped as a Qwen2 tokenizer,
-Qwen2VLImageProcessor and Qwen3VLVideoProcessor, saved with save_pretrained (safetensors).
+Qwen2VLImageProcessor and Qwen3VLVideoProcessor and a small chat template (CHAT_TEMPLATE), saved with
+save_pretrained (safetensors).
 """
 from __future__ import annotations
 
@@ -19,6 +20,21 @@ Answer with the option's letter from the given choices directly. Answer the ques
 Options: A. B. C. D. E. red green blue yellow circle square triangle The first The second apple car chair shoe
 eagle cow horse pig Mars Paris Nile Everest ice sand wood glass pink brown grey the a an is of and to in it that
 0 1 2 3 4 5 6 7 8 9 10 42 stop cafe open exit sale bus sign unanswerable Hint: Question: Answer: image picture"""
+
+# Qwen3-VL's chat template structure (one user turn of image and text parts, then the assistant header), with
+# no system turn and no tools: vovnet/model/prompts.py renders every prompt through it.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message.role + '\\n' -}}"
+    "{%- if message.content is string -%}{{- message.content -}}"
+    "{%- else -%}{%- for part in message.content -%}"
+    "{%- if part.type == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{%- elif part.type == 'text' -%}{{- part.text -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
 
 
 def corpus() -> str:
@@ -62,7 +78,8 @@ def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
                                             image_mean=[0.5] * 3, image_std=[0.5] * 3,
                                             size={"shortest_edge": 1024, "longest_edge": 1024 * 1024})
     video_processor = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2)
-    processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor)
+    processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                                 chat_template=CHAT_TEMPLATE)
     hidden, vis = tiny["hidden_size"], tiny["vision_hidden_size"]
     config = Qwen3VLConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,

@@ -58,6 +58,10 @@ class VoVNet(nn.Module):
     def lm_for(self, action: str) -> nn.Module:
         return self.full_lm if action == "full" and self.full_lm is not None else self.lm
 
+    def thinks(self, action: str) -> bool:
+        """Whether the Thinking model answers `action` (its outputs open with reasoning to strip)."""
+        return self.lm_for(action) is not self.lm
+
     def text_pass(self, batch: dict, with_labels: bool = True) -> tuple[torch.Tensor | None, PolicyFeatures]:
         """The text-only pass: (per-sample loss or None, policy features)."""
         out = self.lm(**model_inputs(batch, with_labels), output_hidden_states=True)
@@ -77,7 +81,8 @@ class VoVNet(nn.Module):
 
     def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, PolicyFeatures]:
         """Every action's per-sample task loss (B, 3) and the text pass's policy features."""
-        if prefix_reuse and self.full_lm is None and "encodings" in batches:
+        encs = batches.get("encodings")
+        if prefix_reuse and self.full_lm is None and encs and encs[0]["no"]["prefix_len"] is not None:  # text_first
             return reuse_forward(self.lm, batches["encodings"], self.pad_id, self.image_token_id,
                                  batches["no"]["input_ids"].device)
         loss_no, features = self.text_pass(batches["no"])

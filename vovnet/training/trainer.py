@@ -156,8 +156,10 @@ def setup(params: dict, accelerator=None) -> Run:
     if tcfg["gradient_checkpointing"]:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
-    encoder = Encoder(processor, params["vision_budget"], tcfg["max_length"])
-    datasets = {1: RecordDataset(stage1_records, encoder), 2: RecordDataset(stage2_records, encoder)}
+    # stage 1: the Instruct model answers every action; stage 2: FULL's prompt is the Thinking model's when it answers
+    encoders = {s: Encoder(processor, params["vision_budget"], tcfg["max_length"], model.prompt_order,
+                           model.full_template if s == 2 else None) for s in (1, 2)}
+    datasets = {1: RecordDataset(stage1_records, encoders[1]), 2: RecordDataset(stage2_records, encoders[2])}
     epochs = {1: tcfg["stage1"]["epochs"], 2: tcfg["stage2"]["epochs"]}
     stage_steps = {s: math.ceil(len(d) / plan.batch) * epochs[s] for s, d in datasets.items()}
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
