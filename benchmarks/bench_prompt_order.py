@@ -31,7 +31,7 @@ from vovnet.config import load_params  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies, scoring  # noqa: E402
 from vovnet.evaluation.core import load_eval_records  # noqa: E402
-from vovnet.evaluation.protocols import get_protocol  # noqa: E402
+from vovnet.tasks.protocols import get_protocol  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402

@@ -42,28 +42,29 @@ def test_generation_code_reruns_evaluation_only_and_predict_code_nothing(presets
         with_generation = {n for n, s in stages.items() if "vovnet/model/generation.py" in s.listed}
         assert with_generation == {n for n in stages if n.startswith("evaluate@")} != set()
         assert not [n for n, s in stages.items() if any(p.startswith("vovnet/inference/") for p in s.listed)]
-        assert "vovnet/data/adapters/shapes_vqa.py" in stages["model"].listed  # the tokenizer corpus' words
+        assert "vovnet/tasks/shapes_vqa/adapter.py" in stages["model"].listed  # the tokenizer corpus' words
 
 
 def test_each_item_lists_its_own_adapter_and_protocol(presets):
     stages = listing(presets["sample"])
-    assert "vovnet/data/adapters/textvqa.py" in stages["normalize@textvqa"].listed
-    assert "vovnet/data/adapters/textvqa.py" not in stages["normalize@mmmu"].listed
-    assert "vovnet/evaluation/protocols/mmmu.py" not in stages["evaluate@textvqa"].listed
-    # mmbench_lite's adapter imports mmbench's: a foreach entry cannot vary its list, so every item has it
-    assert all("vovnet/data/adapters/mmbench.py" in stages[f"normalize@{d}"].listed for d in ("mmmu", "llava"))
+    assert "vovnet/tasks/textvqa/adapter.py" in stages["normalize@textvqa"].listed
+    assert "vovnet/tasks/textvqa/adapter.py" not in stages["normalize@mmmu"].listed
+    # the MMBench layout both MMBench tasks read lives below them, and every item of the entry lists it
+    assert all("vovnet/data/mmbench_layout.py" in stages[f"normalize@{d}"].listed for d in ("mmmu", "llava"))
+    # an evaluation set's protocol comes from its task's defaults, which no item field names: every task
+    assert "vovnet/tasks/mmmu/protocol.py" in stages["evaluate@textvqa"].listed
 
 
 def test_a_missing_or_extra_module_is_named_with_its_stage(presets):
     broken = copy.deepcopy(DVC_YAML)
     broken["stages"]["merge"]["deps"].remove("vovnet/io_utils.py")
     broken["stages"]["train"]["deps"].append("vovnet/model/generation.py")
-    broken["stages"]["normalize"]["do"]["deps"].remove("vovnet/data/adapters/${item.adapter}.py")
+    broken["stages"]["normalize"]["do"]["deps"].remove("vovnet/tasks/${item.adapter}/adapter.py")
     lines = report(list(listing(presets["sample"], broken).values()))
     assert "merge: missing dep vovnet/io_utils.py (the stage imports it)" in lines
     assert "train: extra dep vovnet/model/generation.py (the stage does not import it)" in lines
-    assert any(line.startswith("normalize@llava: imports vovnet.data.adapters.{} by name") for line in lines)
-    assert "normalize@textvqa: missing dep vovnet/data/adapters/textvqa.py (the stage imports it)" not in lines
+    assert any(line.startswith("normalize@llava: imports vovnet.tasks.{}.adapter by name") for line in lines)
+    assert "normalize@textvqa: missing dep vovnet/tasks/textvqa/adapter.py (the stage imports it)" not in lines
     assert len([line for line in lines if line.startswith("normalize@")]) == 5
 
 
@@ -113,3 +114,11 @@ def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
     (stage,) = resolve_stages(dvc_yaml, {}, tmp_path)
     assert any("cannot read" in p for p in stage.problems) and any("pkg/tasks/${item.<field>}/adapter.py" in p
                                                                    for p in stage.problems)
+
+
+def test_evaluate_without_the_task_folder_is_told_to_list_it(presets):
+    narrow = copy.deepcopy(DVC_YAML)
+    narrow["stages"]["evaluate"]["do"]["deps"].remove("vovnet/tasks")
+    lines = report(list(listing(presets["sample"], narrow).values()))
+    assert any(line.startswith("evaluate@mmbench: imports vovnet.tasks.{}.protocol by name") and
+               "or the folder of all" in line for line in lines)

@@ -6,7 +6,8 @@ EvalAIAnswerProcessor and `textvqa_process_results`.
 """
 import pytest
 
-from vovnet.evaluation.scoring import score, strip_thinking
+from vovnet.evaluation.scoring import score
+from vovnet.model.answer_parsing import strip_thinking
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu

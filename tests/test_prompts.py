@@ -9,7 +9,7 @@ import torch
 
 from vovnet.config import load_params
 from vovnet.evaluation import scoring
-from vovnet.evaluation.protocols import get_protocol
+from vovnet.tasks.protocols import get_protocol
 from vovnet.io_utils import read_jsonl
 from vovnet.model import prompts
 from vovnet.model.budgets import ACTIONS

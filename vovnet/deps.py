@@ -207,7 +207,10 @@ def code_paths(deps: list[str], root: Path = ROOT) -> set[str]:
     for dep in deps:
         if Path(dep).parts[:1] and Path(dep).parts[0] in CODE_DIRS:
             p = root / dep
-            out |= {q.relative_to(root).as_posix() for q in p.rglob("*.py")} if p.is_dir() else {Path(dep).as_posix()}
+            if p.is_dir():
+                out |= {q.relative_to(root).as_posix() for q in p.rglob("*.py")}
+            elif dep.endswith(".py"):
+                out.add(Path(dep).as_posix())  # a data file there (a task's defaults.yaml) is not code
     return out
 
 
