@@ -26,21 +26,24 @@ def take(prefill: Prefill, rows: list[int]) -> Prefill:
     sel = torch.tensor(rows, device=device)
     mask = prefill.attention_mask[sel]
     start = prefill.input_ids.shape[1] - int(mask.sum(-1).max())  # left padding shared by all selected rows
-    data = [(layer.keys[sel, :, start:].contiguous(), layer.values[sel, :, start:].contiguous())
-            for layer in prefill.cache.layers]
+    data = [(layer.keys[:, :, start:].index_select(0, sel), layer.values[:, :, start:].index_select(0, sel))
+            for layer in prefill.cache.layers]  # one contiguous copy each
     return dataclasses.replace(prefill, cache=DynamicCache(ddp_cache_data=data), input_ids=prefill.input_ids[sel, start:],
                                attention_mask=mask[:, start:], prefix_end=prefill.prefix_end - start,
                                last_logits=prefill.last_logits[sel], features=None,
                                next_position=prefill.next_position[sel])
 
 
-def _left_pad(t: torch.Tensor, width: int, dim: int, value: int | float = 0) -> torch.Tensor:
-    extra = width - t.shape[dim]
-    if extra == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = extra
-    return torch.cat([torch.full(shape, value, dtype=t.dtype, device=t.device), t], dim=dim)
+def _stack_left_padded(parts: list[torch.Tensor], width: int, dim: int, value: int | float = 0) -> torch.Tensor:
+    """`parts` stacked along dim 0, each left padded with `value` to `width` along `dim` (one copy each)."""
+    shape = list(parts[0].shape)
+    shape[0], shape[dim] = sum(t.shape[0] for t in parts), width
+    out = torch.full(shape, value, dtype=parts[0].dtype, device=parts[0].device)
+    row = 0
+    for t in parts:
+        out.narrow(0, row, t.shape[0]).narrow(dim, width - t.shape[dim], t.shape[dim]).copy_(t)
+        row += t.shape[0]
+    return out
 
 
 def join(pieces: list[Prefill], pad_id: int) -> Prefill:
@@ -53,11 +56,11 @@ def join(pieces: list[Prefill], pad_id: int) -> Prefill:
     data = []
     for i in range(len(pieces[0].cache.layers)):
         layers = [p.cache.layers[i] for p in pieces]
-        data.append((torch.cat([_left_pad(x.keys, width, 2) for x in layers]),
-                     torch.cat([_left_pad(x.values, width, 2) for x in layers])))
+        data.append((_stack_left_padded([x.keys for x in layers], width, 2),
+                     _stack_left_padded([x.values for x in layers], width, 2)))
     return dataclasses.replace(
         pieces[0], cache=DynamicCache(ddp_cache_data=data),
-        input_ids=torch.cat([_left_pad(p.input_ids, width, 1, pad_id) for p in pieces]),
-        attention_mask=torch.cat([_left_pad(p.attention_mask, width, 1) for p in pieces]),
+        input_ids=_stack_left_padded([p.input_ids for p in pieces], width, 1, pad_id),
+        attention_mask=_stack_left_padded([p.attention_mask for p in pieces], width, 1),
         prefix_end=width - suffix.pop(), last_logits=torch.cat([p.last_logits for p in pieces]), features=None,
         next_position=torch.cat([p.next_position for p in pieces]))
