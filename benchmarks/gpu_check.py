@@ -6,13 +6,17 @@ Measures, on the project's own model factory, encoder and VoVNet forward:
   - SDPA vs eager attention (stage 1);
   - fp16 with the vision tower in fp32 (the default under fp16) against plain fp16: step time and peak;
   - a one-process DeepSpeed ZeRO-2 run (accelerate's DeepSpeed plugin, as configs/accelerate/zero2_v100.yaml);
-  - learned vs always-full wall time per question through predict's `Predictor` (text pass, head, only the
-    chosen branch, image decode and preprocessing included, after a warm-up).
+  - every predict policy's wall time per question through predict's `Predictor` and its per-action queues
+    (text pass, head, only the chosen branch, image decode and preprocessing included, after a warm-up),
+    the head set to send a third of the questions to each action, and the learned policy's wall time
+    over its mix bound (the sum of share x always-action wall time).
 Prints one table.
 
     python benchmarks/gpu_check.py                      # on a CUDA GPU
     python benchmarks/gpu_check.py --device cpu --dtypes bfloat16 --hidden 128 --layers 2 --vision-depth 2 \
-        --steps 1 --batch 2 --questions 2                # a CPU smoke run of every code path (no peaks)
+        --steps 1 --batch 2 --questions 6                # a CPU smoke run of every code path (no peaks)
+    python benchmarks/gpu_check.py --device cpu --dtypes bfloat16 --hidden 128 --layers 2 --vision-depth 2 \
+        --predict-only --questions 12 --predict-batch 4  # the predict rows alone, more questions
 """
 from __future__ import annotations
 
@@ -235,12 +239,57 @@ def zero2_row(args, model_dir: Path, dtype: str, length: int, device) -> tuple:
             f"{r['peak_gib']:.2f}", f"{pred:.2f}", f"{r['peak_gib'] / pred:.2f}")
 
 
-def predict_rows(model_dir: Path, dtype: str, n: int, device) -> list[tuple]:
-    """Learned policy vs always-full through predict's path (only the chosen branch runs; per-request
-    latency from the batch's start, image decode and preprocessing included, after a warm-up)."""
-    import tempfile
+QUESTION_KINDS = ("What colour is object {i} in the image?",
+                  "Question {i}: how many people stand on the left of the red car near the tree?",
+                  "Read the word on sign {i}.")
 
-    from vovnet.inference.predict import PredictOptions, Predictor, percentile
+
+def split_head(model, processor, params: dict, recs: list[tuple[dict, list]], device) -> None:
+    """Rebuilds the random head's last layer so that the learned policy sends a third of the questions each
+    to NO, COARSE and FULL (ranked by the FULL - COARSE score gap u: score k becomes k*u - c_k, NO below the
+    first threshold, FULL above the second); a random head scores these near-identical questions alike."""
+    from vovnet.model.encoding import Encoder
+    from vovnet.model.generation import TokenIds, text_prefill
+
+    enc, ids = Encoder(processor, params["vision_budget"], None), TokenIds.of(processor)
+    with torch.no_grad():
+        prefill = text_prefill(model.lm, [enc.encode(r, [], "no", with_target=False) for r, _ in recs], ids.pad,
+                               ids.image, device)
+        scores = model.policy_scores(prefill.features).float()
+        last = model.head.mlp[-1]
+        dw, db = last.weight[2] - last.weight[1], last.bias[2] - last.bias[1]
+        u = sorted((scores[:, 2] - scores[:, 1]).tolist())
+        n = len(u)
+        t1, t2 = (u[n // 3 - 1] + u[n // 3]) / 2, (u[2 * n // 3 - 1] + u[2 * n // 3]) / 2
+        last.weight.copy_(torch.stack([torch.zeros_like(dw), dw, 2 * dw]))
+        last.bias.copy_(torch.stack([torch.zeros_like(db), db - t1, 2 * db - t1 - t2]))
+
+
+def timed_rounds(predictors: dict, reqs: list, reps: int, walls: dict[str, list[float]], device):
+    """A warm-up, then `reps` rounds of every predictor in turn (wall seconds into `walls`); the learned
+    policy's last answers."""
+    for predictor in predictors.values():
+        predictor.warm_up(reqs)
+    for _ in range(reps):
+        for policy, predictor in predictors.items():
+            sync(device)
+            t0 = time.perf_counter()
+            answered = predictor.answer_all(reqs, show_progress=False)
+            sync(device)
+            walls[policy].append(time.perf_counter() - t0)
+            if policy == "learned":
+                learned = answered
+    return learned
+
+
+def predict_rows(model_dir: Path, dtype: str, n: int, batch: int, reps: int, device) -> list[tuple]:
+    """Every policy through predict's per-action queues at `batch` (text pass, head, only the chosen branch;
+    image decode and preprocessing included, after a warm-up), `reps` rounds in turn, the head split in
+    thirds (split_head). The learned policy's wall time over its mix bound (share x always-action wall
+    time, from the same round): the median over rounds."""
+    import statistics
+
+    from vovnet.inference.predict import POLICIES, PredictOptions, Predictor, mix_bound, percentile
     from vovnet.inference.requests import Request
     from vovnet.model.factory import build_vovnet
 
@@ -248,30 +297,65 @@ def predict_rows(model_dir: Path, dtype: str, n: int, device) -> list[tuple]:
     params = params_for(model_dir, dtype, "sdpa", False, 1, 4096)
     model, processor = build_vovnet(params, device=device)
     model.eval()
-    out = []
+    walls: dict[str, list[float]] = {p: [] for p in POLICIES}
+    amp = {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     with tempfile.TemporaryDirectory() as tmp:
-        reqs = []
-        for i, (rec, imgs) in enumerate(records(n)):
+        recs, reqs = records(n), []
+        for i, (rec, imgs) in enumerate(recs):
+            rec["question"] = QUESTION_KINDS[i % len(QUESTION_KINDS)].format(i=i)  # spreads the head's scores
             path = Path(tmp) / f"{i}.png"
             imgs[0].save(path)
             reqs.append(Request(i + 1, rec, paths=[path], sizes=[imgs[0].size]))
-        with torch.autocast(device.type, dtype={"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]):
-            for policy in ("learned", "full"):
-                predictor = Predictor(model, processor, params["vision_budget"], 4096, device,
-                                      PredictOptions(policy=policy, batch_size=1, max_new_tokens=8))
-                predictor.warm_up(reqs)
-                sync(device)
-                t0 = time.perf_counter()
-                rows, _ = predictor.answer_all(reqs, show_progress=False)
-                sync(device)
-                out.append((policy, (time.perf_counter() - t0) / n, rows))
+        with torch.autocast(device.type, dtype=amp):  # its own context: autocast caches the weights it casts
+            split_head(model, processor, params, recs, device)
+        predictors = {p: Predictor(model, processor, params["vision_budget"], 4096, device,
+                                   PredictOptions(policy=p, batch_size=batch, max_new_tokens=8)) for p in POLICIES}
+        with torch.autocast(device.type, dtype=amp):
+            learned = timed_rounds(predictors, reqs, reps, walls, device)
     del model
-    (_, learned, lrows), (_, full, _) = out
-    mix = "/".join(f"{a}={sum(r['action'] == a for r in lrows)}" for a in ("no", "coarse", "full"))
-    p50 = percentile([r["latency_ms"] for r in lrows], 0.5)
-    return [("learned policy (predict)", dtype, f"{n} q", f"{learned * 1000:.0f} ms/q", mix, f"p50 {p50:.0f} ms", "", ""),
-            ("always-full (predict)", dtype, f"{n} q", f"{full * 1000:.0f} ms/q", f"learned/full {learned / full:.2f}",
-             "", "", "")]
+    shares = {a: sum(r["action"] == a for r in learned.rows) / n for a in ("no", "coarse", "full")}
+    bound = [walls["learned"][i] / mix_bound(shares, {p: walls[p][i] for p in POLICIES}) for i in range(reps)]
+    ms = {p: statistics.median(w) / n * 1000 for p, w in walls.items()}
+    mix = "/".join(f"{a}={sum(r['action'] == a for r in learned.rows)}" for a in ("no", "coarse", "full"))
+    calls = "/".join(str(len(learned.batch_sizes[a])) for a in ("no", "coarse", "full"))
+    p50 = percentile([r["latency_ms"] for r in learned.rows], 0.5)
+    shape = f"{n} q, batch {batch}"
+    return [("learned policy (predict)", dtype, shape, f"{ms['learned']:.0f} ms/q", f"mix {mix}, calls {calls}",
+             f"p50 {p50:.0f} ms", "", ""),
+            *[(f"always-{p} (predict)", dtype, shape, f"{ms[p]:.0f} ms/q", "", "", "", "") for p in POLICIES[1:]],
+            ("learned / mix bound", dtype, f"{reps} rounds", f"{statistics.median(bound):.3f}x",
+             f"min {min(bound):.3f} max {max(bound):.3f}", f"learned/full {ms['learned'] / ms['full']:.2f}", "", "")]
+
+
+def training_rows(args, model_dir: Path, dtypes: list[str], device, t_start: float) -> tuple[list[tuple], int]:
+    """The stage-1/2 rows per dtype, eager attention and ZeRO-2; and the batch's sequence width."""
+    rows: list[tuple] = []
+    recs = records(args.batch)
+    length = 4096  # the encoder's cap; the plan is then given the batch's real width
+    for dtype in dtypes:
+        for stage, ckpt in ((1, False), (1, True), (2, False)):
+            if time.time() - t_start > args.minutes * 60:
+                rows.append(("(budget spent)", dtype, "", "", "", "", "", ""))
+                break
+            p = params_for(model_dir, dtype, "sdpa", ckpt, args.batch, length)
+            r = train_steps(p, stage, args.steps, device, recs)
+            p["train"]["max_length"] = r["width"]
+            pred = predicted_gib(p, "DDP", device)
+            peak = "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+            ratio = "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"
+            rows.append((f"stage {stage}, sdpa", dtype, f"{stage}{' ckpt' if ckpt else ''}",
+                         f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}", peak, f"{pred:.2f}", ratio))
+    dtype = dtypes[-1]
+    r = train_steps(params_for(model_dir, dtype, "eager", False, args.batch, length), 1, args.steps, device, recs)
+    p = params_for(model_dir, dtype, "eager", False, args.batch, r["width"])
+    pred = predicted_gib(p, "DDP", device)
+    rows.append(("stage 1, eager (vs sdpa)", dtype, "1", f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}",
+                 "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}", f"{pred:.2f}",
+                 "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"))
+    if "float16" in dtypes:
+        rows += fp16_vision_rows(model_dir, args, device, recs)
+    rows.append(zero2_row(args, model_dir, dtypes[0], r["width"], device))
+    return rows, r["width"]
 
 
 def fp16_vision_rows(model_dir: Path, args, device, recs) -> list[tuple]:
@@ -298,7 +382,10 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float16,bfloat16", help="comma-separated; bf16 is skipped on GPUs without it")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per row after one warm-up")
-    ap.add_argument("--questions", type=int, default=16, help="questions for learned vs always-full")
+    ap.add_argument("--questions", type=int, default=48, help="questions for the predict rows (learned vs always-*)")
+    ap.add_argument("--predict-batch", type=int, help="predict's batch size (default: --batch)")
+    ap.add_argument("--predict-reps", type=int, default=3, help="rounds of the predict rows (the median is shown)")
+    ap.add_argument("--predict-only", action="store_true", help="only the predict rows (no training rows)")
     ap.add_argument("--minutes", type=float, default=8.0, help="stop adding rows after this budget")
     ap.add_argument("--port", type=int, default=29517, help="rendezvous port of the ZeRO-2 process")
     ap.add_argument("--part", choices=["all", "zero2"], default="all", help=argparse.SUPPRESS)
@@ -308,6 +395,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.part == "zero2":
         return zero2_child(args)
+    if args.questions < 3:
+        sys.exit("gpu_check: --questions must be at least 3 (a third of them per action)")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device visible (use --device cpu for a smoke run)")
@@ -317,39 +406,19 @@ def main() -> None:
     if "bfloat16" in dtypes and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         dtypes.remove("bfloat16")
         rows.append(("bf16", "bfloat16", "", "skipped: this GPU has no bf16", "", "", "", ""))
+    width = None
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "scaled-qwen3-vl"
         build_scaled_model(model_dir, args.hidden, args.layers, args.vision_depth)
-        recs = records(args.batch)
-        length = 4096  # the encoder's cap; the plan is then given the batch's real width
-        for dtype in dtypes:
-            for stage, ckpt in ((1, False), (1, True), (2, False)):
-                if time.time() - t_start > args.minutes * 60:
-                    rows.append(("(budget spent)", dtype, "", "", "", "", "", ""))
-                    break
-                p = params_for(model_dir, dtype, "sdpa", ckpt, args.batch, length)
-                r = train_steps(p, stage, args.steps, device, recs)
-                p["train"]["max_length"] = r["width"]
-                pred = predicted_gib(p, "DDP", device)
-                peak = "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-                ratio = "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"
-                rows.append((f"stage {stage}, sdpa", dtype, f"{stage}{' ckpt' if ckpt else ''}",
-                             f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}", peak, f"{pred:.2f}", ratio))
-        dtype = dtypes[-1]
-        r = train_steps(params_for(model_dir, dtype, "eager", False, args.batch, length), 1, args.steps, device, recs)
-        p = params_for(model_dir, dtype, "eager", False, args.batch, r["width"])
-        pred = predicted_gib(p, "DDP", device)
-        rows.append(("stage 1, eager (vs sdpa)", dtype, "1", f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}",
-                     "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}", f"{pred:.2f}",
-                     "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"))
-        if "float16" in dtypes:
-            rows += fp16_vision_rows(model_dir, args, device, recs)
-        rows.append(zero2_row(args, model_dir, dtypes[0], r["width"], device))
-        rows += predict_rows(model_dir, dtype, args.questions, device)
+        if not args.predict_only:
+            train_rows, width = training_rows(args, model_dir, dtypes, device, t_start)
+            rows += train_rows
+        rows += predict_rows(model_dir, dtypes[-1], args.questions, args.predict_batch or args.batch, args.predict_reps,
+                             device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\ngpu_check on {name}; scaled Qwen3-VL: hidden {args.hidden}, {args.layers} layers, vision depth "
-          f"{args.vision_depth}, vocab 151,936; batch {args.batch}, FULL image 980 tokens, sequence {r['width']} "
-          f"tokens; {time.time() - t_start:.0f} s\n")
+          f"{args.vision_depth}, vocab 151,936; batch {args.batch}, FULL image 980 tokens"
+          f"{f', sequence {width} tokens' if width else ''}; {time.time() - t_start:.0f} s\n")
     head = ("run", "dtype", "stage", "step ms", "tokens/s", "peak GiB", "plan GiB", "peak/plan")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")

@@ -23,6 +23,7 @@ def main() -> None:
         ("2. DVC: image store vs loose files", ["bench_dvc.py", "--images", "5000" if args.quick else "100000"]),
         ("3-5. training step, evaluation, data loader", ["bench_model.py"]),
         ("7. adaptive inference: predict per policy vs evaluation's all-branch pass", ["bench_predict.py"]),
+        ("7d. image processor: torchvision vs PIL backend", ["bench_image_processor.py", "--reps", "5" if args.quick else "20"]),
         ("8. a pipeline with nothing to do: dvc status / repro, download@ checks", ["bench_dvc_noop.py"]),
         ("9. prompt order: image_first vs text_first", ["bench_prompt_order.py", *(["--reps", "1"] if args.quick else [])]),
     ]

@@ -189,3 +189,46 @@ def test_head_width_follows_the_policy_features():
     p = torch.softmax(logits[2, 0], -1)
     assert torch.allclose(at.entropy[2], -(p * p.log()).sum(), atol=1e-6)
     assert head(at).shape == (3, 3)
+
+
+def test_fast_image_processor_matches_the_pil_one_within_the_stated_tolerance(tiny_model_dir):
+    """load_processor's image processor is the torchvision-backed one, and at every preset's budgets it gives
+    the PIL one's image_grid_thw exactly and its pixel values within a stated tolerance. In the normalised
+    units (mean and std 0.5) one 8-bit level is 1/127.5. Drawn images: at most 4 levels apart, mean under
+    0.05 level. Random noise, the worst case for interpolation: mean under 0.5 level (strong anisotropic
+    rescales move a few values by up to ~20 levels; measured 19)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from ruamel.yaml import YAML
+    from transformers import AutoImageProcessor
+    from transformers.image_processing_backends import TorchvisionBackend
+
+    from conftest import ROOT
+    from vovnet.model.budgets import image_inputs
+    from vovnet.model.loading import load_processor
+
+    fast = load_processor(str(tiny_model_dir), {"trust_remote_code": False}).image_processor
+    slow = AutoImageProcessor.from_pretrained(str(tiny_model_dir), backend="pil")
+    assert isinstance(fast, TorchvisionBackend) and not isinstance(slow, TorchvisionBackend)
+    budgets = [b for f in sorted((ROOT / "presets").glob("*.yaml"))
+               for b in (YAML(typ="safe").load(f.read_text()).get("vision_budget") or {}).values()]
+    assert len(budgets) >= 6  # sample, demo and paper presets, COARSE and FULL each
+
+    def drawn(w, h):
+        img = Image.new("RGB", (w, h), (200, 180, 40))
+        d = ImageDraw.Draw(img)
+        d.ellipse([w // 5, h // 5, w * 3 // 5, h * 3 // 5], fill=(20, 60, 220))
+        d.rectangle([w // 2, h // 2, w - 2, h - 2], fill=(230, 30, 30))
+        return img
+
+    rng = np.random.default_rng(0)
+    level = 1 / 127.5
+    for w, h in [(32, 32), (48, 40), (300, 40), (17, 900), (640, 480)]:
+        noise = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for img, max_levels, mean_levels in ((drawn(w, h), 4, 0.05), (noise, None, 0.5)):
+            for budget in budgets:
+                a, b = image_inputs(fast, [img], budget), image_inputs(slow, [img], budget)
+                assert torch.equal(a["image_grid_thw"], b["image_grid_thw"])
+                diff = (a["pixel_values"] - b["pixel_values"]).abs() / level
+                assert diff.mean() < mean_levels, (w, h, budget)
+                assert max_levels is None or diff.max() <= max_levels + 1e-3, (w, h, budget)

@@ -1,5 +1,6 @@
-"""predict: only the chosen branch runs, its answers equal evaluate's, bad lines become counted rejects,
-the output is atomic, and a 2-process (gloo, CPU) run writes the same single output."""
+"""predict: only the chosen branch runs, through per-action queues that run full batches, its answers equal
+evaluate's, bad lines become counted rejects, the output is atomic, and a 2-process (gloo, CPU) run writes
+the same single output."""
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS, budget_tokens, image_inputs, tokens_per_image
 from vovnet.model.factory import build_vovnet, save_vovnet
 
-QUESTIONS = 2  # held-out questions (4 circular rotations each) the equivalence tests use
+QUESTIONS = 11  # held-out questions (4 circular rotations each) the equivalence tests use: all the samples'
 
 
 def lines(path):
@@ -81,15 +82,26 @@ def run_predict(params, model_dir, inp, out, policy, batch_size, **kw):
     return lines(out), summary
 
 
-@pytest.mark.parametrize("batch_size", [1, 4])
+def assert_queued_batches(summary, rows, batch_size):
+    """Every generate call ran at the batch size except the last one per action: ceil(n / batch) calls."""
+    for action, sizes in summary["generate_batches"].items():
+        n = sum(r["action"] == action for r in rows)
+        assert sum(sizes) == n and len(sizes) == -(-n // batch_size)
+        assert all(s == batch_size for s in sizes[:-1])
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 32])
 def test_answers_and_choices_equal_evaluate(in_workspace, trained, batch_size, tmp_path):
     model_dir, subset = trained
     params = load_params("params.yaml")
     params["evaluation"]["max_new_tokens"] = 4  # the random model never stops early: keep decoding short
     evaluated = run_evaluate(params, model_dir, batch_size, tmp_path / "eval")
     ids = [r["id"] for r in lines(subset)]
+    constant = {}
     for policy, action in (("none", "no"), ("coarse", "coarse"), ("full", "full")):
         rows, summary = run_predict(params, model_dir, subset, tmp_path / f"{policy}.jsonl", policy, batch_size)
+        constant[action] = {r["id"]: r for r in rows}
+        assert_queued_batches(summary, rows, batch_size)
         assert [r["id"] for r in rows] == ids  # input order
         assert all(r["action"] == action for r in rows)
         assert [r["answer"] for r in rows] == [evaluated[i]["outputs_by_action"][action] for i in ids]
@@ -104,6 +116,44 @@ def test_answers_and_choices_equal_evaluate(in_workspace, trained, batch_size, t
     for r in rows:
         assert r["policy_scores"] == pytest.approx(evaluated[r["id"]]["policy_scores"], abs=1e-5)
     assert len({r["answer"] for r in rows}) > 1  # random outputs: equality is not trivially "A" == "A"
+    # Queues: mixed text passes still run full batches (44 records: at batch 4 and 32 the text passes'
+    # rows are joined across passes), and the summary counts what each question cost.
+    assert_queued_batches(summary, rows, batch_size)
+    assert summary["tokens"] == {k: sum(r[f"{k}_tokens"] for r in rows) for k in ("vision", "text", "generated")}
+    for r in rows:  # a question costs what it costs under the constant policy of its action
+        same = constant[r["action"]][r["id"]]
+        assert (r["text_tokens"], r["generated_tokens"]) == (same["text_tokens"], same["generated_tokens"])
+        assert 0 < r["generated_tokens"] <= 4
+    for i in ids:  # a vision branch prefills the text pass plus its own text around the image (equal at both budgets)
+        no, coarse, full = (constant[a][i]["text_tokens"] for a in ACTIONS)
+        assert no < coarse == full
+    assert summary["cpu_s"] > 0
+
+
+def test_rows_of_text_passes_of_different_widths_join_into_one_batch_with_the_same_answers(in_workspace, trained):
+    """take + join (what a queue runs) answer every action as the rows' own text passes do."""
+    from vovnet.model.encoding import Encoder, RecordDataset
+    from vovnet.model.factory import load_vovnet
+    from vovnet.model.generation import TokenIds, answer_action, text_prefill
+    from vovnet.model.prefill_rows import join, take
+
+    params = load_params("params.yaml")
+    model, processor, _ = load_vovnet(trained[0], params, "cpu")
+    records = sorted(lines(trained[1]), key=lambda r: len(r["question"]) + len(r.get("hint") or ""))
+    ds = RecordDataset(records, Encoder(processor, params["vision_budget"], None), with_target=False)
+    ids = TokenIds.of(processor)
+    short, long = [ds[i] for i in range(3)], [ds[i] for i in range(len(ds) - 4, len(ds))]
+    passes = [text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, "cpu") for encs in (short, long)]
+    assert passes[0].input_ids.shape[1] < passes[1].input_ids.shape[1]  # joining re-pads the narrower pass
+    picked = [(0, [0, 2]), (1, [1, 2, 3])]
+    joined = join([take(passes[k], rows) for k, rows in picked], ids.pad)
+    encs = [(short, long)[k][j] for k, rows in picked for j in rows]
+    for action in ACTIONS:
+        alone = [t for k, rows in picked for t in answer_action(
+            model, passes[k], rows, [(short, long)[k][j][action] for j in rows], action, ids, 4)]
+        together = answer_action(model, joined, list(range(len(encs))), [e[action] for e in encs], action, ids, 4)
+        assert together == alone, action
+    assert len({tuple(t) for t in together}) > 1
 
 
 def test_vision_cost_without_decoding_equals_the_processors(in_workspace, trained):
