@@ -162,7 +162,8 @@ def test_predict_and_evaluate_parse_a_thinking_answer_alike(in_workspace, tiny_m
     predictor = predict.Predictor(model, processor, params["vision_budget"], 10 ** 9, "cpu",
                                   predict.PredictOptions(policy="full"))
     request = parse_line(json.dumps(rec), 1, ImageSources("."))
-    answers, rejects = predictor.answer_batch([request])
+    answered = predictor.answer_all([request], show_progress=False)
+    answers, rejects = answered.rows, answered.rejects
     assert not rejects and answers[0]["answer"] == THINKING_OUTPUT and answers[0]["parsed"] == "B"
 
     thinking = tuple(a for a in ACTIONS if model.thinks(a))  # what evaluate_set passes
