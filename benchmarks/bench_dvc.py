@@ -5,6 +5,7 @@ image. For each: `dvc add`, no-op `dvc status`, `dvc push` to a local remote, `d
 
     python benchmarks/bench_dvc.py --images 100000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
 
 
 def sh(cwd, *cmd) -> float:
@@ -88,7 +95,9 @@ def main() -> None:
         t, speed = targets[op], loose[op] / store[op]
         goal = f"<= {t:.0f} s" + (", >=10x" if op == "pull" else "") if t else "-"
         met = "-" if not t else ("yes" if store[op] <= t and (op != "pull" or speed >= 10) else "no")
-        print(f"{'':>{len(str(args.images)) + 9}}| {op:>6} {store[op]:>8.2f} {loose[op]:>8.2f} {speed:>7.1f}x {goal:>14} {met:>4}")
+        print(
+            f"{'':>{len(str(args.images)) + 9}}| {op:>6} {store[op]:>8.2f} {loose[op]:>8.2f} {speed:>7.1f}x {goal:>14} {met:>4}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Wall and CPU seconds (user + system of the command and its children), median of 
 stages are always_changed (dvc.yaml says why), so a no-op repro runs each one: its process (the stat-only
 check, vovnet/data/noop_check.py) plus DVC's own bookkeeping for a stage that ran (it rewrites dvc.lock).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-       "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
 
 
 def timed(cwd: Path, *cmd: str) -> tuple[float, float, str]:
@@ -71,17 +80,25 @@ def measure(repo: Path, runs: int) -> None:
     python = median_of(runs, repo, sys.executable, "-c", "pass")
     per_stage = ((repro[0] - status[0]) / len(datasets), (repro[1] - status[1]) / len(datasets))
     print(f"\n{len(datasets)} datasets, median of {runs} | {'wall s':>7} {'cpu s':>7} | target")
-    print(f"dvc status (no-op)                | {status[0]:7.2f} {status[1]:7.2f} | reports {len(changed)} "
-          f"stages 'always changed' (the download@ stages), nothing else")
-    print(f"dvc repro (no-op)                 | {repro[0]:7.2f} {repro[1]:7.2f} | <= 3 s: "
-          f"{'met' if repro[0] <= 3 else 'not met'} (ran {len(ran)} stages)")
+    print(
+        f"dvc status (no-op)                | {status[0]:7.2f} {status[1]:7.2f} | reports {len(changed)} "
+        f"stages 'always changed' (the download@ stages), nothing else"
+    )
+    print(
+        f"dvc repro (no-op)                 | {repro[0]:7.2f} {repro[1]:7.2f} | <= 3 s: "
+        f"{'met' if repro[0] <= 3 else 'not met'} (ran {len(ran)} stages)"
+    )
     for d, (wall, cpu, out) in downloads.items():
         quick = "stat check" if "nothing changed since the last check" in out else "FULL CHECK"
-        print(f"  download@{d:<24}| {wall:7.2f} {cpu:7.2f} | <= 0.3 s: {'met' if wall <= 0.3 else 'not met'} "
-              f"(wall), {'met' if cpu <= 0.3 else 'not met'} (cpu); {quick}")
+        print(
+            f"  download@{d:<24}| {wall:7.2f} {cpu:7.2f} | <= 0.3 s: {'met' if wall <= 0.3 else 'not met'} "
+            f"(wall), {'met' if cpu <= 0.3 else 'not met'} (cpu); {quick}"
+        )
     print(f"  python -c pass (process start)  | {python[0]:7.2f} {python[1]:7.2f} |")
-    print(f"DVC per always-changed stage      | {per_stage[0]:7.2f} {per_stage[1]:7.2f} | (repro - status) / stages: "
-          f"the process plus DVC rewriting dvc.lock ({(repo / 'dvc.lock').stat().st_size:,} bytes)")
+    print(
+        f"DVC per always-changed stage      | {per_stage[0]:7.2f} {per_stage[1]:7.2f} | (repro - status) / stages: "
+        f"the process plus DVC rewriting dvc.lock ({(repo / 'dvc.lock').stat().st_size:,} bytes)"
+    )
     print(f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
 

@@ -5,6 +5,7 @@ headline keys per eval/<set>/metrics.json and per baseline row (target <= 25), t
 
     python benchmarks/bench_eval_outputs.py            # in the repository root, after `dvc repro`
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ def widest(cmd: list[str]) -> int:
 
 def main() -> None:
     from test_golden_scorers import MMBENCH, MMMU_CHOICE, MMMU_OPEN, TEXTVQA
+
     from vovnet.evaluation.report import flat_keys
 
     metrics = sorted(ROOT.glob("eval/*/metrics.json"))
@@ -34,9 +36,13 @@ def main() -> None:
         n = len(flat_keys(json.loads(path.read_text())))
         rows = [len(flat_keys(json.loads(b.read_text()))) for b in sorted(path.parent.glob("baselines/*.json"))]
         print(f"{'headline keys ' + str(path.relative_to(ROOT)):<52} {n:>10} {'<= 25':>8}")
-        print(f"{'  baseline rows, most keys (' + str(len(rows)) + ' rows)':<52} {max(rows, default=0):>10} {'<= 25':>8}")
+        print(
+            f"{'  baseline rows, most keys (' + str(len(rows)) + ' rows)':<52} {max(rows, default=0):>10} {'<= 25':>8}"
+        )
     print(f"{'dvc metrics show, widest line':<52} {widest(['dvc', 'metrics', 'show']):>10} {'<= 160':>8}")
-    print(f"{'python -m vovnet exps, widest line':<52} {widest([sys.executable, '-m', 'vovnet', 'exps']):>10} {'<= 160':>8}")
+    print(
+        f"{'python -m vovnet exps, widest line':<52} {widest([sys.executable, '-m', 'vovnet', 'exps']):>10} {'<= 160':>8}"
+    )
     for name, n in (("mmbench", len(MMBENCH)), ("mmmu", len(MMMU_CHOICE) + len(MMMU_OPEN)), ("textvqa", len(TEXTVQA))):
         print(f"{'golden cases ' + name:<52} {n:>10} {'>= 60':>8}")
     for png in sorted([*ROOT.glob("eval/*/pareto.png"), ROOT / "plots" / "training.png"]):

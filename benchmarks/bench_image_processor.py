@@ -7,6 +7,7 @@ COARSE and FULL budgets, on drawn images of the demo's size, the samples' size a
 Pixel differences are in 8-bit levels of the normalised values (one level = 1/127.5 with mean and std
 0.5); image_grid_thw must be identical (the script stops otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,10 @@ def main() -> None:
                 diff = float((a["pixel_values"] - b["pixel_values"]).abs().max()) * 127.5
                 tf, ts = ms_per_image(fast, img, budget, args.reps), ms_per_image(slow, img, budget, args.reps)
                 grid = "x".join(str(int(x)) for x in a["image_grid_thw"][0].tolist())
-                print(f"| {preset} | {action} | {size[0]}x{size[1]} | {grid} | {tf:.2f} | {ts:.2f} | {ts / tf:.2f} "
-                      f"| {diff:.0f} |")
+                print(
+                    f"| {preset} | {action} | {size[0]}x{size[1]} | {grid} | {tf:.2f} | {ts:.2f} | {ts / tf:.2f} "
+                    f"| {diff:.0f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 
     python benchmarks/bench_model.py
 """
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,10 @@ import torch  # noqa: E402
 from vovnet.config import load_params  # noqa: E402
 from vovnet.io_utils import read_jsonl  # noqa: E402
 
-PAPER_BUDGET = {"coarse": {"min_pixels": 3136, "max_pixels": 65536}, "full": {"min_pixels": 65536, "max_pixels": 1003520}}
+PAPER_BUDGET = {
+    "coarse": {"min_pixels": 3136, "max_pixels": 65536},
+    "full": {"min_pixels": 65536, "max_pixels": 1003520},
+}
 # Stated assumption for the V100 arithmetic: one 8B LoRA stage-2 sample (text pass + coarse + full passes,
 # ~1.2k tokens, fp16, gradient checkpointing) takes about 1.5 s per GPU.
 V100_SECONDS_PER_SAMPLE = 1.5
@@ -54,8 +58,8 @@ def timed(fn, reps: int) -> float:
 
 
 def bench_train(params, model_dir, records, root, rows):
-    from vovnet.model.factory import build_vovnet
     from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
+    from vovnet.model.factory import build_vovnet
 
     params = {**params, "model": {**params["model"], "name": str(model_dir)}}
     torch.manual_seed(0)
@@ -70,8 +74,10 @@ def bench_train(params, model_dir, records, root, rows):
     def stage2(reuse, train_lora=False):
         def step():
             model.zero_grad(set_to_none=True)
-            model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=reuse,
-                  train_lora=train_lora)["loss"].backward()
+            model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=reuse, train_lora=train_lora)[
+                "loss"
+            ].backward()
+
         return step
 
     t_full = timed(full_step, 15)
@@ -79,10 +85,26 @@ def bench_train(params, model_dir, records, root, rows):
     t_s2_plain = timed(stage2(False), 15)
     n = 8
     rows.append(("train: always-full step", f"{n / t_full:.1f} samples/s", "", "", "", ""))
-    rows.append(("train: stage-2 step (prefix reuse)", f"{n / t_s2:.1f} samples/s", "always-full",
-                 f"{t_s2 / t_full:.2f}x time", "<= 1.5x", "yes" if t_s2 / t_full <= 1.5 else "no"))
-    rows.append(("train: stage-2 step (no reuse)", f"{n / t_s2_plain:.1f} samples/s", "stage-2 with reuse",
-                 f"reuse saves {100 * (1 - t_s2 / t_s2_plain):.0f}% of step time", "report", "-"))
+    rows.append(
+        (
+            "train: stage-2 step (prefix reuse)",
+            f"{n / t_s2:.1f} samples/s",
+            "always-full",
+            f"{t_s2 / t_full:.2f}x time",
+            "<= 1.5x",
+            "yes" if t_s2 / t_full <= 1.5 else "no",
+        )
+    )
+    rows.append(
+        (
+            "train: stage-2 step (no reuse)",
+            f"{n / t_s2_plain:.1f} samples/s",
+            "stage-2 with reuse",
+            f"reuse saves {100 * (1 - t_s2 / t_s2_plain):.0f}% of step time",
+            "report",
+            "-",
+        )
+    )
     model.train()
     model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.lm.enable_input_require_grads()
@@ -90,14 +112,22 @@ def bench_train(params, model_dir, records, root, rows):
     t_gc_plain = timed(stage2(False, train_lora=True), 10)
     model.lm.gradient_checkpointing_disable()
     model.eval()
-    rows.append(("train: stage-2 LoRA+GC (reuse)", f"{n / t_gc:.1f} samples/s", "LoRA+GC, no reuse",
-                 f"reuse saves {100 * (1 - t_gc / t_gc_plain):.0f}% of step time", "report", "-"))
+    rows.append(
+        (
+            "train: stage-2 LoRA+GC (reuse)",
+            f"{n / t_gc:.1f} samples/s",
+            "LoRA+GC, no reuse",
+            f"reuse saves {100 * (1 - t_gc / t_gc_plain):.0f}% of step time",
+            "report",
+            "-",
+        )
+    )
     return model, processor
 
 
 def bench_eval(params, model, processor, records, root, rows):
-    from vovnet.model.generation import generate_all
     from vovnet.model.encoding import Encoder, RecordDataset
+    from vovnet.model.generation import generate_all
 
     ds = RecordDataset(records[:16], Encoder(processor, params["vision_budget"], 2048), root, with_target=False)
     model.eval()
@@ -127,9 +157,18 @@ def bench_loader(processor, rows, tmp: Path):
         Image.fromarray(arr).save(buf, format="JPEG", quality=85)
         meta = describe(buf.getvalue())
         store.add(buf.getvalue(), meta)
-        recs.append({"id": f"p{i}", "dataset": "photos", "question": "What is shown?", "hint": None,
-                     "choices": ["a", "b", "c", "d"], "answer": {"label": 0, "text": "A", "all": ["A"]},
-                     "images": [meta], "meta": {}})
+        recs.append(
+            {
+                "id": f"p{i}",
+                "dataset": "photos",
+                "question": "What is shown?",
+                "hint": None,
+                "choices": ["a", "b", "c", "d"],
+                "answer": {"label": 0, "text": "A", "all": ["A"]},
+                "images": [meta],
+                "meta": {},
+            }
+        )
     store.close()
     ds = RecordDataset(recs * 4, Encoder(processor, PAPER_BUDGET, 8192), tmp)  # 256 samples: worker start-up amortised
     coll = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
@@ -141,10 +180,26 @@ def bench_loader(processor, rows, tmp: Path):
             pass
         per[w] = len(ds) / (time.perf_counter() - t0)
     need = 1 / (per[0] * V100_SECONDS_PER_SAMPLE)
-    rows.append(("loader: 640x480 JPEG, paper budgets", f"{per[0]:.1f} samples/s (in-process)", "1 / 2 workers",
-                 f"{per[1]:.1f} / {per[2]:.1f} samples/s", "report", "-"))
-    rows.append(("loader: workers per V100 at 8B", f"{need:.2f} -> {max(1, int(np.ceil(need)))} worker(s)",
-                 f"step {V100_SECONDS_PER_SAMPLE} s/sample", "", "arithmetic", "-"))
+    rows.append(
+        (
+            "loader: 640x480 JPEG, paper budgets",
+            f"{per[0]:.1f} samples/s (in-process)",
+            "1 / 2 workers",
+            f"{per[1]:.1f} / {per[2]:.1f} samples/s",
+            "report",
+            "-",
+        )
+    )
+    rows.append(
+        (
+            "loader: workers per V100 at 8B",
+            f"{need:.2f} -> {max(1, int(np.ceil(need)))} worker(s)",
+            f"step {V100_SECONDS_PER_SAMPLE} s/sample",
+            "",
+            "arithmetic",
+            "-",
+        )
+    )
 
 
 def main() -> None:

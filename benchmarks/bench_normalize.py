@@ -8,6 +8,7 @@ and the best of each is compared (the least disturbed by other load on a shared 
     python benchmarks/bench_normalize.py --format tsv --sizes 1000 10000 50000 --workers auto 1
     python benchmarks/bench_normalize.py --format textvqa --sizes 1000 5000 --workers auto
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 csv.field_size_limit(sys.maxsize)
-COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
-           "comment", "split"]
+COLUMNS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 
 
 def photo_jpegs(n_variants: int, size=(320, 240), seed=0) -> list[bytes]:
@@ -40,8 +55,10 @@ def photo_jpegs(n_variants: int, size=(320, 240), seed=0) -> list[bytes]:
     out = []
     for _ in range(n_variants):
         y, x = np.mgrid[0 : size[1], 0 : size[0]]
-        base = np.stack([(x * rng.uniform(0.3, 1)) % 256, (y * rng.uniform(0.3, 1)) % 256,
-                         ((x + y) * rng.uniform(0.2, 0.6)) % 256], -1)
+        base = np.stack(
+            [(x * rng.uniform(0.3, 1)) % 256, (y * rng.uniform(0.3, 1)) % 256, ((x + y) * rng.uniform(0.2, 0.6)) % 256],
+            -1,
+        )
         arr = np.clip(base + rng.normal(0, 28, base.shape), 0, 255).astype("uint8")
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, format="JPEG", quality=85)
@@ -68,8 +85,21 @@ def write_tsv(path: Path, n_rows: int, seed: int = 0) -> None:
             opts = ["alpha", "beta", "gamma", "delta"]
             for k in range(min(4, n_rows - written)):
                 rot = opts[k:] + opts[:k]
-                w.writerow([q + k * 1_000_000, f"Question {q}?", "", *rot, "ABCD"[rot.index("alpha")], "cat",
-                            img if k == 0 else str(q), "bench", "l2", "", "dev"])
+                w.writerow(
+                    [
+                        q + k * 1_000_000,
+                        f"Question {q}?",
+                        "",
+                        *rot,
+                        "ABCD"[rot.index("alpha")],
+                        "cat",
+                        img if k == 0 else str(q),
+                        "bench",
+                        "l2",
+                        "",
+                        "dev",
+                    ]
+                )
                 written += 1
             q += 1
             rng.random()
@@ -86,19 +116,42 @@ def write_textvqa(folder: Path, n_rows: int, seed: int = 0) -> None:
     variants = photo_jpegs(64, size=(512, 384), seed=seed)
     (folder / "data").mkdir(parents=True)
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    schema = pa.schema([("question_id", pa.int64()), ("question", pa.string()), ("image", image_type),
-                        ("answers", pa.list_(pa.string()))],
-                       metadata={"huggingface": json.dumps({"info": {"features": {
-                           "question_id": {"dtype": "int64", "_type": "Value"},
-                           "question": {"dtype": "string", "_type": "Value"}, "image": {"_type": "Image"},
-                           "answers": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"}}}})})
+    schema = pa.schema(
+        [
+            ("question_id", pa.int64()),
+            ("question", pa.string()),
+            ("image", image_type),
+            ("answers", pa.list_(pa.string())),
+        ],
+        metadata={
+            "huggingface": json.dumps(
+                {
+                    "info": {
+                        "features": {
+                            "question_id": {"dtype": "int64", "_type": "Value"},
+                            "question": {"dtype": "string", "_type": "Value"},
+                            "image": {"_type": "Image"},
+                            "answers": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"},
+                        }
+                    }
+                }
+            )
+        },
+    )
     with pq.ParquetWriter(folder / "data" / "validation-00000-of-00001.parquet", schema) as w:
         for start in range(0, n_rows, TEXTVQA_ROW_GROUP):
             ids = list(range(start, min(n_rows, start + TEXTVQA_ROW_GROUP)))
-            w.write_table(pa.table({
-                "question_id": ids, "question": [f"What is written? {i}" for i in ids],
-                "image": [{"bytes": unique_jpeg(variants[i % 64], i), "path": None} for i in ids],
-                "answers": [[f"word{i}"] * 10 for i in ids]}, schema=schema))
+            w.write_table(
+                pa.table(
+                    {
+                        "question_id": ids,
+                        "question": [f"What is written? {i}" for i in ids],
+                        "image": [{"bytes": unique_jpeg(variants[i % 64], i), "path": None} for i in ids],
+                        "answers": [[f"word{i}"] * 10 for i in ids],
+                    },
+                    schema=schema,
+                )
+            )
 
 
 def floor_parquet(folder: Path, out_dir: Path, verify=None) -> None:
@@ -160,12 +213,14 @@ def child(kind: str, tsv: str, out: str, workers) -> None:
     import pyarrow.parquet  # noqa: F401  (interpreter and import time are not the work measured)
 
     import vovnet.data.image_store  # noqa: F401
+
     if kind != "floor":
         import vovnet.data.normalize  # noqa: F401
         import vovnet.tasks.textvqa.adapter  # noqa: F401
     verify = None
     if kind == "floor+decode":  # the floor plus the image check normalize must make (one thread)
         from vovnet.data.image_store import inspect_image
+
         verify = inspect_image
     t0 = time.perf_counter()
     if kind.startswith("floor"):
@@ -177,8 +232,12 @@ def child(kind: str, tsv: str, out: str, workers) -> None:
 
 
 def run_once(kind: str, src: Path, out: Path, workers="auto") -> dict:
-    p = subprocess.run([sys.executable, __file__, "--child", kind, str(src), str(out), str(workers)],
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(src), str(out), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -200,8 +259,10 @@ def main() -> None:
         return
     sizes = args.sizes or ([1000, 5000] if args.format == "textvqa" else [1000, 10000, 50000])
     rss_target = 300 if args.format == "textvqa" else 150
-    print(f"{'N':>7} {'MB':>7} {'floor s':>8} {'floor MB':>9} {'+decode s':>9} {'workers':>7} {'norm s':>7} "
-          f"{'norm MB':>8} {'ratio':>6} {'vs+dec':>6} {'target':>13} {'met':>4}")
+    print(
+        f"{'N':>7} {'MB':>7} {'floor s':>8} {'floor MB':>9} {'+decode s':>9} {'workers':>7} {'norm s':>7} "
+        f"{'norm MB':>8} {'ratio':>6} {'vs+dec':>6} {'target':>13} {'met':>4}"
+    )
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="vovnet-bench-") as tmp:
             source, raw = Path(tmp) / "source", Path(tmp) / "raw"
@@ -230,9 +291,12 @@ def main() -> None:
                 nm = {"wall_s": min(r["wall_s"] for r in norms), "peak_rss_mb": max(r["peak_rss_mb"] for r in norms)}
                 ratio = nm["wall_s"] / fl["wall_s"]
                 met = ratio <= 2.0 and nm["peak_rss_mb"] < rss_target
-                print(f"{n:>7} {size_mb:>7.1f} {fl['wall_s']:>8.2f} {fl['peak_rss_mb']:>9.1f} {dec:>9.2f} {str(w):>7} "
-                      f"{nm['wall_s']:>7.2f} {nm['peak_rss_mb']:>8.1f} {ratio:>6.2f} {nm['wall_s'] / dec:>6.2f} "
-                      f"{f'<=2x,<{rss_target}MB':>13} {'yes' if met else 'no':>4}", flush=True)
+                print(
+                    f"{n:>7} {size_mb:>7.1f} {fl['wall_s']:>8.2f} {fl['peak_rss_mb']:>9.1f} {dec:>9.2f} {str(w):>7} "
+                    f"{nm['wall_s']:>7.2f} {nm['peak_rss_mb']:>8.1f} {ratio:>6.2f} {nm['wall_s'] / dec:>6.2f} "
+                    f"{f'<=2x,<{rss_target}MB':>13} {'yes' if met else 'no':>4}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

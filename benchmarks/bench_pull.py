@@ -6,6 +6,7 @@ left, whether `dvc status` is clean and how many `python -m vovnet doctor` check
 
     python benchmarks/bench_pull.py
 """
+
 import os
 import shutil
 import subprocess
@@ -15,8 +16,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
 VARIANTS = ["dvc pull", "dvc repro --pull", "dvc repro --pull --allow-missing"]
 DATA = ("data/processed", "data/raw", "models", "eval")
 
@@ -46,7 +55,7 @@ def main() -> None:
         sh(origin, "dvc repro")
         print(f"dvc repro in the origin: {time.perf_counter() - t0:.0f} s")
         sh(origin, f"dvc remote add -d store {remote} && git add -A && git commit -qm pipeline && dvc push")
-        print(f"| command in a fresh clone | s | data files | dvc status | doctor fails | last line |")
+        print("| command in a fresh clone | s | data files | dvc status | doctor fails | last line |")
         print("|---|---:|---:|---|---:|---|")
         for i, cmd in enumerate(VARIANTS):
             clone = tmp / f"clone{i}"
@@ -58,7 +67,9 @@ def main() -> None:
             clean = "up to date" if status and "up to date" in status[-1] else f"{len(status)} lines of changes"
             doctor = sh(clone, f"{sys.executable} -m vovnet doctor", check=False).stdout
             last = (p.stdout + p.stderr).strip().splitlines()[-1:] or [""]
-            print(f"| `{cmd}` | {secs:.1f} | {data_files(clone)} | {clean} | {doctor.count('[fail]')} | {last[0][:60]} |")
+            print(
+                f"| `{cmd}` | {secs:.1f} | {data_files(clone)} | {clean} | {doctor.count('[fail]')} | {last[0][:60]} |"
+            )
         print(f"origin after dvc repro: {data_files(origin)} data files")
 
 

@@ -4,6 +4,7 @@ QUOTE_ALL). Best of `--repeats` runs each.
 
     python benchmarks/bench_tsv_reader.py --rows 3000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,22 @@ csv.field_size_limit(sys.maxsize)
 
 from vovnet.data.tsv import read_tsv  # noqa: E402
 
-COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
-           "comment", "split"]
+COLUMNS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 
 
 def write(path: Path, rows: int, quoting: int) -> None:

@@ -10,6 +10,7 @@ Baselines at the learned policy's mean vision tokens (linear interpolation on ea
   - uncertainty: the evaluation's own threshold sweep (quantiles of the policy split's text-pass
     entropy, never the held-out split's), read from eval/demo/report.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,27 +31,37 @@ def svg_plot(series: list, x_max: float, w: int = 560, h: int = 360) -> str:
     left, right, top, bottom = 50, 190, 15, 40
     px = lambda x: left + (w - left - right) * x / max(1e-9, x_max)  # noqa: E731
     py = lambda y: top + (h - top - bottom) * (1 - y)  # noqa: E731
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{w}" height="{h}" fill="white"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+    ]
     for k in range(6):
         y = k / 5
-        out.append(f'<line x1="{left}" x2="{w - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>'
-                   f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{w - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>'
+        )
         x = x_max * k / 5
         out.append(f'<text x="{px(x):.1f}" y="{h - bottom + 15}" text-anchor="middle">{x:.1f}</text>')
-    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">mean vision tokens per question</text>'
-               f'<text x="12" y="{(top + h - bottom) / 2}" transform="rotate(-90 12 {(top + h - bottom) / 2})" '
-               'text-anchor="middle">accuracy (held-out)</text>')
+    out.append(
+        f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">mean vision tokens per question</text>'
+        f'<text x="12" y="{(top + h - bottom) / 2}" transform="rotate(-90 12 {(top + h - bottom) / 2})" '
+        'text-anchor="middle">accuracy (held-out)</text>'
+    )
     for n, (name, colour, pts, dots) in enumerate(series):
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
         if len(pts) > 1 and not name.startswith("always"):
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         if dots:
-            out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{5 if len(pts) == 1 else 3}" fill="{colour}"/>'
-                    for x, y in pts]
+            out += [
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{5 if len(pts) == 1 else 3}" fill="{colour}"/>'
+                for x, y in pts
+            ]
         ly = top + 14 + 18 * n
-        out.append(f'<rect x="{w - right + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
-                   f'<text x="{w - right + 26}" y="{ly + 1}">{name}</text>')
+        out.append(
+            f'<rect x="{w - right + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{w - right + 26}" y="{ly + 1}">{name}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -67,8 +78,10 @@ def main() -> int:
     n = len(records)
     p = [preds[r["id"]] for r in records]
     # correctness of every action on every question, from the real generated outputs
-    correct = {a: [row["score"] for row in short_answer.score_records(records, [q["outputs_by_action"][a] for q in p])[0]]
-               for a in ACTIONS}
+    correct = {
+        a: [row["score"] for row in short_answer.score_records(records, [q["outputs_by_action"][a] for q in p])[0]]
+        for a in ACTIONS
+    }
     tokens = {a: [q["vision_tokens_by_action"][a] for q in p] for a in ACTIONS}
 
     def evaluate(choice: list[int]) -> tuple[float, float]:
@@ -101,8 +114,10 @@ def main() -> int:
     print(f"{'random NO/FULL, equal tokens':34} {random_eq:8.3f} {tok_l:13.2f}")
     print(f"{'random, learned ratios':34} {random_ratios:8.3f} {tok_l:13.2f}")
     print(f"{'uncertainty threshold, equal tokens':34} {unc_eq:8.3f} {tok_l:13.2f}")
-    print(f"{'random curve (evaluation), equal tokens':34} {random_curve if random_curve is not None else float('nan'):8.3f}"
-          f" {tok_l:13.2f}")
+    print(
+        f"{'random curve (evaluation), equal tokens':34} {random_curve if random_curve is not None else float('nan'):8.3f}"
+        f" {tok_l:13.2f}"
+    )
     print(f"{'uncertainty+COARSE, equal tokens':34} {at.get('uncertainty_coarse') or float('nan'):8.3f} {tok_l:13.2f}")
     families = sorted({r["meta"].get("family", "?") for r in records})
     print("\nper family: learned policy's actions and accuracy")
@@ -111,25 +126,33 @@ def main() -> int:
         idx = [i for i, r in enumerate(records) if r["meta"].get("family") == fam]
         share = [sum(learned_choice[i] == a for i in idx) / len(idx) for a in range(3)]
         acc = sum(correct[ACTIONS[learned_choice[i]]][i] for i in idx) / len(idx)
-        print(f"{fam:8} {len(idx):4} {share[0]:6.2f} {share[1]:6.2f} {share[2]:6.2f} {acc:8.3f} "
-              f"{sum(correct['full'][i] for i in idx) / len(idx):6.3f} {sum(correct['no'][i] for i in idx) / len(idx):6.3f}")
+        print(
+            f"{fam:8} {len(idx):4} {share[0]:6.2f} {share[1]:6.2f} {share[2]:6.2f} {acc:8.3f} "
+            f"{sum(correct['full'][i] for i in idx) / len(idx):6.3f} {sum(correct['no'][i] for i in idx) / len(idx):6.3f}"
+        )
     checks = [
         ("always-full accuracy >= 0.85", full_acc >= 0.85, f"{full_acc:.3f}"),
         ("always-full clearly above no-vision", full_acc - no_acc >= 0.1, f"{full_acc:.3f} vs {no_acc:.3f}"),
         ("learned >= 99% of always-full accuracy", acc_l >= 0.99 * full_acc, f"{acc_l / max(1e-9, full_acc):.3f}"),
         ("learned <= 60% of always-full tokens", tok_l <= 0.6 * full_tok, f"{tok_l / max(1e-9, full_tok):.3f}"),
-        ("learned - random (equal tokens) >= 3 pts", acc_l - random_eq >= 0.03, f"{100 * (acc_l - random_eq):+.1f} pts"),
+        (
+            "learned - random (equal tokens) >= 3 pts",
+            acc_l - random_eq >= 0.03,
+            f"{100 * (acc_l - random_eq):+.1f} pts",
+        ),
         ("learned - uncertainty (equal tokens) >= 3 pts", acc_l - unc_eq >= 0.03, f"{100 * (acc_l - unc_eq):+.1f} pts"),
     ]
     print("\ntargets")
     for name, ok, value in checks:
         print(f"  {'MET ' if ok else 'MISS'} {name}: {value}")
     if args.plot:
-        series = [("uncertainty threshold (sweep)", "#e08020", sorted(unc_curve), False),
-                  ("random NO/FULL", "#888888", [(no_tok, no_acc), (full_tok, full_acc)], False),
-                  ("learned (cost-shift sweep)", "#1f5fbf", sorted((t, a) for a, t in learned_curve), True),
-                  ("always NO / COARSE / FULL", "#000000", [const[a][::-1] for a in ACTIONS], True),
-                  ("learned (cost_shift 0)", "#d02020", [(tok_l, acc_l)], True)]
+        series = [
+            ("uncertainty threshold (sweep)", "#e08020", sorted(unc_curve), False),
+            ("random NO/FULL", "#888888", [(no_tok, no_acc), (full_tok, full_acc)], False),
+            ("learned (cost-shift sweep)", "#1f5fbf", sorted((t, a) for a, t in learned_curve), True),
+            ("always NO / COARSE / FULL", "#000000", [const[a][::-1] for a in ACTIONS], True),
+            ("learned (cost_shift 0)", "#d02020", [(tok_l, acc_l)], True),
+        ]
         Path(args.plot).write_text(svg_plot(series, full_tok), encoding="utf-8")
         print(f"\nplot: {args.plot}")
     return 0

@@ -5,6 +5,7 @@ Standalone (no DVC): `python benchmarks/demo_vision_probe.py --steps 600 --visio
 Prints one table: family x action accuracy, plus seconds. Used to choose the demo preset's model and
 learning rates on the generator's `policy` split (never the held-out split).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,14 @@ from vovnet.tasks.shapes_vqa import adapter as shapes_vqa  # noqa: E402
 
 def as_record(item: dict) -> dict:
     label = item["choices"].index(item["answer"]) if item["choices"] else None
-    return {"id": item["key"], "question": item["question"], "hint": item["hint"], "choices": item["choices"],
-            "answer": {"label": label, "text": item["answer"], "all": [item["answer"]]}, "meta": item["meta"]}
+    return {
+        "id": item["key"],
+        "question": item["question"],
+        "hint": item["hint"],
+        "choices": item["choices"],
+        "answer": {"label": label, "text": item["answer"], "all": [item["answer"]]},
+        "meta": item["meta"],
+    }
 
 
 def main() -> int:
@@ -57,21 +64,34 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    spec = {**shapes_vqa.SPEC_DEFAULTS, "image_size": args.image_size, "open_fraction": args.open_fraction,
-            "sizes": {"train": args.train, "policy": args.eval, "heldout": 0}}
+    spec = {
+        **shapes_vqa.SPEC_DEFAULTS,
+        "image_size": args.image_size,
+        "open_fraction": args.open_fraction,
+        "sizes": {"train": args.train, "policy": args.eval, "heldout": 0},
+    }
     data = shapes_vqa._generate(json.dumps(spec, sort_keys=True))
     fams = args.families.split(",")
     data = {k: [x for x in v if x["meta"]["family"] in fams] for k, v in data.items()}
     tmp = Path(tempfile.mkdtemp())
-    tiny = {"hidden_size": args.hidden, "layers": args.layers, "vision_depth": args.vision_depth, "vocab_size": 1024,
-            "seed": 0, "vision_hidden_size": args.vision_hidden, "patch_size": args.patch,
-            "vision_positions": max(16, (args.image_size // args.patch) ** 2)}
+    tiny = {
+        "hidden_size": args.hidden,
+        "layers": args.layers,
+        "vision_depth": args.vision_depth,
+        "vocab_size": 1024,
+        "seed": 0,
+        "vision_hidden_size": args.vision_hidden,
+        "patch_size": args.patch,
+        "vision_positions": max(16, (args.image_size // args.patch) ** 2),
+    }
     build_tiny_model(tmp / "m", {"tiny": tiny})
     model = AutoModelForImageTextToText.from_pretrained(tmp / "m", dtype=torch.float32)
     proc = AutoProcessor.from_pretrained(tmp / "m")
-    full_px = args.image_size ** 2
-    budgets = {"coarse": {"min_pixels": args.coarse_pixels, "max_pixels": args.coarse_pixels},
-               "full": {"min_pixels": full_px, "max_pixels": full_px}}
+    full_px = args.image_size**2
+    budgets = {
+        "coarse": {"min_pixels": args.coarse_pixels, "max_pixels": args.coarse_pixels},
+        "full": {"min_pixels": full_px, "max_pixels": full_px},
+    }
     enc = Encoder(proc, budgets, 512)
 
     def encode(split, with_target):
@@ -85,7 +105,9 @@ def main() -> int:
     train, held = encode("train", True), encode("policy", False)
     vision = [p for n, p in model.named_parameters() if ".visual." in n]
     rest = [p for n, p in model.named_parameters() if ".visual." not in n]
-    opt = torch.optim.AdamW([{"params": rest, "lr": args.lr}, {"params": vision, "lr": args.vision_lr}], weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        [{"params": rest, "lr": args.lr}, {"params": vision, "lr": args.vision_lr}], weight_decay=0.0
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / args.steps))
     mix = torch.tensor([float(x) for x in args.mix.split(",")])
     g = torch.Generator().manual_seed(0)
@@ -109,12 +131,15 @@ def main() -> int:
     with torch.no_grad():
         for action in ACTIONS:
             for i in range(0, len(held), 32):
-                chunk = held[i:i + 32]
+                chunk = held[i : i + 32]
                 batch = collate([e[action] for _, e in chunk], pad, img, left_pad=True)
-                inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "mm_token_type_ids",
-                                                                 "pixel_values", "image_grid_thw")}
+                inputs = {
+                    k: v
+                    for k, v in batch.items()
+                    if k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+                }
                 out = model.generate(**inputs, max_new_tokens=4, do_sample=False, eos_token_id=eos, pad_token_id=pad)
-                texts = proc.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                texts = proc.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
                 if i == 0:
                     print(action, [(prompts.target(r), t) for (r, _), t in zip(chunk[:6], texts)])
                 for (rec, _), t in zip(chunk, texts):

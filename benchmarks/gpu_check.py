@@ -18,6 +18,7 @@ Prints one table.
     python benchmarks/gpu_check.py --device cpu --dtypes bfloat16 --hidden 128 --layers 2 --vision-depth 2 \
         --predict-only --questions 12 --predict-batch 4  # the predict rows alone, more questions
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,10 @@ import torch  # noqa: E402
 
 from vovnet.config import defaults  # noqa: E402
 
-PAPER_BUDGET = {"coarse": {"min_pixels": 3136, "max_pixels": 65536},
-                "full": {"min_pixels": 65536, "max_pixels": 1003520}}
+PAPER_BUDGET = {
+    "coarse": {"min_pixels": 3136, "max_pixels": 65536},
+    "full": {"min_pixels": 65536, "max_pixels": 1003520},
+}
 GIB = 1024**3
 
 
@@ -61,27 +64,54 @@ def build_scaled_model(out_dir: Path, hidden: int, layers: int, vision_depth: in
     heads = max(1, hidden // 128)
     deepstack = sorted({max(0, vision_depth * k // 4 - 1) for k in (1, 2, 3)})
     config = Qwen3VLConfig(
-        text_config=dict(vocab_size=151936, hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 4), head_dim=128,
-                         max_position_embeddings=8192, pad_token_id=ids["<|endoftext|>"],
-                         rope_parameters={"rope_type": "default", "rope_theta": 5000000.0,
-                                          "mrope_section": [24, 20, 20], "mrope_interleaved": True}),
-        vision_config=dict(depth=vision_depth, hidden_size=1152, intermediate_size=4304, num_heads=16, patch_size=16,
-                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden,
-                           num_position_embeddings=2304, deepstack_visual_indexes=deepstack),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False)
+        text_config=dict(
+            vocab_size=151936,
+            hidden_size=hidden,
+            intermediate_size=3 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 4),
+            head_dim=128,
+            max_position_embeddings=8192,
+            pad_token_id=ids["<|endoftext|>"],
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 5000000.0,
+                "mrope_section": [24, 20, 20],
+                "mrope_interleaved": True,
+            },
+        ),
+        vision_config=dict(
+            depth=vision_depth,
+            hidden_size=1152,
+            intermediate_size=4304,
+            num_heads=16,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            out_hidden_size=hidden,
+            num_position_embeddings=2304,
+            deepstack_visual_indexes=deepstack,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration(config).to(torch.bfloat16)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out_dir, safe_serialization=True)
-    image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2,
-                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                     video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
-                     ).save_pretrained(out_dir)
+    image_processor = Qwen2VLImageProcessor(
+        patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    Qwen3VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
+    ).save_pretrained(out_dir)
 
 
 def params_for(model_dir: Path, dtype: str, attn: str, ckpt: bool, batch: int, length: int) -> dict:
@@ -103,8 +133,13 @@ def records(n: int) -> list[tuple[dict, list]]:
     out = []
     for i in range(n):
         img = Image.fromarray(rng.integers(0, 255, (1080, 1440, 3), dtype=np.uint8))
-        rec = {"id": f"g{i}", "question": f"What colour is object {i} in the image?", "hint": None,
-               "choices": ["red", "green", "blue", "yellow"], "answer": {"label": i % 4, "text": None, "all": []}}
+        rec = {
+            "id": f"g{i}",
+            "question": f"What colour is object {i} in the image?",
+            "hint": None,
+            "choices": ["red", "green", "blue", "yellow"],
+            "answer": {"label": i % 4, "text": None, "all": []},
+        }
         out.append((rec, [img]))
     return out
 
@@ -147,8 +182,9 @@ def predicted_gib(params: dict, strategy: str, device) -> float:
     return next(r.total for r in plan.rows if r.strategy == strategy and r.checkpointing == ckpt) / GIB
 
 
-def train_steps(params: dict, stage: int, steps: int, device, model_recs, engine=None,
-                half_vision: bool = False) -> dict:
+def train_steps(
+    params: dict, stage: int, steps: int, device, model_recs, engine=None, half_vision: bool = False
+) -> dict:
     """`steps` timed optimizer steps (after one warm-up) of the trainer's forward/backward. `half_vision`:
     the vision tower in fp16 too (plain fp16), instead of the project's fp32 tower under fp16."""
     from vovnet.model.encoding import ActionCollator, Encoder
@@ -167,7 +203,8 @@ def train_steps(params: dict, stage: int, steps: int, device, model_recs, engine
     enc = Encoder(processor, params["vision_budget"], params["train"]["max_length"])
     data = Encoded(model_recs, enc)
     batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)(
-        [data[i] for i in range(params["train"]["batch_size"])])
+        [data[i] for i in range(params["train"]["batch_size"])]
+    )
     batch = {a: ({k: v.to(device) for k, v in b.items()} if isinstance(b, dict) else b) for a, b in batch.items()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=1e-5)
@@ -209,8 +246,13 @@ def zero2_child(args) -> None:
     from accelerate.utils import DeepSpeedPlugin
 
     dtype = args.dtype
-    plugin = DeepSpeedPlugin(zero_stage=2, gradient_clipping=1.0, offload_optimizer_device="none",
-                             offload_param_device="none", zero3_init_flag=False)
+    plugin = DeepSpeedPlugin(
+        zero_stage=2,
+        gradient_clipping=1.0,
+        offload_optimizer_device="none",
+        offload_param_device="none",
+        zero3_init_flag=False,
+    )
     plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.batch  # as the trainer does
     acc = Accelerator(mixed_precision="fp16" if dtype == "float16" else "bf16", deepspeed_plugin=plugin)
     params = params_for(Path(args.model_dir), dtype, "sdpa", True, args.batch, args.length)
@@ -224,10 +266,34 @@ def zero2_row(args, model_dir: Path, dtype: str, length: int, device) -> tuple:
     import importlib.util
 
     if importlib.util.find_spec("deepspeed") is None:
-        return ("ZeRO-2 1 proc", dtype, "1", "skipped: deepspeed not installed (pip install -r requirements-gpu.txt)",
-                "", "", "", "")
-    cmd = [sys.executable, __file__, "--part", "zero2", "--model-dir", str(model_dir), "--dtype", dtype,
-           "--batch", str(args.batch), "--length", str(length), "--steps", str(args.steps), "--port", str(args.port)]
+        return (
+            "ZeRO-2 1 proc",
+            dtype,
+            "1",
+            "skipped: deepspeed not installed (pip install -r requirements-gpu.txt)",
+            "",
+            "",
+            "",
+            "",
+        )
+    cmd = [
+        sys.executable,
+        __file__,
+        "--part",
+        "zero2",
+        "--model-dir",
+        str(model_dir),
+        "--dtype",
+        dtype,
+        "--batch",
+        str(args.batch),
+        "--length",
+        str(length),
+        "--steps",
+        str(args.steps),
+        "--port",
+        str(args.port),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
     if p.returncode != 0 or not lines:
@@ -235,13 +301,23 @@ def zero2_row(args, model_dir: Path, dtype: str, length: int, device) -> tuple:
         return ("ZeRO-2 1 proc", dtype, "1", f"FAILED: {last}", "", "", "", "")
     r = json.loads(lines[-1])
     pred = predicted_gib(params_for(model_dir, dtype, "sdpa", True, args.batch, length), "ZeRO-2", device)
-    return ("ZeRO-2 1 proc", dtype, "1 ckpt", f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}",
-            f"{r['peak_gib']:.2f}", f"{pred:.2f}", f"{r['peak_gib'] / pred:.2f}")
+    return (
+        "ZeRO-2 1 proc",
+        dtype,
+        "1 ckpt",
+        f"{r['step_s'] * 1000:.0f}",
+        f"{r['tokens_s']:.0f}",
+        f"{r['peak_gib']:.2f}",
+        f"{pred:.2f}",
+        f"{r['peak_gib'] / pred:.2f}",
+    )
 
 
-QUESTION_KINDS = ("What colour is object {i} in the image?",
-                  "Question {i}: how many people stand on the left of the red car near the tree?",
-                  "Read the word on sign {i}.")
+QUESTION_KINDS = (
+    "What colour is object {i} in the image?",
+    "Question {i}: how many people stand on the left of the red car near the tree?",
+    "Read the word on sign {i}.",
+)
 
 
 def split_head(model, processor, params: dict, recs: list[tuple[dict, list]], device) -> None:
@@ -253,8 +329,9 @@ def split_head(model, processor, params: dict, recs: list[tuple[dict, list]], de
 
     enc, ids = Encoder(processor, params["vision_budget"], None), TokenIds.of(processor)
     with torch.no_grad():
-        prefill = text_prefill(model.lm, [enc.encode(r, [], "no", with_target=False) for r, _ in recs], ids.pad,
-                               ids.image, device)
+        prefill = text_prefill(
+            model.lm, [enc.encode(r, [], "no", with_target=False) for r, _ in recs], ids.pad, ids.image, device
+        )
         scores = model.policy_scores(prefill.features).float()
         last = model.head.mlp[-1]
         dw, db = last.weight[2] - last.weight[1], last.bias[2] - last.bias[1]
@@ -308,8 +385,17 @@ def predict_rows(model_dir: Path, dtype: str, n: int, batch: int, reps: int, dev
             reqs.append(Request(i + 1, rec, paths=[path], sizes=[imgs[0].size]))
         with torch.autocast(device.type, dtype=amp):  # its own context: autocast caches the weights it casts
             split_head(model, processor, params, recs, device)
-        predictors = {p: Predictor(model, processor, params["vision_budget"], 4096, device,
-                                   PredictOptions(policy=p, batch_size=batch, max_new_tokens=8)) for p in POLICIES}
+        predictors = {
+            p: Predictor(
+                model,
+                processor,
+                params["vision_budget"],
+                4096,
+                device,
+                PredictOptions(policy=p, batch_size=batch, max_new_tokens=8),
+            )
+            for p in POLICIES
+        }
         with torch.autocast(device.type, dtype=amp):
             learned = timed_rounds(predictors, reqs, reps, walls, device)
     del model
@@ -320,11 +406,29 @@ def predict_rows(model_dir: Path, dtype: str, n: int, batch: int, reps: int, dev
     calls = "/".join(str(len(learned.batch_sizes[a])) for a in ("no", "coarse", "full"))
     p50 = percentile([r["latency_ms"] for r in learned.rows], 0.5)
     shape = f"{n} q, batch {batch}"
-    return [("learned policy (predict)", dtype, shape, f"{ms['learned']:.0f} ms/q", f"mix {mix}, calls {calls}",
-             f"p50 {p50:.0f} ms", "", ""),
-            *[(f"always-{p} (predict)", dtype, shape, f"{ms[p]:.0f} ms/q", "", "", "", "") for p in POLICIES[1:]],
-            ("learned / mix bound", dtype, f"{reps} rounds", f"{statistics.median(bound):.3f}x",
-             f"min {min(bound):.3f} max {max(bound):.3f}", f"learned/full {ms['learned'] / ms['full']:.2f}", "", "")]
+    return [
+        (
+            "learned policy (predict)",
+            dtype,
+            shape,
+            f"{ms['learned']:.0f} ms/q",
+            f"mix {mix}, calls {calls}",
+            f"p50 {p50:.0f} ms",
+            "",
+            "",
+        ),
+        *[(f"always-{p} (predict)", dtype, shape, f"{ms[p]:.0f} ms/q", "", "", "", "") for p in POLICIES[1:]],
+        (
+            "learned / mix bound",
+            dtype,
+            f"{reps} rounds",
+            f"{statistics.median(bound):.3f}x",
+            f"min {min(bound):.3f} max {max(bound):.3f}",
+            f"learned/full {ms['learned'] / ms['full']:.2f}",
+            "",
+            "",
+        ),
+    ]
 
 
 def training_rows(args, model_dir: Path, dtypes: list[str], device, t_start: float) -> tuple[list[tuple], int]:
@@ -343,15 +447,34 @@ def training_rows(args, model_dir: Path, dtypes: list[str], device, t_start: flo
             pred = predicted_gib(p, "DDP", device)
             peak = "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
             ratio = "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"
-            rows.append((f"stage {stage}, sdpa", dtype, f"{stage}{' ckpt' if ckpt else ''}",
-                         f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}", peak, f"{pred:.2f}", ratio))
+            rows.append(
+                (
+                    f"stage {stage}, sdpa",
+                    dtype,
+                    f"{stage}{' ckpt' if ckpt else ''}",
+                    f"{r['step_s'] * 1000:.0f}",
+                    f"{r['tokens_s']:.0f}",
+                    peak,
+                    f"{pred:.2f}",
+                    ratio,
+                )
+            )
     dtype = dtypes[-1]
     r = train_steps(params_for(model_dir, dtype, "eager", False, args.batch, length), 1, args.steps, device, recs)
     p = params_for(model_dir, dtype, "eager", False, args.batch, r["width"])
     pred = predicted_gib(p, "DDP", device)
-    rows.append(("stage 1, eager (vs sdpa)", dtype, "1", f"{r['step_s'] * 1000:.0f}", f"{r['tokens_s']:.0f}",
-                 "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}", f"{pred:.2f}",
-                 "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}"))
+    rows.append(
+        (
+            "stage 1, eager (vs sdpa)",
+            dtype,
+            "1",
+            f"{r['step_s'] * 1000:.0f}",
+            f"{r['tokens_s']:.0f}",
+            "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}",
+            f"{pred:.2f}",
+            "" if r["peak_gib"] is None else f"{r['peak_gib'] / pred:.2f}",
+        )
+    )
     if "float16" in dtypes:
         rows += fp16_vision_rows(model_dir, args, device, recs)
     rows.append(zero2_row(args, model_dir, dtypes[0], r["width"], device))
@@ -366,15 +489,27 @@ def fp16_vision_rows(model_dir: Path, args, device, recs) -> list[tuple]:
         r = train_steps(p, 1, args.steps, device, recs, half_vision=half)
         times[half] = r["step_s"]
         peak = "n/a (CPU)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-        out.append((f"stage 1, fp16, {label}", "float16", "1 ckpt", f"{r['step_s'] * 1000:.0f}",
-                    f"{r['tokens_s']:.0f}", peak, "", ""))
+        out.append(
+            (
+                f"stage 1, fp16, {label}",
+                "float16",
+                "1 ckpt",
+                f"{r['step_s'] * 1000:.0f}",
+                f"{r['tokens_s']:.0f}",
+                peak,
+                "",
+                "",
+            )
+        )
     out[0] = out[0][:6] + (f"step x{times[False] / times[True]:.2f} of plain", "")
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Compares peaks with `python -m vovnet plan`.",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + " Compares peaks with `python -m vovnet plan`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--hidden", type=int, default=1024, help="LM width (8B: 4096)")
     ap.add_argument("--layers", type=int, default=8, help="LM layers (8B: 36)")
@@ -413,12 +548,15 @@ def main() -> None:
         if not args.predict_only:
             train_rows, width = training_rows(args, model_dir, dtypes, device, t_start)
             rows += train_rows
-        rows += predict_rows(model_dir, dtypes[-1], args.questions, args.predict_batch or args.batch, args.predict_reps,
-                             device)
+        rows += predict_rows(
+            model_dir, dtypes[-1], args.questions, args.predict_batch or args.batch, args.predict_reps, device
+        )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"\ngpu_check on {name}; scaled Qwen3-VL: hidden {args.hidden}, {args.layers} layers, vision depth "
-          f"{args.vision_depth}, vocab 151,936; batch {args.batch}, FULL image 980 tokens"
-          f"{f', sequence {width} tokens' if width else ''}; {time.time() - t_start:.0f} s\n")
+    print(
+        f"\ngpu_check on {name}; scaled Qwen3-VL: hidden {args.hidden}, {args.layers} layers, vision depth "
+        f"{args.vision_depth}, vocab 151,936; batch {args.batch}, FULL image 980 tokens"
+        f"{f', sequence {width} tokens' if width else ''}; {time.time() - t_start:.0f} s\n"
+    )
     head = ("run", "dtype", "stage", "step ms", "tokens/s", "peak GiB", "plan GiB", "peak/plan")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")

@@ -6,6 +6,7 @@ Chromium is not a project dependency (Debian: `apt-get install -y chromium`). Ev
 a proxy on a closed port, so a page that needed a CDN would stay blank. Prints, per plot, whether its
 <svg class="marks"> exists; writes the page, its rendered DOM and a screenshot under --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-OFFLINE = ["--headless=new", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
-           "--proxy-bypass-list=<-loopback>", "--virtual-time-budget=10000"]
+OFFLINE = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--virtual-time-budget=10000",
+]
 
 
 def main() -> int:
@@ -29,21 +36,27 @@ def main() -> int:
     shutil.rmtree(args.out, ignore_errors=True)
     subprocess.run(["dvc", "plots", "show", "-o", str(args.out / "page")], check=True, capture_output=True)
     page = (args.out / "page" / "index.html").resolve()
-    dom = subprocess.run([browser, *OFFLINE, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=300).stdout
+    dom = subprocess.run(
+        [browser, *OFFLINE, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=300
+    ).stdout
     (args.out / "dom.html").write_text(dom)
-    subprocess.run([browser, *OFFLINE, "--window-size=1400,6000", f"--screenshot={args.out / 'screenshot.png'}",
-                    page.as_uri()], capture_output=True, timeout=300)
+    subprocess.run(
+        [browser, *OFFLINE, "--window-size=1400,6000", f"--screenshot={args.out / 'screenshot.png'}", page.as_uri()],
+        capture_output=True,
+        timeout=300,
+    )
     ids = re.findall(r"vegaEmbed\('#([^']+)'", page.read_text(encoding="utf-8"))
     drawn = 0
     for i, div in enumerate(ids):
         nxt = dom.find(f'<div id="{ids[i + 1]}"') if i + 1 < len(ids) else len(dom)
-        ok = 'class="marks"' in dom[dom.find(f'<div id="{div}"'):nxt]
+        ok = 'class="marks"' in dom[dom.find(f'<div id="{div}"') : nxt]
         drawn += ok
         print(f"{'drawn' if ok else 'BLANK'}  {div}")
     images = len(re.findall(r"<img ", dom))
-    print(f"{drawn} of {len(ids)} Vega plots drawn offline, {images} image plots; "
-          f"screenshot {args.out / 'screenshot.png'}")
+    print(
+        f"{drawn} of {len(ids)} Vega plots drawn offline, {images} image plots; "
+        f"screenshot {args.out / 'screenshot.png'}"
+    )
     return 0 if ids and drawn == len(ids) else 1
 
 

@@ -1,4 +1,5 @@
 """model: build the tiny random Qwen3-VL (the embedded default) into models/<name>/ from params."""
+
 import argparse
 
 from vovnet import cli

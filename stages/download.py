@@ -3,6 +3,7 @@
 DVC runs it on every repro (always_changed): when nothing it read last time changed (stat() only, see
 vovnet/data/noop_check.py), it exits before importing the params schema or any hub client.
 """
+
 import argparse
 import sys
 

@@ -2,6 +2,7 @@
 
 Through `python -m vovnet.launch stages/evaluate.py --set NAME` (dvc.yaml): generation is sharded over the
 launched processes and the main process scores and writes; the outputs equal one process's."""
+
 import argparse
 
 from vovnet import cli

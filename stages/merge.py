@@ -1,4 +1,5 @@
 """merge: the training mix (train/val) and the held-out evaluation part, with the leakage guard."""
+
 import argparse
 
 from vovnet import cli
@@ -21,8 +22,10 @@ def main() -> int:
     out, stats = merge(cfg, params["seed"], args.root)
     write_merged(out, cfg["name"], args.root)
     write_json(args.stats, stats)
-    print(f"merge: train {stats['train']}, val {stats['val']}, heldout {stats['heldout']}, "
-          f"duplicates dropped {stats['duplicates_dropped']}")
+    print(
+        f"merge: train {stats['train']}, val {stats['val']}, heldout {stats['heldout']}, "
+        f"duplicates dropped {stats['duplicates_dropped']}"
+    )
     return 0
 
 

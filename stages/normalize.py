@@ -1,4 +1,5 @@
 """normalize@<dataset>: raw source -> data/processed/<dataset>/<dataset>_<split>.jsonl + image store."""
+
 import argparse
 
 from vovnet import cli
@@ -33,16 +34,23 @@ def main() -> int:
     cfg = dataset_config(args.dataset, cfg)  # re-validate after overrides
     norm = params["normalize"]
     stats = normalize_dataset(
-        args.dataset, cfg, args.raw or f"data/raw/{args.dataset}", args.out or f"data/processed/{args.dataset}",
-        seed=params["seed"] if args.seed is None else args.seed, max_image_pixels=norm["max_image_pixels"],
+        args.dataset,
+        cfg,
+        args.raw or f"data/raw/{args.dataset}",
+        args.out or f"data/processed/{args.dataset}",
+        seed=params["seed"] if args.seed is None else args.seed,
+        max_image_pixels=norm["max_image_pixels"],
         workers=args.workers or norm["workers"],
-        export_parquet=norm["export_parquet"] if args.export_parquet is None else args.export_parquet)
+        export_parquet=norm["export_parquet"] if args.export_parquet is None else args.export_parquet,
+    )
     write_json(args.stats or f"metrics/normalize/{args.dataset}.json", stats)
     for split, s in stats["splits"].items():
         files = ", ".join(f"{f['name']} ({f['bytes']:,} B)" for f in s["source_files"])
-        print(f"{args.dataset}/{split}: {s['rows']:,} rows from {files} -> {s['records']:,} records, "
-              f"{s['rejects']:,} rejects" + (f", {s['left_out_by_max_samples']:,} left out by max_samples"
-                                             if s["left_out_by_max_samples"] else ""))
+        print(
+            f"{args.dataset}/{split}: {s['rows']:,} rows from {files} -> {s['records']:,} records, "
+            f"{s['rejects']:,} rejects"
+            + (f", {s['left_out_by_max_samples']:,} left out by max_samples" if s["left_out_by_max_samples"] else "")
+        )
     return 0
 
 

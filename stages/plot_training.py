@@ -1,4 +1,5 @@
 """plot_training: the training curves (dvclive's TSVs) rendered offline as one PNG, a DVC image plot."""
+
 import argparse
 from pathlib import Path
 

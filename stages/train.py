@@ -3,6 +3,7 @@
 Through `python -m vovnet.launch stages/train.py` (dvc.yaml): one process directly, more under accelerate
 launch (launch.* in params.yaml). Run alone, it is one process.
 """
+
 import argparse
 
 from vovnet import cli

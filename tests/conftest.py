@@ -34,14 +34,37 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-MMB_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
-               "l2-category", "comment", "split"]
+MMB_COLUMNS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 
 
 def mmb_row(index, question="Q?", answer="A", image=None, options=("x", "y", "z", "w"), **extra):
-    row = {"index": index, "question": question, "hint": "", "answer": answer, "category": "cat", "source": "s",
-           "l2-category": "l2", "comment": "", "split": "dev",
-           "image": image if image is not None else b64(jpeg_bytes(seed=index))}
+    row = {
+        "index": index,
+        "question": question,
+        "hint": "",
+        "answer": answer,
+        "category": "cat",
+        "source": "s",
+        "l2-category": "l2",
+        "comment": "",
+        "split": "dev",
+        "image": image if image is not None else b64(jpeg_bytes(seed=index)),
+    }
     for letter, opt in zip("ABCD", list(options) + [""] * 4):
         row[letter] = opt
     row.update(extra)
@@ -97,8 +120,14 @@ def workspace(tmp_path_factory, tiny_model_dir):
         params = load_params("params.yaml")
         for name, cfg in params["datasets"].items():
             fetch(name, cfg, f"data/raw/{name}")
-            normalize_dataset(name, cfg, f"data/raw/{name}", f"data/processed/{name}", seed=0,
-                              max_image_pixels=params["normalize"]["max_image_pixels"])
+            normalize_dataset(
+                name,
+                cfg,
+                f"data/raw/{name}",
+                f"data/processed/{name}",
+                seed=0,
+                max_image_pixels=params["normalize"]["max_image_pixels"],
+            )
         out, _ = merge(params["merge"], params["seed"])
         write_merged(out, params["merge"]["name"])
     finally:
@@ -118,9 +147,17 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
 # `python` in a stage's command is the interpreter running the tests (with the project installed in it)
-ENV = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-       "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+ENV = {
+    **os.environ,
+    "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    "DVC_NO_ANALYTICS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def sh(cwd, *cmd, check=True):
@@ -185,4 +222,3 @@ def reproduced(tmp_path_factory) -> Reproduced:
     p = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     return Reproduced(repo, p.stdout + p.stderr)
-

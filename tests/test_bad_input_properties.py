@@ -1,6 +1,7 @@
 """Property tests (hypothesis): valid rows mutated one field at a time, in every adapter. Whatever the value,
 every row read comes out as a record or a counted reject (rows in == records + rejects), reject reasons
 are one stable line, and nothing but a one-line VovnetError ever escapes."""
+
 import json
 import math
 import os
@@ -20,16 +21,52 @@ from vovnet.tasks.adapters import get_adapter
 
 LIMIT = 89_478_485
 JPEG = jpeg_bytes(seed=3)
-TRICKY_TEXT = ["", " ", "nan", "NaN", "None", "null", "inf", "-inf", "1e400", "-1", "0", "2.5", "1000001", '"',
-               '"open', 'a"b', "\t", "\n", "\r\n", "A", "Z", "[]", "['a', None]", "<image 1>", "<image 9>", "../x.jpg",
-               "/etc/hostname", "\x00", "é"]
+TRICKY_TEXT = [
+    "",
+    " ",
+    "nan",
+    "NaN",
+    "None",
+    "null",
+    "inf",
+    "-inf",
+    "1e400",
+    "-1",
+    "0",
+    "2.5",
+    "1000001",
+    '"',
+    '"open',
+    'a"b',
+    "\t",
+    "\n",
+    "\r\n",
+    "A",
+    "Z",
+    "[]",
+    "['a', None]",
+    "<image 1>",
+    "<image 9>",
+    "../x.jpg",
+    "/etc/hostname",
+    "\x00",
+    "é",
+]
 text_values = st.one_of(st.sampled_from(TRICKY_TEXT), st.text(max_size=30))
 any_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), text_values,
-              st.binary(max_size=20)),
-    lambda inner: st.one_of(st.lists(inner, max_size=11), st.dictionaries(st.sampled_from(["bytes", "path", "x"]), inner,
-                                                                           max_size=3)),
-    max_leaves=12)
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        text_values,
+        st.binary(max_size=20),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=11), st.dictionaries(st.sampled_from(["bytes", "path", "x"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 STABLE = re.compile(r"0x[0-9a-f]{6,}|object at|/tmp/|\n")
 
 
@@ -40,8 +77,22 @@ def check_rejects(path):
 
 
 # --- MMBench TSV: one cell of one row replaced, written as VLMEvalKit writes (quoted where needed) ---
-COLS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
-        "comment", "split"]
+COLS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 
 
 def mmb_rows():
@@ -58,8 +109,9 @@ def test_mmbench_tsv_cell_mutations_keep_every_row(tmp_path_factory, k, col, val
     rows[k][col] = value
     # "\r\n" rows: Python's csv writer quotes a cell holding a lone "\r" only when "\r" is in the terminator.
     write_tsv(tmp / "raw" / "MMBench_DEV_EN.tsv", rows, newline="\r\n")
-    stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0,
-                              max_image_pixels=LIMIT)
+    stats = normalize_dataset(
+        "mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0, max_image_pixels=LIMIT
+    )
     s = stats["splits"]["dev"]
     assert s["rows"] == len(rows) == s["records"] + s["rejects"]
     # read as the pipeline reads JSONL: a question may hold U+0085 or U+2028, which str.splitlines splits on
@@ -68,8 +120,11 @@ def test_mmbench_tsv_cell_mutations_keep_every_row(tmp_path_factory, k, col, val
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(k=st.integers(0, 3), col=st.sampled_from([c for c in COLS if c != "image"]),
-       value=st.sampled_from(['"', '"open', '"a\tb', '"x""y']))
+@given(
+    k=st.integers(0, 3),
+    col=st.sampled_from([c for c in COLS if c != "image"]),
+    value=st.sampled_from(['"', '"open', '"a\tb', '"x""y']),
+)
 def test_mmbench_tsv_raw_quote_never_swallows_rows(tmp_path_factory, k, col, value):
     """A cell that opens a quote it never closes, written raw (no csv quoting): one reject, the rest kept."""
     tmp = tmp_path_factory.mktemp("mmbq")
@@ -78,8 +133,9 @@ def test_mmbench_tsv_raw_quote_never_swallows_rows(tmp_path_factory, k, col, val
     lines = ["\t".join(COLS)] + ["\t".join(str(r.get(c, "")) for c in COLS) for r in rows]
     (tmp / "raw").mkdir()
     (tmp / "raw" / "MMBench_DEV_EN.tsv").write_text("\n".join(lines) + "\n")
-    stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0,
-                              max_image_pixels=LIMIT)
+    stats = normalize_dataset(
+        "mmbench", ds_cfg("mmbench", splits=["dev"]), tmp / "raw", tmp / "out", seed=0, max_image_pixels=LIMIT
+    )
     s = stats["splits"]["dev"]
     assert s["rows"] == len(rows) == s["records"] + s["rejects"]
     rejects = list(read_jsonl(tmp / "out" / "rejects.jsonl"))
@@ -88,20 +144,38 @@ def test_mmbench_tsv_raw_quote_never_swallows_rows(tmp_path_factory, k, col, val
 
 
 # --- LLaVA JSON: one field of one item replaced by any JSON value ---
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text_values),
-                           lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                   st.dictionaries(st.sampled_from(["from", "value", "x"]), inner, max_size=3)),
-                           max_leaves=8)
-LLAVA_PATHS = [("id",), ("image",), ("conversations",), ("conversations", 0), ("conversations", 0, "from"),
-               ("conversations", 0, "value"), ("conversations", 1, "from"), ("conversations", 1, "value"), ()]
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text_values),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["from", "value", "x"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+LLAVA_PATHS = [
+    ("id",),
+    ("image",),
+    ("conversations",),
+    ("conversations", 0),
+    ("conversations", 0, "from"),
+    ("conversations", 0, "value"),
+    ("conversations", 1, "from"),
+    ("conversations", 1, "value"),
+    (),
+]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(k=st.integers(0, 2), where=st.sampled_from(LLAVA_PATHS), value=json_values)
 def test_llava_field_mutations_keep_every_row(tmp_path_factory, k, where, value):
     tmp = tmp_path_factory.mktemp("llava")
-    items = [{"id": str(i), "image": "a.jpg", "conversations": [{"from": "human", "value": "<image>\nQ?"},
-                                                                 {"from": "gpt", "value": f"A{i}."}]} for i in range(3)]
+    items = [
+        {
+            "id": str(i),
+            "image": "a.jpg",
+            "conversations": [{"from": "human", "value": "<image>\nQ?"}, {"from": "gpt", "value": f"A{i}."}],
+        }
+        for i in range(3)
+    ]
     if where:
         node = items[k]
         for step in where[:-1]:
@@ -125,14 +199,46 @@ def test_llava_field_mutations_keep_every_row(tmp_path_factory, k, where, value)
 def hf_cells(adapter):
     img = {"bytes": JPEG, "path": None}
     if adapter == "textvqa":
-        return [{"question_id": i, "question": "q?", "image": img, "answers": ["a"] * 10, "image_id": "x",
-                 "ocr_tokens": ["a"]} for i in range(3)]
+        return [
+            {
+                "question_id": i,
+                "question": "q?",
+                "image": img,
+                "answers": ["a"] * 10,
+                "image_id": "x",
+                "ocr_tokens": ["a"],
+            }
+            for i in range(3)
+        ]
     if adapter == "mmmu":
-        return [{"id": f"v_{i}", "question": "<image 1> Which?", "options": "['a', 'b']", "answer": "A",
-                 "question_type": "multiple-choice", "image_1": img, **{f"image_{n}": None for n in range(2, 8)}}
-                for i in range(3)]
-    return [{"index": i, "question": "Q?", "hint": None, "A": "x", "B": "y", "C": None, "D": None, "answer": "B",
-             "category": "c", "image": img, "l2-category": "l2"} for i in range(3)]
+        return [
+            {
+                "id": f"v_{i}",
+                "question": "<image 1> Which?",
+                "options": "['a', 'b']",
+                "answer": "A",
+                "question_type": "multiple-choice",
+                "image_1": img,
+                **{f"image_{n}": None for n in range(2, 8)},
+            }
+            for i in range(3)
+        ]
+    return [
+        {
+            "index": i,
+            "question": "Q?",
+            "hint": None,
+            "A": "x",
+            "B": "y",
+            "C": None,
+            "D": None,
+            "answer": "B",
+            "category": "c",
+            "image": img,
+            "l2-category": "l2",
+        }
+        for i in range(3)
+    ]
 
 
 def run_cells(adapter_name, split, cells_list, tmp):
@@ -181,8 +287,14 @@ def test_a_bug_is_not_swallowed(tmp_path, monkeypatch):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "llava.json").write_text(json.dumps([{"id": "1", "image": "a.jpg", "conversations": []}]))
     with pytest.raises(KeyError):
-        normalize_dataset("llava", ds_cfg("llava", splits=["train"]), tmp_path / "raw", tmp_path / "out", seed=0,
-                          max_image_pixels=LIMIT)
+        normalize_dataset(
+            "llava",
+            ds_cfg("llava", splits=["train"]),
+            tmp_path / "raw",
+            tmp_path / "out",
+            seed=0,
+            max_image_pixels=LIMIT,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -194,10 +306,18 @@ def test_count_check_catches_a_lost_row(tmp_path):
 
 
 def test_cli_prints_a_vovnet_error_as_one_line():
-    code = ("from vovnet import cli, VovnetError\n"
-            "def main():\n    raise VovnetError('first line\\nsecond line')\ncli.run(main)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    code = (
+        "from vovnet import cli, VovnetError\n"
+        "def main():\n    raise VovnetError('first line\\nsecond line')\ncli.run(main)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["error: first line second line"]
 
@@ -219,8 +339,11 @@ def seed_image(fmt):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on corrupt TIFF tags before failing
 @settings(max_examples=300, deadline=None)
-@given(fmt=st.sampled_from(["JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP"]), cut=st.integers(0, 2000),
-       edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=6))
+@given(
+    fmt=st.sampled_from(["JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP"]),
+    cut=st.integers(0, 2000),
+    edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=6),
+)
 def test_mutated_image_bytes_are_a_reject_never_a_crash(fmt, cut, edits):
     """Pillow errors on broken images of every stored format become ImageError (a reject), with a stable reason."""
     from vovnet.data.image_store import ImageError, inspect_image
@@ -243,8 +366,11 @@ cell_text = st.lists(st.sampled_from(["a", "1", " ", '"', "\t", "\n", "\r\n", "�
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(cell_text, min_size=len(COLS), max_size=len(COLS)), min_size=1, max_size=4),
-       newline=st.sampled_from(["\n", "\r\n"]), quote_all=st.booleans())
+@given(
+    rows=st.lists(st.lists(cell_text, min_size=len(COLS), max_size=len(COLS)), min_size=1, max_size=4),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    quote_all=st.booleans(),
+)
 def test_tsv_reader_reads_back_what_a_writer_wrote(tmp_path_factory, rows, newline, quote_all):
     """Any table written as VLMEvalKit writes them (pandas to_csv, QUOTE_ALL today, QUOTE_MINIMAL before;
     tabs, line breaks and quotes inside cells) reads back cell for cell, one row per row written."""
@@ -254,8 +380,9 @@ def test_tsv_reader_reads_back_what_a_writer_wrote(tmp_path_factory, rows, newli
 
     p = tmp_path_factory.mktemp("rt") / "x.tsv"
     with open(p, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator=newline,
-                       quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+        w = csv.writer(
+            fh, delimiter="\t", lineterminator=newline, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+        )
         w.writerow(COLS)
         w.writerows(rows)
     got = [cells for _, cells in read_tsv(p)]

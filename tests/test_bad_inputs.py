@@ -2,14 +2,15 @@
 expected outcome — a named one-line error or a counted reject with its reason — and nothing partial.
 Every normalize case also keeps rows in == records + rejects, and runs twice (from two different folders)
 to byte-identical outputs."""
+
 import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ds_cfg
+
 from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.data.download import fetch
@@ -43,8 +44,9 @@ def run_normalize(name, expect, work: Path, out: Path, monkeypatch):
     monkeypatch.chdir(work)  # image_root is relative to the case folder
     opts = {k: expect[k] for k in ("image_root", "on_missing_image") if k in expect}
     cfg = ds_cfg(name.replace("-", "_"), expect["adapter"], splits=expect["splits"], **opts, **expect.get("cfg", {}))
-    return cfg, normalize_dataset(cfg["adapter"], cfg, work / "raw", out, seed=0,
-                                  max_image_pixels=expect.get("max_image_pixels", 89_478_485))
+    return cfg, normalize_dataset(
+        cfg["adapter"], cfg, work / "raw", out, seed=0, max_image_pixels=expect.get("max_image_pixels", 89_478_485)
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,4 +1,5 @@
 """params.yaml schema: every constrained key rejects a bad value with one line naming key, value and rule."""
+
 import copy
 import json
 import subprocess
@@ -100,10 +101,21 @@ def _dotted(path) -> str:
 
 def test_every_issue_example_is_covered():
     paths = {_dotted(p) for p, _, _ in CASES}
-    for key in ("train.batch_size", "train.micro_batch_size", "evaluation.batch_size", "train.lr", "policy.mode",
-                "policy.gain_loss", "train.scheduler", "train.max_length", "model.dtype", "merge.val_fraction",
-                "vision_budget.coarse.min_pixels", "datasets.mmbench.on_missing_image",
-                "evaluation.sets.mmbench.protocol"):
+    for key in (
+        "train.batch_size",
+        "train.micro_batch_size",
+        "evaluation.batch_size",
+        "train.lr",
+        "policy.mode",
+        "policy.gain_loss",
+        "train.scheduler",
+        "train.max_length",
+        "model.dtype",
+        "merge.val_fraction",
+        "vision_budget.coarse.min_pixels",
+        "datasets.mmbench.on_missing_image",
+        "evaluation.sets.mmbench.protocol",
+    ):
         assert key in paths, key
 
 
@@ -128,27 +140,41 @@ def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, ru
     assert msg.endswith(f"got {bad!r}"), msg
 
 
-@pytest.mark.parametrize("yaml_text,expected", [
-    ("vision_budget:\n  full:\n    min_pixels: 70000\n    max_pixels: 65536\n",
-     "vision_budget.full: min_pixels must be <= max_pixels, got 70000 > 65536"),
-    ("merge:\n  heldout_fraction: 0.6\n  val_fraction: 0.5\n",
-     "merge: heldout_fraction + val_fraction must be < 1"),
-    ("train:\n  stage1:\n    mix: {full: 0, coarse: 0, no: 0}\n", "train.stage1.mix: the stage-1 action weights"),
-    ("model:\n  use_thinking_for_full: true\n", "model: use_thinking_for_full is true but full_model_name is null"),
-    ("train:\n  lrr: 0.1\n", "train.lrr: unknown key (did you mean lr? known: batch_size,"),
-    ("polcy:\n  mode: soft\n", "polcy: unknown key (did you mean policy? known: "),
-    ("train:\n  batch_size: true\n", "train.batch_size: expected a number, not true/false"),
-    ("train:\n  lr: fast\n", "train.lr: expected a number, got 'fast'"),
-    ("train:\n  batch_size: 2.5\n", "train.batch_size: expected a whole number, got 2.5"),
-    ("datasets:\n  mmmu:\n    source: x\n    subset: 5\n", "datasets.mmmu.subset: expected a string or a list, got 5"),
-    ("datasets:\n  mine:\n    source: x\n", "datasets.mine.adapter: missing, and 'mine' names no adapter"),
-    ("datasets:\n  mmmu:\n    max_samples: 3\n", "datasets.mmmu.source: missing"),
-    ("train: 5\n", "train: expected a mapping, got 5"),
-    ("evaluation:\n  uncertainty:\n    coarse_quantiles: [0.8, 0.2]\n",
-     "evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2"),
-    ("evaluation:\n  sets:\n    x: {dataset: mmmu, split: validation, protocol: mmmu}\n",
-     "evaluation.sets.x.images: missing (required)"),
-])
+@pytest.mark.parametrize(
+    "yaml_text,expected",
+    [
+        (
+            "vision_budget:\n  full:\n    min_pixels: 70000\n    max_pixels: 65536\n",
+            "vision_budget.full: min_pixels must be <= max_pixels, got 70000 > 65536",
+        ),
+        (
+            "merge:\n  heldout_fraction: 0.6\n  val_fraction: 0.5\n",
+            "merge: heldout_fraction + val_fraction must be < 1",
+        ),
+        ("train:\n  stage1:\n    mix: {full: 0, coarse: 0, no: 0}\n", "train.stage1.mix: the stage-1 action weights"),
+        ("model:\n  use_thinking_for_full: true\n", "model: use_thinking_for_full is true but full_model_name is null"),
+        ("train:\n  lrr: 0.1\n", "train.lrr: unknown key (did you mean lr? known: batch_size,"),
+        ("polcy:\n  mode: soft\n", "polcy: unknown key (did you mean policy? known: "),
+        ("train:\n  batch_size: true\n", "train.batch_size: expected a number, not true/false"),
+        ("train:\n  lr: fast\n", "train.lr: expected a number, got 'fast'"),
+        ("train:\n  batch_size: 2.5\n", "train.batch_size: expected a whole number, got 2.5"),
+        (
+            "datasets:\n  mmmu:\n    source: x\n    subset: 5\n",
+            "datasets.mmmu.subset: expected a string or a list, got 5",
+        ),
+        ("datasets:\n  mine:\n    source: x\n", "datasets.mine.adapter: missing, and 'mine' names no adapter"),
+        ("datasets:\n  mmmu:\n    max_samples: 3\n", "datasets.mmmu.source: missing"),
+        ("train: 5\n", "train: expected a mapping, got 5"),
+        (
+            "evaluation:\n  uncertainty:\n    coarse_quantiles: [0.8, 0.2]\n",
+            "evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2",
+        ),
+        (
+            "evaluation:\n  sets:\n    x: {dataset: mmmu, split: validation, protocol: mmmu}\n",
+            "evaluation.sets.x.images: missing (required)",
+        ),
+    ],
+)
 def test_cross_field_and_type_errors(tmp_path, yaml_text, expected):
     p = tmp_path / "params.yaml"
     p.write_text(yaml_text)
@@ -158,14 +184,27 @@ def test_cross_field_and_type_errors(tmp_path, yaml_text, expected):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("stage,args,yaml_text,expected", [
-    ("stages/train.py", [], "train:\n  batch_size: 0\n", "train.batch_size: must be >= 1, got 0"),
-    ("stages/evaluate.py", ["--set", "x"], "evaluation:\n  batch_size: 0\n", "evaluation.batch_size: must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "stage,args,yaml_text,expected",
+    [
+        ("stages/train.py", [], "train:\n  batch_size: 0\n", "train.batch_size: must be >= 1, got 0"),
+        (
+            "stages/evaluate.py",
+            ["--set", "x"],
+            "evaluation:\n  batch_size: 0\n",
+            "evaluation.batch_size: must be >= 1, got 0",
+        ),
+    ],
+)
 def test_stage_stops_before_any_work_with_one_line(tmp_path, stage, args, yaml_text, expected):
     (tmp_path / "params.yaml").write_text(yaml_text)
-    p = subprocess.run([sys.executable, str(ROOT / stage), "--params", "params.yaml", *args], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / stage), "--params", "params.yaml", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"error: params.yaml: {expected}"]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["params.yaml"]  # nothing written

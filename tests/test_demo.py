@@ -1,4 +1,5 @@
 """The demo's pieces: the generated VQA set, the short_answer protocol, full fine-tuning, the demo preset."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,15 @@ SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldou
 
 
 def demo_cfg(**spec):
-    return dataset_config("demo", {"adapter": "shapes_vqa", "source": "generate", "splits": ["train", "policy", "heldout"],
-                                   "generator": {**SPEC, **spec}})
+    return dataset_config(
+        "demo",
+        {
+            "adapter": "shapes_vqa",
+            "source": "generate",
+            "splits": ["train", "policy", "heldout"],
+            "generator": {**SPEC, **spec},
+        },
+    )
 
 
 @pytest.fixture
@@ -54,7 +62,9 @@ def test_generated_set_is_deterministic_and_flows_through_normalize(demo_data, t
     again = normalize_dataset("demo", demo_cfg(), tmp_path / "raw2", tmp_path / "p2", seed=0, max_image_pixels=10**7)
     assert again["splits"] == stats["splits"]
     fetch("demo", demo_cfg(seed=4), tmp_path / "raw3")
-    other = normalize_dataset("demo", demo_cfg(seed=4), tmp_path / "raw3", tmp_path / "p3", seed=0, max_image_pixels=10**7)
+    other = normalize_dataset(
+        "demo", demo_cfg(seed=4), tmp_path / "raw3", tmp_path / "p3", seed=0, max_image_pixels=10**7
+    )
     assert other["splits"]["train"]["sha256"] != stats["splits"]["train"]["sha256"]
 
 
@@ -90,17 +100,25 @@ def test_generator_spec_errors_are_one_line(tmp_path):
 
 
 def _rec(answer, choices=None, label=None, family=None, all_answers=None):
-    return {"choices": choices, "answer": {"label": label, "text": answer, "all": all_answers or [answer]},
-            "meta": {"family": family} if family else {}}
+    return {
+        "choices": choices,
+        "answer": {"label": label, "text": answer, "all": all_answers or [answer]},
+        "meta": {"family": family} if family else {},
+    }
 
 
 def test_short_answer_exact_match_after_vqa_normalisation():
     proto = get_protocol("short_answer")
-    recs = [_rec("red", family="coarse"), _rec("7", family="full"), _rec("Two dogs", all_answers=["two dogs", "2 dogs"]),
-            _rec("apple", choices=["pear", "apple"], label=1, family="text"),
-            _rec("apple", choices=["pear", "apple"], label=1, family="text"), _rec("blue", family="coarse"),
-            _rec("pear", choices=["pear", "apple"], label=0, family="text"),
-            _rec("pear", choices=["pear", "apple"], label=0, family="text")]
+    recs = [
+        _rec("red", family="coarse"),
+        _rec("7", family="full"),
+        _rec("Two dogs", all_answers=["two dogs", "2 dogs"]),
+        _rec("apple", choices=["pear", "apple"], label=1, family="text"),
+        _rec("apple", choices=["pear", "apple"], label=1, family="text"),
+        _rec("blue", family="coarse"),
+        _rec("pear", choices=["pear", "apple"], label=0, family="text"),
+        _rec("pear", choices=["pear", "apple"], label=0, family="text"),
+    ]
     outs = ["Red.", "seven", "2 dogs\nbecause", "B", "A", "light blue", "(A)", "the pear"]
     rows, summary = proto.score_records(recs, outs)
     # "A" is an option letter here, not the article that VQA normalisation strips
@@ -202,4 +220,6 @@ def test_stage1_warmup_epochs_train_full_only_then_the_mix():
     draws = {e: [stage1_action(s1, e, torch.Generator().manual_seed(i)) for i in range(60)] for e in range(3)}
     assert set(draws[0]) == set(draws[1]) == {"full"}
     assert set(draws[2]) == {"full", "coarse", "no"}
-    assert [stage1_action({**s1, "warmup_epochs": 0}, 0, torch.Generator().manual_seed(i)) for i in range(60)] == draws[2]
+    assert [stage1_action({**s1, "warmup_epochs": 0}, 0, torch.Generator().manual_seed(i)) for i in range(60)] == draws[
+        2
+    ]

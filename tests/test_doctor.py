@@ -5,7 +5,8 @@ def test_doctor_names_missing_model_and_data_in_one_line_each(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
         "model:\n  name: models/qwen3-vl-8b-instruct\n"
-        "evaluation:\n  sets:\n    mmmu: {dataset: mmmu, split: validation, protocol: mmmu, images: mmmu}\n")
+        "evaluation:\n  sets:\n    mmmu: {dataset: mmmu, split: validation, protocol: mmmu, images: mmmu}\n"
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     assert run_doctor("params.yaml") == 1
@@ -24,10 +25,14 @@ def test_doctor_says_which_launch_dvc_repro_runs_and_the_batch_per_process(tmp_p
     (tmp_path / "params.yaml").write_text("train:\n  batch_size: 8\nlaunch:\n  processes: 2\n")
     run_doctor("params.yaml")
     lines = [x for x in capsys.readouterr().out.splitlines() if "launch:" in x]
-    assert lines == ["[ok] launch: dvc repro runs train and evaluate@ as 2 processes (CPU, gloo) under torchrun; "
-                     "train: global batch 8 = 2 process(es) x 4 per forward x 1 accumulated"]
+    assert lines == [
+        "[ok] launch: dvc repro runs train and evaluate@ as 2 processes (CPU, gloo) under torchrun; "
+        "train: global batch 8 = 2 process(es) x 4 per forward x 1 accumulated"
+    ]
     (tmp_path / "params.yaml").write_text("train:\n  batch_size: 3\nlaunch:\n  processes: 2\n")
     run_doctor("params.yaml")
     lines = [x for x in capsys.readouterr().out.splitlines() if "launch:" in x]
-    assert lines == ["[fail] launch: params.yaml: train.batch_size 3 does not divide over 2 processes "
-                     "(the global batch must be a multiple of the process count)"]
+    assert lines == [
+        "[fail] launch: params.yaml: train.batch_size 3 does not divide over 2 processes "
+        "(the global batch must be a multiple of the process count)"
+    ]

@@ -3,8 +3,8 @@ import http.server
 import threading
 
 import pytest
-
 from conftest import ds_cfg
+
 from vovnet import VovnetError
 from vovnet.data.download import download_url, fetch
 
@@ -75,8 +75,11 @@ def test_local_sources_and_bad_schemes(tmp_path):
 def test_hf_source_offline_without_cache_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(VovnetError, match=r"not in the local Hugging Face cache.*`hf download --repo-type dataset "
-                       r"MMMU/MMMU --include 'README.md' --include '\*DEV\*' --include '\*dev\*'`"):
+    with pytest.raises(
+        VovnetError,
+        match=r"not in the local Hugging Face cache.*`hf download --repo-type dataset "
+        r"MMMU/MMMU --include 'README.md' --include '\*DEV\*' --include '\*dev\*'`",
+    ):
         fetch("mmmu", ds_cfg("mmmu", source="hf:MMMU/MMMU"), tmp_path / "raw")
 
 
@@ -118,17 +121,23 @@ def test_repro_notices_a_changed_external_source(tmp_path):
     shutil.copytree(ROOT / "data" / "samples" / "mmbench_lite", external)
     params = (repo / "params.yaml").read_text().replace("source: data/samples/mmbench_lite", f"source: {external}")
     (repo / "params.yaml").write_text(params)
-    assert {"download@mmbench_lite", "normalize@mmbench_lite"} <= ran(sh(repo, "dvc", "repro", "normalize@mmbench_lite"))
+    assert {"download@mmbench_lite", "normalize@mmbench_lite"} <= ran(
+        sh(repo, "dvc", "repro", "normalize@mmbench_lite")
+    )
     assert reran(sh(repo, "dvc", "repro", "normalize@mmbench_lite")) == set()  # unchanged: nothing downstream
     tsv = external / "mmbench_lite.tsv"
     tsv.write_text(tsv.read_text().replace("What is the main colour", "Which is the main colour", 1))
     out = sh(repo, "dvc", "repro", "normalize@mmbench_lite")
     assert "normalize@mmbench_lite" in ran(out)
-    assert "Which is the main colour" in (repo / "data" / "processed" / "mmbench_lite" / "mmbench_lite_lite.jsonl").read_text()
+    assert (
+        "Which is the main colour"
+        in (repo / "data" / "processed" / "mmbench_lite" / "mmbench_lite_lite.jsonl").read_text()
+    )
 
 
 def test_normalize_takes_the_hashes_download_computed(tmp_path, monkeypatch):
     from conftest import mmb_row, write_tsv
+
     from vovnet.data import fingerprint
     from vovnet.data.normalize import normalize_dataset
 
@@ -143,7 +152,12 @@ def test_normalize_takes_the_hashes_download_computed(tmp_path, monkeypatch):
     monkeypatch.setattr(fingerprint, "sha256_file", rehash)
     stats = normalize_dataset("mmbench", cfg, raw, tmp_path / "out", seed=0, max_image_pixels=89_478_485)
     assert stats["splits"]["dev"]["source_files"] == [
-        {"name": "MMBench_DEV_EN.tsv", "bytes": tsv.stat().st_size, "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest()}]
+        {
+            "name": "MMBench_DEV_EN.tsv",
+            "bytes": tsv.stat().st_size,
+            "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest(),
+        }
+    ]
 
 
 def run_download(ws, name="mmbench", env=None):
@@ -153,8 +167,14 @@ def run_download(ws, name="mmbench", env=None):
 
     from conftest import ROOT
 
-    p = subprocess.run([sys.executable, str(ROOT / "stages" / "download.py"), "--dataset", name], cwd=ws,
-                       capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "download.py"), "--dataset", name],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -201,8 +221,13 @@ def test_the_no_op_imports_neither_the_schema_nor_a_hub_client(tmp_path):
 
     shutil.copytree(ROOT / "data" / "samples", tmp_path / "data" / "samples")
     run_download(tmp_path)
-    p = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "stages" / "download.py"), "--dataset", "mmbench"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "stages" / "download.py"), "--dataset", "mmbench"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "nothing changed since the last check" in p.stdout
     imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
     assert "vovnet.data.noop_check" in imported

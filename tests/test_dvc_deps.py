@@ -1,11 +1,12 @@
 """dvc.yaml's code deps are exactly the project modules each stage's cmd imports (vovnet/deps.py)."""
+
 import copy
 import shutil
 import textwrap
 
 import pytest
-
 from conftest import ROOT
+
 from vovnet.config import read_yaml
 from vovnet.deps import closure, cmd_entries, report, resolve_stages
 from vovnet.presets import write_preset
@@ -88,16 +89,26 @@ def test_closure_follows_function_level_relative_and_by_name_imports(tmp_path):
     write(tmp_path, "pkg/core.py", "def f():\n    from .helpers import x\n    return x\n")
     write(tmp_path, "pkg/helpers.py", "x = 1\n")
     write(tmp_path, "pkg/unused.py", "")
-    write(tmp_path, "pkg/plugins/__init__.py",
-          "import importlib\ndef get(name):\n    return importlib.import_module(f'pkg.plugins.{name}')\n")
+    write(
+        tmp_path,
+        "pkg/plugins/__init__.py",
+        "import importlib\ndef get(name):\n    return importlib.import_module(f'pkg.plugins.{name}')\n",
+    )
     write(tmp_path, "pkg/plugins/a.py", "from pkg.plugins import b\n")
     write(tmp_path, "pkg/plugins/b.py", "")
     write(tmp_path, "stages/run.py", "import sys\nfrom pkg.core import f\nfrom pkg.plugins import get\n")
     entries = cmd_entries("python -m pkg.launch stages/run.py --set ${key}", tmp_path)
     assert entries == ["pkg/__init__.py", "pkg/launch.py", "stages/run.py"]
     got = closure(entries, tmp_path)
-    assert got.files == {"pkg/__init__.py", "pkg/launch.py", "pkg/cli.py", "stages/run.py", "pkg/core.py",
-                         "pkg/helpers.py", "pkg/plugins/__init__.py"}
+    assert got.files == {
+        "pkg/__init__.py",
+        "pkg/launch.py",
+        "pkg/cli.py",
+        "stages/run.py",
+        "pkg/core.py",
+        "pkg/helpers.py",
+        "pkg/plugins/__init__.py",
+    }
     assert [f.pattern for f in got.families] == ["pkg.plugins.{}"]
     # importing a member alone (`from pkg.plugins import b`) runs the package but calls nothing by name
     assert closure(["pkg/plugins/a.py"], tmp_path).families == set()
@@ -105,20 +116,26 @@ def test_closure_follows_function_level_relative_and_by_name_imports(tmp_path):
 
 def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
     write(tmp_path, "pkg/__init__.py", "")
-    write(tmp_path, "pkg/tasks/__init__.py",
-          "import importlib\ndef get(name):\n    return importlib.import_module(f'{__package__}.{name}.adapter')\n"
-          "def raw(name):\n    return importlib.import_module(name)\n")
+    write(
+        tmp_path,
+        "pkg/tasks/__init__.py",
+        "import importlib\ndef get(name):\n    return importlib.import_module(f'{__package__}.{name}.adapter')\n"
+        "def raw(name):\n    return importlib.import_module(name)\n",
+    )
     write(tmp_path, "stages/run.py", "from pkg.tasks import get\n")
     assert {f.pattern for f in closure(["stages/run.py"], tmp_path).families} == {"pkg.tasks.{}.adapter", "?"}
     dvc_yaml = {"stages": {"run": {"cmd": "python stages/run.py", "deps": ["stages/run.py"]}}}
     (stage,) = resolve_stages(dvc_yaml, {}, tmp_path)
-    assert any("cannot read" in p for p in stage.problems) and any("pkg/tasks/${item.<field>}/adapter.py" in p
-                                                                   for p in stage.problems)
+    assert any("cannot read" in p for p in stage.problems) and any(
+        "pkg/tasks/${item.<field>}/adapter.py" in p for p in stage.problems
+    )
 
 
 def test_evaluate_without_the_task_folder_is_told_to_list_it(presets):
     narrow = copy.deepcopy(DVC_YAML)
     narrow["stages"]["evaluate"]["do"]["deps"].remove("vovnet/tasks")
     lines = report(list(listing(presets["sample"], narrow).values()))
-    assert any(line.startswith("evaluate@mmbench: imports vovnet.tasks.{}.protocol by name") and
-               "or the folder of all" in line for line in lines)
+    assert any(
+        line.startswith("evaluate@mmbench: imports vovnet.tasks.{}.protocol by name") and "or the folder of all" in line
+        for line in lines
+    )

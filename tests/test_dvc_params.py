@@ -4,14 +4,15 @@ process, with a params mapping that records each value read, and the keys are co
 A key read but not declared leaves outputs stale; a key declared but never read reruns the stage for
 nothing. The stages get their params from outside (their `load_params` and the dataset-config helpers
 are replaced here), so production code holds no switch for this test."""
+
 import importlib.util
 import os
 import shutil
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from vovnet import config
 from vovnet.config import read_yaml
 from vovnet.deps import interpolate, resolve_stages
@@ -89,12 +90,15 @@ def run_stage(cmd: str, log: set, monkeypatch) -> None:
     def dataset_config(name, cfg):  # revalidated overrides: keep recording under datasets.<name>
         return Recording(REAL_DATASET_CONFIG(name, plain(cfg)), log, ("datasets", name))
 
-    for name, fake in (("load_params", load_params), ("dataset_config", dataset_config),
-                       ("dataset_in", lambda params, name: params["datasets"][name])):
+    for name, fake in (
+        ("load_params", load_params),
+        ("dataset_config", dataset_config),
+        ("dataset_in", lambda params, name: params["datasets"][name]),
+    ):
         monkeypatch.setattr(config, name, fake)  # for a stage that imports it inside main()
         if hasattr(module, name):
             monkeypatch.setattr(module, name, fake)
-    monkeypatch.setattr(sys, "argv", argv[argv.index(script):])
+    monkeypatch.setattr(sys, "argv", argv[argv.index(script) :])
     assert module.main() in (0, None), cmd
 
 
@@ -150,16 +154,22 @@ def test_each_stage_declares_exactly_the_params_it_reads(tmp_path_factory, monke
         for name, group, cmd, keys in stage_runs(dvc_yaml, params):
             log: set = set()
             run_stage(cmd, log, monkeypatch)
-            problems += [f"{name}: reads {'.'.join(k)}, not in its params" for k in sorted(log)
-                         if not any(k[: len(d)] == d for d in keys.values())]
+            problems += [
+                f"{name}: reads {'.'.join(k)}, not in its params"
+                for k in sorted(log)
+                if not any(k[: len(d)] == d for d in keys.values())
+            ]
             for template, resolved in keys.items():
-                got = {r[len(resolved):] for r in log if overlaps(r, resolved)}
+                got = {r[len(resolved) :] for r in log if overlaps(r, resolved)}
                 reads.setdefault((group, template), []).append((leaves(params, resolved), got))
     for (group, template), runs in reads.items():
         if template in WHOLE_ENTRIES:
             continue
         declared = {leaf for leaves_, _ in runs for leaf in leaves_}
         read = {r for _, got in runs for r in got}
-        problems += [f"{group}: declares {'.'.join((template,) + leaf)}, which none of its stages reads"
-                     for leaf in sorted(declared) if not any(overlaps(leaf, r) for r in read)]
+        problems += [
+            f"{group}: declares {'.'.join((template,) + leaf)}, which none of its stages reads"
+            for leaf in sorted(declared)
+            if not any(overlaps(leaf, r) for r in read)
+        ]
     assert not problems, "\n".join(problems)

@@ -1,4 +1,5 @@
 """Versioned outputs do not depend on the environment: the same training hashes the same online and offline."""
+
 import hashlib
 import os
 import shutil
@@ -13,8 +14,11 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def _hashes(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.slow  # two whole training runs in a subprocess
@@ -36,9 +40,21 @@ def test_models_vovnet_hashes_the_same_with_and_without_hf_hub_offline(workspace
     runs = {}
     for label, extra in (("offline", {"HF_HUB_OFFLINE": "1"}), ("default", {})):
         shutil.rmtree(workspace / "models" / "env", ignore_errors=True)
-        p = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(params),
-                            "--metrics", "metrics/env.json"], cwd=workspace, env={**base_env, **extra},
-                           capture_output=True, text=True, timeout=600)
+        p = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "stages" / "train.py"),
+                "--params",
+                str(params),
+                "--metrics",
+                "metrics/env.json",
+            ],
+            cwd=workspace,
+            env={**base_env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert p.returncode == 0, p.stderr[-2000:]
         runs[label] = _hashes(workspace / "models" / "env")
     assert "tokenizer_config.json" in runs["offline"] and "adapter_model.safetensors" in runs["offline"]

@@ -1,4 +1,5 @@
 """Leakage guard, policies and baseline curves, the headline's size, offline plots."""
+
 import json
 from pathlib import Path
 
@@ -11,9 +12,15 @@ from vovnet.evaluation.core import baselines, leakage_guard
 
 
 def rec(i, q, sha, label=0):
-    return {"id": f"d-{i}", "dataset": "d", "question": q, "choices": ["x", "y"], "meta": {"circular_group": i},
-            "answer": {"label": label, "text": None, "all": []},
-            "images": [{"sha256": sha, "width": 1, "height": 1, "format": "jpeg"}]}
+    return {
+        "id": f"d-{i}",
+        "dataset": "d",
+        "question": q,
+        "choices": ["x", "y"],
+        "meta": {"circular_group": i},
+        "answer": {"label": label, "text": None, "all": []},
+        "images": [{"sha256": sha, "width": 1, "height": 1, "format": "jpeg"}],
+    }
 
 
 def test_leakage_guard_checks_both_training_files(tmp_path):
@@ -45,8 +52,8 @@ def test_uncertainty_thresholds_come_from_the_reference_split():
     assert policies.uncertainty(ents, 3.0, 1.0) == [0, 1, 1, 2]
     sweep = dict(policies.uncertainty_sweep(ents, reference, [0.0, 0.5, 1.0], coarse_width=0.25))
     assert sweep[-1.0] == [2, 2, 2, 2] and sweep[2.0] == [0, 0, 0, 0]
-    assert sweep[0.5] == [0, 1, 2, 2]            # COARSE between the 0.25 and 0.5 quantiles (1.0, 2.0]
-    assert sweep[1.0] == [0, 0, 0, 1]            # nothing above the max (4.0); COARSE above the 0.75 quantile (3.0)
+    assert sweep[0.5] == [0, 1, 2, 2]  # COARSE between the 0.25 and 0.5 quantiles (1.0, 2.0]
+    assert sweep[1.0] == [0, 0, 0, 1]  # nothing above the max (4.0); COARSE above the 0.75 quantile (3.0)
     assert sweep[0.0] == [2, 2, 2, 2]
 
 
@@ -58,9 +65,13 @@ def test_random_curve_is_nested_and_exact():
 
 
 def test_accuracy_at_equal_cost_interpolates_on_the_curve():
-    curve = [{"vision_tokens": 0.0, "accuracy": 0.4}, {"vision_tokens": 10.0, "accuracy": 0.6},
-             {"vision_tokens": 10.0, "accuracy": 0.8}, {"vision_tokens": 20.0, "accuracy": 0.9}]
-    assert policies.at_cost(curve, 5.0) == pytest.approx(0.55)   # 0.4 -> mean(0.6, 0.8) at 10
+    curve = [
+        {"vision_tokens": 0.0, "accuracy": 0.4},
+        {"vision_tokens": 10.0, "accuracy": 0.6},
+        {"vision_tokens": 10.0, "accuracy": 0.8},
+        {"vision_tokens": 20.0, "accuracy": 0.9},
+    ]
+    assert policies.at_cost(curve, 5.0) == pytest.approx(0.55)  # 0.4 -> mean(0.6, 0.8) at 10
     assert policies.at_cost(curve, 15.0) == pytest.approx(0.8)
     assert policies.at_cost(curve, 25.0) is None
 
@@ -72,13 +83,18 @@ def test_baselines_use_params_and_policy_split(params):
     assert thr["uncertainty"]["full_above"] == 2.0 and points["uncertainty"] == [0, 0, 2, 2]
     assert thr["uncertainty_coarse"]["coarse_above"] == 1.0 and points["uncertainty_coarse"] == [0, 1, 1, 2]
     assert sorted(points["random"]) == [0, 0, 2, 2]
-    assert len(curves["random"]) == len(ecfg["random_ratios"]) and len(curves["uncertainty"]) == len(ecfg["uncertainty"]["sweep"]) + 2
+    assert (
+        len(curves["random"]) == len(ecfg["random_ratios"])
+        and len(curves["uncertainty"]) == len(ecfg["uncertainty"]["sweep"]) + 2
+    )
 
 
 def test_params_are_checked_with_one_line(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("evaluation:\n  uncertainty:\n    coarse_quantiles: [0.8, 0.2]\n")
-    with pytest.raises(VovnetError, match=r"^.*params.yaml: evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2$"):
+    with pytest.raises(
+        VovnetError, match=r"^.*params.yaml: evaluation.uncertainty.coarse_quantiles: low 0.8 above high 0.2$"
+    ):
         load_params(p)
     p.write_text("evaluation:\n  random_ratios: [0.5, 1.5]\n")
     with pytest.raises(VovnetError, match=r"evaluation.random_ratios\[1\]: must be <= 1, got 1.5$"):
@@ -86,15 +102,29 @@ def test_params_are_checked_with_one_line(tmp_path):
 
 
 def fig(acc, tokens, unresolved=1, too_long=0):
-    return {"accuracy": acc, "vision_tokens": tokens, "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25},
-            "unresolved": unresolved, "too_long": too_long}
+    return {
+        "accuracy": acc,
+        "vision_tokens": tokens,
+        "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25},
+        "unresolved": unresolved,
+        "too_long": too_long,
+    }
 
 
 def test_headline_is_one_row_per_policy_with_shared_keys():
     counts = {"questions": 4, "unresolved": 1, "too_long": 2, "overlap": 0}
     m = report.headline(fig(0.123456, 5.123456, too_long=2), counts, True)
-    assert m == {"acc": 0.1235, "tokens": 5.12, "no": 0.5, "coarse": 0.25, "full": 0.25, "unresolved": 1,
-                 "too_long": 2, "questions": 4, "overlap": 0}
+    assert m == {
+        "acc": 0.1235,
+        "tokens": 5.12,
+        "no": 0.5,
+        "coarse": 0.25,
+        "full": 0.25,
+        "unresolved": 1,
+        "too_long": 2,
+        "questions": 4,
+        "overlap": 0,
+    }
     figs = {k: fig(0.5, 10.0) for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)}
     rows = report.baseline_rows(figs, {k: 0.4 for k in report.CURVE_BASELINES}, True)
     assert rows["uncertainty_coarse"]["acc_at_learned"] == 0.4 and "acc_at_learned" not in rows["always_full"]
@@ -115,8 +145,11 @@ def test_plots_render_offline_pngs(tmp_path):
     (metrics / "lr.tsv").write_text("step\tlr\n0\t0.001\n1\t0.002\n")
     assert plots.training_png(metrics, tmp_path / "training.png") == 2
     pts = [{"policy": "learned", "param": s, "accuracy": 0.5 + s / 10, "vision_tokens": 10 * s} for s in (0.0, 1.0)]
-    plots.pareto_png(pts + [{"policy": "always_full", "param": None, "accuracy": 0.7, "vision_tokens": 16.0}],
-                     "t", tmp_path / "pareto.png")
+    plots.pareto_png(
+        pts + [{"policy": "always_full", "param": None, "accuracy": 0.7, "vision_tokens": 16.0}],
+        "t",
+        tmp_path / "pareto.png",
+    )
     for name in ("training.png", "pareto.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -141,7 +174,7 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     save_vovnet(model, processor, params, "models/vovnet")
     set_cfg = params["evaluation"]["sets"]["mmbench"]
     records = load_eval_records("mmbench", set_cfg, 2)
-    enc = Encoder(processor, params["vision_budget"], 10 ** 9)
+    enc = Encoder(processor, params["vision_budget"], 10**9)
     longest_coarse = max(len(enc.encode(r, [], "no", with_target=False)["input_ids"]) + 8 for r in records)
     params["evaluation"].update(max_samples=2, max_length=longest_coarse, batch_size=4)
     params["policy"]["cost_shift"] = -1000.0  # vision made free: the learned policy takes FULL everywhere
@@ -154,7 +187,8 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     assert m["full"] == 1.0 and m["too_long"] == 8 and len(report.flat_keys(m)) <= 25
     assert json.loads(Path("eval/mmbench/baselines/no_vision.json").read_text())["too_long"] == 0
     assert sorted(p.name for p in Path("eval/mmbench/baselines").iterdir()) == sorted(
-        f"{k}.json" for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES))
+        f"{k}.json" for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)
+    )
     assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]
     preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
     assert all(p["outputs_by_action"]["full"] == "" for p in preds)

@@ -1,4 +1,5 @@
 """`python -m vovnet exps`: experiments side by side from `dvc exp show --json` (real output, trimmed)."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Faults and security defaults: killed stages, write errors, tokens, unsafe loading, property tests."""
+
 import errno
 import re
 import signal
@@ -28,8 +29,22 @@ def big_tsv(raw: Path, n: int = 3000) -> None:
 
 
 def normalize_cmd(raw, out, stats):
-    return [sys.executable, str(ROOT / "stages" / "normalize.py"), "--dataset", "mmbench", "--params",
-            str(ROOT / "params.yaml"), "--raw", str(raw), "--out", str(out), "--stats", str(stats), "--splits", "dev"]
+    return [
+        sys.executable,
+        str(ROOT / "stages" / "normalize.py"),
+        "--dataset",
+        "mmbench",
+        "--params",
+        str(ROOT / "params.yaml"),
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--stats",
+        str(stats),
+        "--splits",
+        "dev",
+    ]
 
 
 def test_sigkill_mid_normalize_leaves_nothing_partial_and_rerun_matches_clean(tmp_path):
@@ -74,8 +89,9 @@ def test_write_error_keeps_earlier_outputs_and_is_one_line(tmp_path, monkeypatch
     assert not list(tmp_path.glob(".*partial"))
     # The stage CLI turns an unwritable output location into one line, no traceback.
     (tmp_path / "afile").write_text("x")
-    p = subprocess.run(normalize_cmd(raw, tmp_path / "afile" / "out", tmp_path / "s.json"), capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        normalize_cmd(raw, tmp_path / "afile" / "out", tmp_path / "s.json"), capture_output=True, text=True
+    )
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert re.search(r"^error: cannot create output folder .*afile", p.stderr, re.M)
 

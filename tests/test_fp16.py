@@ -1,4 +1,5 @@
 """fp16 that cannot silently corrupt: the vision tower runs in fp32, and inf/NaN logits stop with one line."""
+
 import pytest
 import torch
 
@@ -30,15 +31,22 @@ def overflow_first_block(model) -> None:
 def full_forward(model, enc, image_token_id):
     ids = torch.tensor([enc["input_ids"]])
     with torch.no_grad():
-        return model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=enc["pixel_values"],
-                     image_grid_thw=enc["image_grid_thw"], mm_token_type_ids=(ids == image_token_id).int()).logits
+        return model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            pixel_values=enc["pixel_values"],
+            image_grid_thw=enc["image_grid_thw"],
+            mm_token_type_ids=(ids == image_token_id).int(),
+        ).logits
 
 
 def test_fp16_keeps_the_vision_tower_in_fp32_and_survives_an_overflow_plain_fp16_does_not(in_workspace):
     params = load_params("params.yaml")
     name = params["model"]["name"]
     processor = load_processor(name, params["model"])
-    enc = RecordDataset(image_records(1), Encoder(processor, params["vision_budget"], None), with_target=False)[0]["full"]
+    enc = RecordDataset(image_records(1), Encoder(processor, params["vision_budget"], None), with_target=False)[0][
+        "full"
+    ]
     model = load_base_model(name, params["model"], torch.float16)
     assert {p.dtype for v in vision_towers(model) for p in v.parameters()} == {torch.float32}
     assert next(model.model.language_model.parameters()).dtype == torch.float16
@@ -65,9 +73,18 @@ def test_non_finite_logits_in_evaluation_name_the_record_the_action_and_the_reme
     with torch.no_grad():
         next(vision_towers(model)[0].merger.parameters()).fill_(float("nan"))  # every image embedding NaN
     records = image_records(3)
-    ev = core.Evaluation("probe", {"dataset": "mmbench_core", "split": "heldout", "protocol": "mmbench"},
-                         {**params, "evaluation": {**params["evaluation"], "batch_size": 2}}, records, 0, None, model,
-                         processor, Encoder(processor, params["vision_budget"], None), Shard(0, 1, torch.device("cpu")))
+    ev = core.Evaluation(
+        "probe",
+        {"dataset": "mmbench_core", "split": "heldout", "protocol": "mmbench"},
+        {**params, "evaluation": {**params["evaluation"], "batch_size": 2}},
+        records,
+        0,
+        None,
+        model,
+        processor,
+        Encoder(processor, params["vision_budget"], None),
+        Shard(0, 1, torch.device("cpu")),
+    )
     with pytest.raises(VovnetError) as err:
         core.generate(ev)
     msg = str(err.value)

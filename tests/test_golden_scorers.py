@@ -4,13 +4,14 @@ docstring for the code and commit followed) and checked against those scorers ru
 MMBench: VLMEvalKit `can_infer` (exact matching). MMMU: MMMU-Benchmark eval_utils. TextVQA: lmms-eval's
 EvalAIAnswerProcessor and `textvqa_process_results`.
 """
+
 import pytest
 
 from vovnet.evaluation.scoring import score
 from vovnet.model.answer_parsing import strip_thinking
-from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
+from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
@@ -19,37 +20,77 @@ NUMS = ["1", "12", "123"]
 
 # (output, options, VLMEvalKit's verdict: letter, 'Z' refusal, or None = unresolved -> wrong)
 MMBENCH = [
-    ("A", ANIMALS, "A"), ("B", ANIMALS, "B"), ("C.", ANIMALS, "C"), ("(D)", ANIMALS, "D"),
-    ("D) bird", ANIMALS, "D"), ("The answer is B", ANIMALS, "B"),
+    ("A", ANIMALS, "A"),
+    ("B", ANIMALS, "B"),
+    ("C.", ANIMALS, "C"),
+    ("(D)", ANIMALS, "D"),
+    ("D) bird", ANIMALS, "D"),
+    ("The answer is B", ANIMALS, "B"),
     # the letter's first occurrence is word 0 of 16: not among the last four; the text is too long
     ("B is the correct answer because the animal in the picture has four legs and barks", ANIMALS, None),
-    ("The correct answer is **C**.", ANIMALS, "C"), ("I think it's A", ANIMALS, "A"),
-    ("A cat", ANIMALS, "A"), ("A dog is shown", ANIMALS, "A"),
+    ("The correct answer is **C**.", ANIMALS, "C"),
+    ("I think it's A", ANIMALS, "A"),
+    ("A cat", ANIMALS, "A"),
+    ("A dog is shown", ANIMALS, "A"),
     ("There is a dog in the image, so I choose option A among these four choices", ANIMALS, None),
-    ("I choose option A here", ANIMALS, "A"), ("B or C", ANIMALS, None), ("E", ANIMALS, None),
-    ("Z", ANIMALS, "Z"), ("Cannot determine the answer", ANIMALS, "Z"),
+    ("I choose option A here", ANIMALS, "A"),
+    ("B or C", ANIMALS, None),
+    ("E", ANIMALS, None),
+    ("Z", ANIMALS, "Z"),
+    ("Cannot determine the answer", ANIMALS, "Z"),
     ("Sorry, I can't help with images of people yet.", ANIMALS, "Z"),
     ("I'm sorry, but without the image provided I cannot answer.", ANIMALS, "Z"),
     ("cannot determine the answer", ANIMALS, None),  # refusal phrases are case-sensitive
-    ("", ANIMALS, None), ("   ", ANIMALS, None), ("dog", ANIMALS, "B"), ("It is a dog.", ANIMALS, "B"),
+    ("", ANIMALS, None),
+    ("   ", ANIMALS, None),
+    ("dog", ANIMALS, "B"),
+    ("It is a dog.", ANIMALS, "B"),
     ("The animal in this picture is clearly a dog", ANIMALS, None),  # 43 chars > 2 x 14: no text rule
-    ("a cat or a dog", ANIMALS, None), ("bird", ANIMALS, "D"), ("catfish", ANIMALS, None),
-    ("I cannot tell from the image", YES_NO, None), ("None of them", YES_NO, None), ("no", YES_NO, "B"),
-    ("Yes.", YES_NO, "A"), ("not sure", YES_NO, "B"),  # 8 chars <= 10 and contains "no"
-    ("answer is c", ANIMALS, "C"), ("The answer is a dog", ANIMALS, "A"),  # "answer is a" -> A
-    ("My answer is Banana", ANIMALS, "B"), ("The answer is E", ANIMALS, None), ("A B C D", ANIMALS, None),
-    ("Option A", ANIMALS, "A"), ("[B]", ANIMALS, "B"), ("{C}", ANIMALS, "C"), ("#D", ANIMALS, "D"),
-    ("**A**", ANIMALS, "A"), ("A:", ANIMALS, "A"), ("A;", ANIMALS, "A"), ("A!", ANIMALS, "A"),
-    ("A?", ANIMALS, None), ("A/B", ANIMALS, None), ("'A'", ANIMALS, None), ("A-", ANIMALS, None),
-    ("Answer: B", ANIMALS, "B"), ("B. dog", ANIMALS, "B"), ("The answer is (C) fish", ANIMALS, "C"),
-    ("I A think that is right", ANIMALS, None),   # word 1 of 6: not among the last four
-    ("I think A is right here", ANIMALS, "A"),   # word 2 of 6: among the last four
+    ("a cat or a dog", ANIMALS, None),
+    ("bird", ANIMALS, "D"),
+    ("catfish", ANIMALS, None),
+    ("I cannot tell from the image", YES_NO, None),
+    ("None of them", YES_NO, None),
+    ("no", YES_NO, "B"),
+    ("Yes.", YES_NO, "A"),
+    ("not sure", YES_NO, "B"),  # 8 chars <= 10 and contains "no"
+    ("answer is c", ANIMALS, "C"),
+    ("The answer is a dog", ANIMALS, "A"),  # "answer is a" -> A
+    ("My answer is Banana", ANIMALS, "B"),
+    ("The answer is E", ANIMALS, None),
+    ("A B C D", ANIMALS, None),
+    ("Option A", ANIMALS, "A"),
+    ("[B]", ANIMALS, "B"),
+    ("{C}", ANIMALS, "C"),
+    ("#D", ANIMALS, "D"),
+    ("**A**", ANIMALS, "A"),
+    ("A:", ANIMALS, "A"),
+    ("A;", ANIMALS, "A"),
+    ("A!", ANIMALS, "A"),
+    ("A?", ANIMALS, None),
+    ("A/B", ANIMALS, None),
+    ("'A'", ANIMALS, None),
+    ("A-", ANIMALS, None),
+    ("Answer: B", ANIMALS, "B"),
+    ("B. dog", ANIMALS, "B"),
+    ("The answer is (C) fish", ANIMALS, "C"),
+    ("I A think that is right", ANIMALS, None),  # word 1 of 6: not among the last four
+    ("I think A is right here", ANIMALS, "A"),  # word 2 of 6: among the last four
     ("A, no wait, it is really definitely A", ANIMALS, None),  # first occurrence decides, not the last
-    ("C is wrong, answer is D", ANIMALS, "D"), ("The correct answer is **B**", ANIMALS, "B"),
-    ("Failed to obtain answer via API", ANIMALS, None), ("fish.", ANIMALS, "C"), ("FISH", ANIMALS, "C"),
-    ("I don't know", YES_NO, None), ("12", NUMS, None), ("123", NUMS, None), ("1", NUMS, "A"),
-    ("Z is not an option; A", ["red", "green"], "A"), ("Z or A", ANIMALS, "A"),
-    ("answer is d.", YES_NO, None), ("Answer is B", ANIMALS, "B"), ("the answer is B but not A", ANIMALS, "B"),
+    ("C is wrong, answer is D", ANIMALS, "D"),
+    ("The correct answer is **B**", ANIMALS, "B"),
+    ("Failed to obtain answer via API", ANIMALS, None),
+    ("fish.", ANIMALS, "C"),
+    ("FISH", ANIMALS, "C"),
+    ("I don't know", YES_NO, None),
+    ("12", NUMS, None),
+    ("123", NUMS, None),
+    ("1", NUMS, "A"),
+    ("Z is not an option; A", ["red", "green"], "A"),
+    ("Z or A", ANIMALS, "A"),
+    ("answer is d.", YES_NO, None),
+    ("Answer is B", ANIMALS, "B"),
+    ("the answer is B but not A", ANIMALS, "B"),
     ("Reasoning...\nB", ANIMALS, "B"),
 ]
 
@@ -57,100 +98,212 @@ COLOURS = ["red", "green", "blue", "yellow"]
 PETS = ["cat", "cat food", "dog", "fish"]
 # (output, options, the official letter, or None = no candidate: the official code draws at random)
 MMMU_CHOICE = [
-    ("A", COLOURS, "A"), ("(B)", COLOURS, "B"), ("B.", COLOURS, "B"), ("The answer is (C).", COLOURS, "C"),
-    ("(A) is wrong, the correct one is (C)", COLOURS, "C"), ("(C) not (A)", COLOURS, "A"),
-    ("A or B", COLOURS, "B"), ("B or A", COLOURS, "A"), ("I pick (B) rather than A", COLOURS, "B"),
-    ("A,", COLOURS, "A"), (".A.", COLOURS, "A"), ("'A'", COLOURS, "A"), ("A'.", COLOURS, "A"),
-    ("'A'.", COLOURS, "A"), ("A.'", COLOURS, None),  # '.' is stripped before "'": "A." stays
+    ("A", COLOURS, "A"),
+    ("(B)", COLOURS, "B"),
+    ("B.", COLOURS, "B"),
+    ("The answer is (C).", COLOURS, "C"),
+    ("(A) is wrong, the correct one is (C)", COLOURS, "C"),
+    ("(C) not (A)", COLOURS, "A"),
+    ("A or B", COLOURS, "B"),
+    ("B or A", COLOURS, "A"),
+    ("I pick (B) rather than A", COLOURS, "B"),
+    ("A,", COLOURS, "A"),
+    (".A.", COLOURS, "A"),
+    ("'A'", COLOURS, "A"),
+    ("A'.", COLOURS, "A"),
+    ("'A'.", COLOURS, "A"),
+    ("A.'", COLOURS, None),  # '.' is stripped before "'": "A." stays
     ("green", COLOURS, None),  # five words or fewer: no option-text rule
     ("I am quite sure that it is green here", COLOURS, "B"),
     ("It is either red or green, I think green", COLOURS, "B"),
     ("green or red, definitely red in this case", COLOURS, "A"),
-    ("The colour shown is a shade of blue-green", COLOURS, "B"), ("", COLOURS, None), ("   ", COLOURS, None),
-    ("a", COLOURS, None), ("(a)", COLOURS, None), ("E", COLOURS, None), ("(E)", COLOURS, None),
-    ("Answer: D", COLOURS, "D"), ("D: yellow", COLOURS, None), ("Answer: (D) yellow", COLOURS, "D"),
-    ("The answer is D.", COLOURS, "D"), ("A is correct", COLOURS, "A"),
+    ("The colour shown is a shade of blue-green", COLOURS, "B"),
+    ("", COLOURS, None),
+    ("   ", COLOURS, None),
+    ("a", COLOURS, None),
+    ("(a)", COLOURS, None),
+    ("E", COLOURS, None),
+    ("(E)", COLOURS, None),
+    ("Answer: D", COLOURS, "D"),
+    ("D: yellow", COLOURS, None),
+    ("Answer: (D) yellow", COLOURS, "D"),
+    ("The answer is D.", COLOURS, "D"),
+    ("A is correct", COLOURS, "A"),
     ("Option B is correct because the image shows a green apple", COLOURS, "B"),
     ("I think the answer is yellow, not red", COLOURS, "A"),  # the later option text wins
-    ("B)", COLOURS, None), ("(B", COLOURS, None), ("[B]", COLOURS, None), ("B\n", COLOURS, None),
-    ("\nB", COLOURS, None), ("A B C D", COLOURS, "D"), ("(A)(B)", COLOURS, "B"),
-    ("Both (A) and (B) are plausible but (A) is better", COLOURS, "A"), ("The answer is: C", COLOURS, "C"),
-    ("C!", COLOURS, "C"), ("C?", COLOURS, "C"), ("C;", COLOURS, "C"), ("C:", COLOURS, "C"), (".C", COLOURS, "C"),
-    ("C...", COLOURS, "C"), ("redgreen blue stuff and more words", COLOURS, "C"),
+    ("B)", COLOURS, None),
+    ("(B", COLOURS, None),
+    ("[B]", COLOURS, None),
+    ("B\n", COLOURS, None),
+    ("\nB", COLOURS, None),
+    ("A B C D", COLOURS, "D"),
+    ("(A)(B)", COLOURS, "B"),
+    ("Both (A) and (B) are plausible but (A) is better", COLOURS, "A"),
+    ("The answer is: C", COLOURS, "C"),
+    ("C!", COLOURS, "C"),
+    ("C?", COLOURS, "C"),
+    ("C;", COLOURS, "C"),
+    ("C:", COLOURS, "C"),
+    (".C", COLOURS, "C"),
+    ("C...", COLOURS, "C"),
+    ("redgreen blue stuff and more words", COLOURS, "C"),
     ("I would say it is cat food here", PETS, "A"),  # "cat" and "cat food" end at one position: tie -> A
-    ("It is a cat, not cat food at all", PETS, "A"), ("I think it is a d og, or a dog maybe", PETS, "C"),
-    ("A. red", COLOURS, None), ("(A). red", COLOURS, "A"), ("The answer is A and not B", COLOURS, "B"),
-    ("answer (C), since C is blue", COLOURS, "C"), ("the right colour here is clearly blue", COLOURS, "C"),
-    ("RED is the colour of the thing shown", COLOURS, "A"), ("It's neither of these options honestly", COLOURS, None),
-    ("A A A", COLOURS, "A"), ("(D) (D) (A)", COLOURS, "A"), ("x (C) y (B) z (C)", COLOURS, "C"),
-    ("yellow yellow is what I see", COLOURS, "D"), ("This is B", COLOURS, "B"), ("B,", COLOURS, "B"),
+    ("It is a cat, not cat food at all", PETS, "A"),
+    ("I think it is a d og, or a dog maybe", PETS, "C"),
+    ("A. red", COLOURS, None),
+    ("(A). red", COLOURS, "A"),
+    ("The answer is A and not B", COLOURS, "B"),
+    ("answer (C), since C is blue", COLOURS, "C"),
+    ("the right colour here is clearly blue", COLOURS, "C"),
+    ("RED is the colour of the thing shown", COLOURS, "A"),
+    ("It's neither of these options honestly", COLOURS, None),
+    ("A A A", COLOURS, "A"),
+    ("(D) (D) (A)", COLOURS, "A"),
+    ("x (C) y (B) z (C)", COLOURS, "C"),
+    ("yellow yellow is what I see", COLOURS, "D"),
+    ("This is B", COLOURS, "B"),
+    ("B,", COLOURS, "B"),
 ]
 
 # (output, gold answers, the official verdict)
 MMMU_OPEN = [
-    ("5", ["5"], True), ("The total is 5. so the answer is 7", ["5"], False),
-    ("It costs 1,234 dollars", ["234"], True), ("It costs 1,234 dollars", ["1234"], True),
-    ("Cytoplasm", ["C"], False), ("The answer is C", ["C"], True), ("c", ["C"], True), ("Answer: c", ["C"], True),
-    ("abc", ["C"], False), ("c is the answer", ["C"], False), ("x = 3e-2", ["0.03"], True),
-    ("The answer is 3.1416", ["3.14"], True), ("The answer is 8", ["7"], False),
-    ("I think the capital is paris", ["Paris"], True), ("Paris is the capital", ["Paris"], False),
-    ("2 + 3 = 5", ["5"], True), ("", ["5"], False), ("", ["a"], False), ("The answer is 12.5%", ["12.5"], True),
-    ("The answer is 12.5%", ["12.5%"], True), ("so the result is -4", ["-4"], True),
-    ("the answer is 1,000,000", ["1000000"], True), ("1.5e3", ["1500"], True), ("The answer is .5", ["0.5"], True),
-    ("The answer is 0.499", ["0.5"], True), ("The answer is 0.494", ["0.5"], False),
-    ("The answer is five", ["5"], False), ("The answer is five", ["five"], True),
-    ("first line\nso the answer is 42", ["42"], True), ("The answer is 42.\nBut I may be wrong", ["42"], True),
-    ("Thus, x equals 10", ["10"], True), ("10 apples", ["10"], True), ("approximately 3.14159", ["3.14"], True),
+    ("5", ["5"], True),
+    ("The total is 5. so the answer is 7", ["5"], False),
+    ("It costs 1,234 dollars", ["234"], True),
+    ("It costs 1,234 dollars", ["1234"], True),
+    ("Cytoplasm", ["C"], False),
+    ("The answer is C", ["C"], True),
+    ("c", ["C"], True),
+    ("Answer: c", ["C"], True),
+    ("abc", ["C"], False),
+    ("c is the answer", ["C"], False),
+    ("x = 3e-2", ["0.03"], True),
+    ("The answer is 3.1416", ["3.14"], True),
+    ("The answer is 8", ["7"], False),
+    ("I think the capital is paris", ["Paris"], True),
+    ("Paris is the capital", ["Paris"], False),
+    ("2 + 3 = 5", ["5"], True),
+    ("", ["5"], False),
+    ("", ["a"], False),
+    ("The answer is 12.5%", ["12.5"], True),
+    ("The answer is 12.5%", ["12.5%"], True),
+    ("so the result is -4", ["-4"], True),
+    ("the answer is 1,000,000", ["1000000"], True),
+    ("1.5e3", ["1500"], True),
+    ("The answer is .5", ["0.5"], True),
+    ("The answer is 0.499", ["0.5"], True),
+    ("The answer is 0.494", ["0.5"], False),
+    ("The answer is five", ["5"], False),
+    ("The answer is five", ["five"], True),
+    ("first line\nso the answer is 42", ["42"], True),
+    ("The answer is 42.\nBut I may be wrong", ["42"], True),
+    ("Thus, x equals 10", ["10"], True),
+    ("10 apples", ["10"], True),
+    ("approximately 3.14159", ["3.14"], True),
     ("$1,234.56", ["1234.56"], False),  # numbers found: 1,234 and 234.56, never 1234.56
-    ("1,234.56", ["1234.56"], True), ("The answer is B", ["b"], True), ("the answer is ab", ["b"], False),
-    ("The answer is a b", ["b"], True), ("is is is", ["is"], True), ("The answer is .", ["."], False),
-    ("Speed = 30 m/s", ["30"], True), ("Speed = 30 m/s", ["30 m/s"], True),
-    ("The value is 7 and the other is 9", ["7"], False), ("The answer is 2/3", ["0.67"], False),
-    ("the answer is 2/3", ["2/3"], True), ("It is 1e5", ["100000"], True), ("answer 12", ["12"], True),
-    ("it could be 4 or 5", ["5"], True), ("it could be 4 or 5", ["4"], True), ("The answer is -0.5", ["-.5"], True),
-    ("Therefore the answer is 100.", ["100"], True), ("Answer is 3 apples", ["three"], False),
-    ("Yes", ["yes"], True), ("Yes, because the answer is no", ["yes"], False),
-    ("Cytoplasm is the answer", ["cytoplasm"], False), ("B", ["b"], True), ("1,2,3", ["3"], True),
-    ("1,2,3", ["123"], True), ("The year is 2,023", ["2023"], True), ("The answer is -5", ["5"], False),
-    ("x=5", ["5"], True), ("x=5\ny=6", ["5"], False),  # '=' counts in the last part only
-    ("The answer is 5\n", ["5"], True), ("so", ["so"], True), ("It is 7", ["7", "seven"], True),
+    ("1,234.56", ["1234.56"], True),
+    ("The answer is B", ["b"], True),
+    ("the answer is ab", ["b"], False),
+    ("The answer is a b", ["b"], True),
+    ("is is is", ["is"], True),
+    ("The answer is .", ["."], False),
+    ("Speed = 30 m/s", ["30"], True),
+    ("Speed = 30 m/s", ["30 m/s"], True),
+    ("The value is 7 and the other is 9", ["7"], False),
+    ("The answer is 2/3", ["0.67"], False),
+    ("the answer is 2/3", ["2/3"], True),
+    ("It is 1e5", ["100000"], True),
+    ("answer 12", ["12"], True),
+    ("it could be 4 or 5", ["5"], True),
+    ("it could be 4 or 5", ["4"], True),
+    ("The answer is -0.5", ["-.5"], True),
+    ("Therefore the answer is 100.", ["100"], True),
+    ("Answer is 3 apples", ["three"], False),
+    ("Yes", ["yes"], True),
+    ("Yes, because the answer is no", ["yes"], False),
+    ("Cytoplasm is the answer", ["cytoplasm"], False),
+    ("B", ["b"], True),
+    ("1,2,3", ["3"], True),
+    ("1,2,3", ["123"], True),
+    ("The year is 2,023", ["2023"], True),
+    ("The answer is -5", ["5"], False),
+    ("x=5", ["5"], True),
+    ("x=5\ny=6", ["5"], False),  # '=' counts in the last part only
+    ("The answer is 5\n", ["5"], True),
+    ("so", ["so"], True),
+    ("It is 7", ["7", "seven"], True),
     ("It is seven", ["7", "seven"], True),
 ]
 
 TEN_HELLO = ["hello world"] * 10
 # (output, ten answers, the official VQA accuracy)
 TEXTVQA = [
-    ("hello world", TEN_HELLO, 1.0), ("hello,world", TEN_HELLO, 0.0), ("Hello World.", TEN_HELLO, 1.0),
-    ("hello world\nsecond line", TEN_HELLO, 0.0), ("", TEN_HELLO, 0.0), ("Coca-Cola", ["coca cola"] * 10, 1.0),
-    ("coca - cola", ["coca cola"] * 10, 1.0), ("coca_cola", ["coca cola"] * 10, 1.0),
-    ("cocacola", ["coca cola"] * 10, 0.0), ("the coca cola", ["coca cola"] * 10, 1.0),
+    ("hello world", TEN_HELLO, 1.0),
+    ("hello,world", TEN_HELLO, 0.0),
+    ("Hello World.", TEN_HELLO, 1.0),
+    ("hello world\nsecond line", TEN_HELLO, 0.0),
+    ("", TEN_HELLO, 0.0),
+    ("Coca-Cola", ["coca cola"] * 10, 1.0),
+    ("coca - cola", ["coca cola"] * 10, 1.0),
+    ("coca_cola", ["coca cola"] * 10, 1.0),
+    ("cocacola", ["coca cola"] * 10, 0.0),
+    ("the coca cola", ["coca cola"] * 10, 1.0),
     ("A Coca Cola.", ["coca cola"] * 10, 1.0),
-    ("2", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0), ("two", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
-    ("3", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0), ("three", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
+    ("2", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
+    ("two", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
+    ("3", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
+    ("three", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 1.0),
     ("4", ["2"] * 4 + ["two"] * 2 + ["3"] * 4, 0.0),
-    ("yes", ["yes"] + ["no"] * 9, 0.3), ("no", ["yes"] + ["no"] * 9, 1.0),
-    ("stop", ["stop"] * 2 + ["go"] * 8, 0.6), ("Stop!", ["stop"] * 2 + ["go"] * 8, 0.6),
+    ("yes", ["yes"] + ["no"] * 9, 0.3),
+    ("no", ["yes"] + ["no"] * 9, 1.0),
+    ("stop", ["stop"] * 2 + ["go"] * 8, 0.6),
+    ("Stop!", ["stop"] * 2 + ["go"] * 8, 0.6),
     ("stop!!", ["stop"] * 2 + ["go"] * 8, 0.6),
-    ("dont", ["don't"] * 10, 1.0), ("don't", ["don't"] * 10, 1.0), ("DONT", ["don't"] * 10, 1.0),
+    ("dont", ["don't"] * 10, 1.0),
+    ("don't", ["don't"] * 10, 1.0),
+    ("DONT", ["don't"] * 10, 1.0),
     ("whats that", ["what's that"] * 10, 0.0),  # the answer becomes "what 's that"
-    ("what's that", ["what's that"] * 10, 1.0), ("hes here", ["he's here"] * 10, 0.0),
-    ("maam", ["ma'am"] * 10, 1.0), ("oclock", ["o'clock"] * 10, 1.0), ("yall'll", ["y'all'll"] * 10, 1.0),
-    ("yallll", ["y'all'll"] * 10, 0.0), ("cant", ["can't"] * 10, 1.0),
+    ("what's that", ["what's that"] * 10, 1.0),
+    ("hes here", ["he's here"] * 10, 0.0),
+    ("maam", ["ma'am"] * 10, 1.0),
+    ("oclock", ["o'clock"] * 10, 1.0),
+    ("yall'll", ["y'all'll"] * 10, 1.0),
+    ("yallll", ["y'all'll"] * 10, 0.0),
+    ("cant", ["can't"] * 10, 1.0),
     ("Im", ["i'm"] * 10, 0.0),  # the table's key is "Im": never met after lower-casing
-    ("I'm", ["i'm"] * 10, 1.0), ("shouldntve", ["shouldn't've"] * 10, 0.0),
-    ("shouldnt've", ["shouldn't've"] * 10, 1.0), ("1,000", ["1000"] * 10, 1.0), ("1.000", ["1000"] * 10, 0.0),
-    ("3.5", ["3.5"] * 10, 1.0), ("3.5.", ["3.5"] * 10, 1.0), ("ten", ["10"] * 10, 1.0),
-    ("zero", ["none"] * 10, 1.0), ("none", ["0"] * 10, 1.0), ("1 way", ["one way"] * 10, 1.0),
-    ("what?", ["what"] * 10, 1.0), ("b", ["a/b"] * 10, 1.0),  # "a/b" -> "a b" -> article dropped
-    ("usa", ["u.s.a."] * 10, 1.0), ("email", ["e-mail"] * 10, 0.0), ("e mail", ["e-mail"] * 10, 1.0),
-    ("johns", ["john's"] * 10, 0.0), ("John's", ["john's"] * 10, 1.0), ("john ' s", ["john's"] * 10, 0.0),
-    ("new\tyork", ["new york"] * 10, 1.0), ("  new york  ", ["new york"] * 10, 1.0),
-    ("New York City", ["new york"] * 10, 0.0), ("555 123", ["(555) 123"] * 10, 1.0),
-    ("555-123", ["(555) 123"] * 10, 1.0), ("red", ["red"] * 3 + ["dark red"] * 7, 0.9),
-    ("Dark red.", ["red"] * 3 + ["dark red"] * 7, 1.0), ("red", ["red"] * 2 + ["maroon"] * 8, 0.6),
+    ("I'm", ["i'm"] * 10, 1.0),
+    ("shouldntve", ["shouldn't've"] * 10, 0.0),
+    ("shouldnt've", ["shouldn't've"] * 10, 1.0),
+    ("1,000", ["1000"] * 10, 1.0),
+    ("1.000", ["1000"] * 10, 0.0),
+    ("3.5", ["3.5"] * 10, 1.0),
+    ("3.5.", ["3.5"] * 10, 1.0),
+    ("ten", ["10"] * 10, 1.0),
+    ("zero", ["none"] * 10, 1.0),
+    ("none", ["0"] * 10, 1.0),
+    ("1 way", ["one way"] * 10, 1.0),
+    ("what?", ["what"] * 10, 1.0),
+    ("b", ["a/b"] * 10, 1.0),  # "a/b" -> "a b" -> article dropped
+    ("usa", ["u.s.a."] * 10, 1.0),
+    ("email", ["e-mail"] * 10, 0.0),
+    ("e mail", ["e-mail"] * 10, 1.0),
+    ("johns", ["john's"] * 10, 0.0),
+    ("John's", ["john's"] * 10, 1.0),
+    ("john ' s", ["john's"] * 10, 0.0),
+    ("new\tyork", ["new york"] * 10, 1.0),
+    ("  new york  ", ["new york"] * 10, 1.0),
+    ("New York City", ["new york"] * 10, 0.0),
+    ("555 123", ["(555) 123"] * 10, 1.0),
+    ("555-123", ["(555) 123"] * 10, 1.0),
+    ("red", ["red"] * 3 + ["dark red"] * 7, 0.9),
+    ("Dark red.", ["red"] * 3 + ["dark red"] * 7, 1.0),
+    ("red", ["red"] * 2 + ["maroon"] * 8, 0.6),
     ("." * 40 + "x", ["x"] * 10, 0.0),  # only the first 32 periods are deleted
-    ("1, 2", ["1 2"] * 10, 1.0), ("hello world?", TEN_HELLO, 1.0), ("hello@world", TEN_HELLO, 1.0),
-    ("<hello>", ["hello"] * 10, 1.0), ("hello world!", ["hello world"] * 2 + ["hi"] * 8, 0.6),
+    ("1, 2", ["1 2"] * 10, 1.0),
+    ("hello world?", TEN_HELLO, 1.0),
+    ("hello@world", TEN_HELLO, 1.0),
+    ("<hello>", ["hello"] * 10, 1.0),
+    ("hello world!", ["hello world"] * 2 + ["hi"] * 8, 0.6),
 ]
 
 
@@ -179,8 +332,10 @@ def test_textvqa_matches_evalai(output, answers, expected):
 
 
 def test_unresolved_mmmu_choice_is_random_per_record_and_counted():
-    recs = [{"id": f"q{i}", "choices": COLOURS, "answer": {"label": 0, "text": None, "all": []}, "meta": {}}
-            for i in range(40)]
+    recs = [
+        {"id": f"q{i}", "choices": COLOURS, "answer": {"label": 0, "text": None, "all": []}, "meta": {}}
+        for i in range(40)
+    ]
     rows, _ = mmmu.score_records(recs, ["no idea"] * 40, seed=3)
     again, _ = mmmu.score_records(recs, ["???"] * 40, seed=3)  # another unresolved output, same draws
     assert [r["parsed"] for r in rows] == [r["parsed"] for r in again]
@@ -189,11 +344,13 @@ def test_unresolved_mmmu_choice_is_random_per_record_and_counted():
 
 def test_thinking_is_stripped_before_parsing():
     assert strip_thinking("<think>maybe A, maybe B</think>\n\nC") == "C"
-    assert strip_thinking("reasoning about A</think>B") == "B"   # the template opened <think> in the prompt
-    assert strip_thinking("<think>A or B, let me think") == ""   # cut before closing: no answer
+    assert strip_thinking("reasoning about A</think>B") == "B"  # the template opened <think> in the prompt
+    assert strip_thinking("<think>A or B, let me think") == ""  # cut before closing: no answer
     assert strip_thinking("plain B") == "plain B"
     rec = {"id": "x", "choices": ANIMALS, "answer": {"label": 2, "text": None, "all": []}, "meta": {}}
-    rows, _ = score(get_protocol("mmbench"), [rec, rec], ["<think>A? B?</think>C", "<think>C is likely"], 0, thinking=True)
+    rows, _ = score(
+        get_protocol("mmbench"), [rec, rec], ["<think>A? B?</think>C", "<think>C is likely"], 0, thinking=True
+    )
     assert [r["parsed"] for r in rows] == ["C", None] and [r["score"] for r in rows] == [1.0, 0.0]
     # an Instruct model's output is parsed as it is: no reasoning block is cut from it
     rows, _ = score(get_protocol("mmbench"), [rec], ["The answer is C </think>"], 0)

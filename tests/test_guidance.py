@@ -1,11 +1,12 @@
 """Error messages and doctor lines name the remedy that fits the case."""
+
 import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 from PIL import Image
 
-from conftest import ROOT
 from vovnet import VovnetError
 from vovnet.model.loading import check_model_dir
 
@@ -16,9 +17,14 @@ def test_missing_tiny_model_says_dvc_repro_model(tmp_path, monkeypatch):
         check_model_dir("models/tiny-qwen3-vl")
 
 
-@pytest.mark.parametrize("path,repo", [("models/qwen3-vl-8b-instruct", "Qwen/Qwen3-VL-8B-Instruct"),
-                                       ("models/qwen3-vl-8b-thinking", "Qwen/Qwen3-VL-8B-Thinking"),
-                                       ("models/my-finetune", "<hub id>")])
+@pytest.mark.parametrize(
+    "path,repo",
+    [
+        ("models/qwen3-vl-8b-instruct", "Qwen/Qwen3-VL-8B-Instruct"),
+        ("models/qwen3-vl-8b-thinking", "Qwen/Qwen3-VL-8B-Thinking"),
+        ("models/my-finetune", "<hub id>"),
+    ],
+)
 def test_missing_hub_model_says_download_model_and_dvc_add(tmp_path, monkeypatch, path, repo):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(VovnetError) as err:
@@ -58,7 +64,11 @@ def test_export_images_names_an_unknown_split_and_lists_the_known(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == "error: dataset 'mmbench' has no split 'nosuch' (have: dev, test)"
     p = subprocess.run(cmd + ["--dataset", "mmbnch", "--split", "dev"], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode == 2 and p.stderr.startswith("error: no processed dataset 'mmbnch'") and "(have: mmbench;" in p.stderr
+    assert (
+        p.returncode == 2
+        and p.stderr.startswith("error: no processed dataset 'mmbnch'")
+        and "(have: mmbench;" in p.stderr
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -68,12 +78,21 @@ def test_max_length_advice_fits_the_action(tiny_model_dir, params):
 
     processor = load_processor(str(tiny_model_dir), params["model"])
     enc = Encoder(processor, params["vision_budget"], max_length=1)
-    rec = {"id": "r1", "question": "What colour?", "hint": None, "choices": ["red", "blue"],
-           "answer": {"label": 0, "text": "red", "all": ["red"]}}
-    with pytest.raises(VovnetError, match=r"with no vision exceed train.max_length 1; raise it \(this is the text alone\)$"):
+    rec = {
+        "id": "r1",
+        "question": "What colour?",
+        "hint": None,
+        "choices": ["red", "blue"],
+        "answer": {"label": 0, "text": "red", "all": ["red"]},
+    }
+    with pytest.raises(
+        VovnetError, match=r"with no vision exceed train.max_length 1; raise it \(this is the text alone\)$"
+    ):
         enc.encode(rec, [], "no")
     image = Image.new("RGB", (64, 64), (200, 30, 30))
-    with pytest.raises(VovnetError, match=r"with coarse vision exceed .*raise it or lower vision_budget.coarse.max_pixels$"):
+    with pytest.raises(
+        VovnetError, match=r"with coarse vision exceed .*raise it or lower vision_budget.coarse.max_pixels$"
+    ):
         enc.encode(rec, [image], "coarse")
 
 

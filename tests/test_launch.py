@@ -1,4 +1,5 @@
 """The launcher (launch.* params), the global batch and sharded evaluation's bookkeeping, without processes."""
+
 import os
 import socket
 import sys
@@ -40,8 +41,10 @@ def test_one_process_runs_the_stage_directly():
 
 def test_gpus_run_under_accelerate_launch_with_the_config_file(tmp_path):
     cfg = tmp_path / "ddp.yaml"
-    cfg.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nmixed_precision: fp16\n"
-                   "num_machines: 1\nnum_processes: 8\nmachine_rank: 0\nuse_cpu: false\n")
+    cfg.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nmixed_precision: fp16\n"
+        "num_machines: 1\nnum_processes: 8\nmachine_rank: 0\nuse_cpu: false\n"
+    )
     launch = resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=4)
     cmd = launch.command(["stages/train.py"])
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
@@ -60,8 +63,10 @@ def test_a_launch_config_needing_a_missing_package_is_one_line(tmp_path):
     if __import__("importlib").util.find_spec("deepspeed") is not None:
         pytest.skip("deepspeed is installed here")
     cfg = tmp_path / "zero2.yaml"
-    cfg.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
-                   "  zero_stage: 2\nmixed_precision: fp16\nnum_machines: 1\nnum_processes: 8\nuse_cpu: false\n")
+    cfg.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
+        "  zero_stage: 2\nmixed_precision: fp16\nnum_machines: 1\nnum_processes: 8\nuse_cpu: false\n"
+    )
     with pytest.raises(VovnetError, match="needs the package deepspeed, which is not installed"):
         resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=2)
     assert resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=1).processes == 1  # runs directly
@@ -73,8 +78,10 @@ def test_free_port_is_bindable():
         s.bind(("127.0.0.1", port))
 
 
-@pytest.mark.parametrize("batch,micro,procs,per,accum", [(64, 1, 8, 1, 8), (64, 1, 1, 1, 64), (8, None, 2, 4, 1),
-                                                         (8, 2, 2, 2, 2), (4, None, 1, 4, 1)])
+@pytest.mark.parametrize(
+    "batch,micro,procs,per,accum",
+    [(64, 1, 8, 1, 8), (64, 1, 1, 1, 64), (8, None, 2, 4, 1), (8, 2, 2, 2, 2), (4, None, 1, 4, 1)],
+)
 def test_batch_plan_derives_the_per_process_batch_and_accumulation(batch, micro, procs, per, accum):
     plan = batch_plan(batch, micro, procs)
     assert (plan.micro, plan.accumulation) == (per, accum)
@@ -96,8 +103,11 @@ def test_every_optimizer_step_sees_the_same_micro_batches_on_one_process_or_two(
         per_rank = [process_micro_batches(order, plan, r) for r in range(plan.processes)]
         out = []
         for step in range(len(order) // plan.batch):
-            mbs = [per_rank[r][step * plan.accumulation + a] for r in range(plan.processes)
-                   for a in range(plan.accumulation)]
+            mbs = [
+                per_rank[r][step * plan.accumulation + a]
+                for r in range(plan.processes)
+                for a in range(plan.accumulation)
+            ]
             out.append(sorted(map(tuple, mbs)))
         return out
 
@@ -110,7 +120,10 @@ def test_each_process_runs_whole_batches_and_the_main_one_gets_all_in_order():
     ids = [f"r{i}" for i in range(11)]
     shards = [Shard(r, 3, "cpu") for r in range(3)]
     assert [list(map(list, shard_batches(11, 2, s))) for s in shards] == [
-        [[0, 1], [6, 7]], [[2, 3], [8, 9]], [[4, 5], [10]]]
+        [[0, 1], [6, 7]],
+        [[2, 3], [8, 9]],
+        [[4, 5], [10]],
+    ]
     assert run_sharded(ids, 4, Shard(0, 1, "cpu"), lambda b: [ids[i] + "!" for i in b], "t") == [i + "!" for i in ids]
 
 

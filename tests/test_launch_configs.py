@@ -1,5 +1,6 @@
 """configs/accelerate/: every config parses with accelerate and names only installed or pinned packages;
 the GPU requirements install line is the one the README gives; gpu_check imports and --help on CPU."""
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -7,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from vovnet import VovnetError
-from vovnet.launch_configs import (GPU_REQUIREMENTS, check_launch_config, launch_configs, pinned,
-                                   required_packages)
+from vovnet.launch_configs import GPU_REQUIREMENTS, check_launch_config, launch_configs, pinned, required_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,10 @@ def test_a_config_needing_a_missing_package_is_one_line_with_the_install_command
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
     problems = check_launch_config(ROOT / "configs/accelerate/zero3_v100.yaml", ROOT)
-    assert problems == [f"{ROOT / 'configs/accelerate/zero3_v100.yaml'}: needs the package deepspeed, which is "
-                        "not installed: pip install -r requirements-gpu.txt"]
+    assert problems == [
+        f"{ROOT / 'configs/accelerate/zero3_v100.yaml'}: needs the package deepspeed, which is "
+        "not installed: pip install -r requirements-gpu.txt"
+    ]
 
 
 def test_a_config_accelerate_cannot_read_is_one_line(tmp_path):
@@ -54,7 +56,8 @@ def test_a_config_accelerate_cannot_read_is_one_line(tmp_path):
     if importlib.util.find_spec("transformer_engine") is None:
         assert check_launch_config(fp8, ROOT) == [
             f"{fp8}: needs the package transformer-engine, which is not installed: "
-            "pip install transformer-engine (not pinned in this project)"]
+            "pip install transformer-engine (not pinned in this project)"
+        ]
 
 
 def test_gpu_check_imports_and_prints_help_on_cpu(monkeypatch, capsys):

@@ -1,14 +1,14 @@
 """`dvc repro` and `dvc exp run` with launch.processes: 2 (gloo on CPU): both ranks train and evaluate, DVC
 records the outputs, and the results equal one process's (evaluation byte for byte; training step for
 step, losses within fp32 rounding)."""
+
 import json
 import shutil
 import sys
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import copy_repo, ran, sh, up_to_date
+from ruamel.yaml import YAML
 
 pytestmark = pytest.mark.slow
 SETS = ("mmbench", "mmbench_test")  # one set with answers (scores, baselines), one without (upload layout)
@@ -102,7 +102,6 @@ def start_and_kill_rank(cwd, cmd, ready, log, rank=1, timeout=600):
     import time
 
     import psutil
-
     from conftest import ENV
 
     with open(log, "w") as err:
@@ -130,8 +129,9 @@ def test_a_rank_killed_mid_evaluation_fails_the_stage_and_writes_nothing(repo2, 
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "vovnet.launch", "stages/evaluate.py", "--set", SETS[0], "--out", str(out)]
     # rank 1 is killed once it has loaded the model and taken its batches
-    rc = start_and_kill_rank(repo, cmd, lambda cwd, err: f"evaluate@{SETS[0]}: process 1 of 2" in err,
-                             tmp_path / "err.log")
+    rc = start_and_kill_rank(
+        repo, cmd, lambda cwd, err: f"evaluate@{SETS[0]}: process 1 of 2" in err, tmp_path / "err.log"
+    )
     assert rc != 0
     assert not out.exists() or not any(out.iterdir())
     assert sh(repo, *cmd).count("process 1 of 2") == 1  # the rerun starts clean and completes
@@ -144,8 +144,9 @@ def test_a_rank_killed_mid_training_resumes_from_its_checkpoint(repo2, tmp_path)
     shutil.copytree(repo, work, symlinks=True, ignore=shutil.ignore_patterns("cache", "tmp"))
     edit_params(work / "params.yaml", **{"train.save_every": 5, "train.output_dir": "models/killed"})
     cmd = [sys.executable, "-m", "vovnet.launch", "stages/train.py", "--metrics", "metrics/killed.json"]
-    rc = start_and_kill_rank(work, cmd, lambda cwd, err: any((cwd / "checkpoints").glob("train/*/step-*/state.json")),
-                             tmp_path / "err.log")
+    rc = start_and_kill_rank(
+        work, cmd, lambda cwd, err: any((cwd / "checkpoints").glob("train/*/step-*/state.json")), tmp_path / "err.log"
+    )
     assert rc != 0 and not (work / "models" / "killed").exists()
     out = sh(work, *cmd)
     assert "resuming from" in out and "train: process 1 of 2" in out

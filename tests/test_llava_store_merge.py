@@ -2,8 +2,8 @@ import json
 import os
 
 import pytest
-
 from conftest import ds_cfg, jpeg_bytes
+
 from vovnet import VovnetError
 from vovnet.data.image_store import ImageStore
 from vovnet.data.merge import merge
@@ -13,8 +13,11 @@ LIMIT = 89_478_485
 
 
 def llava_item(i, image):
-    return {"id": str(i), "image": image, "conversations": [{"from": "human", "value": "<image>\nWhat colour?"},
-                                                            {"from": "gpt", "value": f"red {i}"}]}
+    return {
+        "id": str(i),
+        "image": image,
+        "conversations": [{"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": f"red {i}"}],
+    }
 
 
 def setup_llava(tmp_path, items):
@@ -30,14 +33,27 @@ def setup_llava(tmp_path, items):
 
 
 def test_llava_paths_never_escape_root(tmp_path):
-    items = [llava_item(1, "a.jpg"), llava_item(2, "../secret.jpg"), llava_item(3, str(tmp_path / "secret.jpg")),
-             llava_item(4, "link.jpg")]
+    items = [
+        llava_item(1, "a.jpg"),
+        llava_item(2, "../secret.jpg"),
+        llava_item(3, str(tmp_path / "secret.jpg")),
+        llava_item(4, "link.jpg"),
+    ]
     raw, root = setup_llava(tmp_path, items)
-    normalize_dataset("llava", ds_cfg("llava", splits=["train"], image_root=str(root)), raw, tmp_path / "o", seed=0,
-                      max_image_pixels=LIMIT)
+    normalize_dataset(
+        "llava",
+        ds_cfg("llava", splits=["train"], image_root=str(root)),
+        raw,
+        tmp_path / "o",
+        seed=0,
+        max_image_pixels=LIMIT,
+    )
     recs = (tmp_path / "o" / "llava_train.jsonl").read_text().splitlines()
     assert len(recs) == 1 and json.loads(recs[0])["answer"]["text"] == "red 1"
-    rejects = {r["source_id"]: r["reason"] for r in map(json.loads, (tmp_path / "o" / "rejects.jsonl").read_text().splitlines())}
+    rejects = {
+        r["source_id"]: r["reason"]
+        for r in map(json.loads, (tmp_path / "o" / "rejects.jsonl").read_text().splitlines())
+    }
     assert "escapes its root" in rejects["2"] and "escapes its root" in rejects["3"]
     assert "outside" in rejects["4"]
 
@@ -46,18 +62,32 @@ def test_llava_missing_image_error_or_reject(tmp_path, monkeypatch):
     raw, root = setup_llava(tmp_path, [llava_item(1, "a.jpg"), llava_item(2, "nope.jpg")])
     monkeypatch.setenv("VOVNET_IMAGE_ROOTS", str(tmp_path / "elsewhere"))
     with pytest.raises(VovnetError, match=r"row 1 \(id 2\): image 'nope.jpg' not found under any root .*elsewhere"):
-        normalize_dataset("llava", ds_cfg("llava", splits=["train"], image_root=str(root)), raw, tmp_path / "o",
-                          seed=0, max_image_pixels=LIMIT)
+        normalize_dataset(
+            "llava",
+            ds_cfg("llava", splits=["train"], image_root=str(root)),
+            raw,
+            tmp_path / "o",
+            seed=0,
+            max_image_pixels=LIMIT,
+        )
     assert not (tmp_path / "o").exists()
-    stats = normalize_dataset("llava", ds_cfg("llava", splits=["train"], image_root=str(root), on_missing_image="reject"),
-                              raw, tmp_path / "o", seed=0, max_image_pixels=LIMIT)
+    stats = normalize_dataset(
+        "llava",
+        ds_cfg("llava", splits=["train"], image_root=str(root), on_missing_image="reject"),
+        raw,
+        tmp_path / "o",
+        seed=0,
+        max_image_pixels=LIMIT,
+    )
     assert stats["rejects"] == 1 and stats["splits"]["train"]["records"] == 1
 
 
 def test_llava_image_found_via_env_roots(tmp_path, monkeypatch):
     raw, root = setup_llava(tmp_path, [llava_item(1, "a.jpg")])
     monkeypatch.setenv("VOVNET_IMAGE_ROOTS", f"{tmp_path / 'none'}:{root}")
-    stats = normalize_dataset("llava", ds_cfg("llava", splits=["train"]), raw, tmp_path / "o", seed=0, max_image_pixels=LIMIT)
+    stats = normalize_dataset(
+        "llava", ds_cfg("llava", splits=["train"]), raw, tmp_path / "o", seed=0, max_image_pixels=LIMIT
+    )
     assert stats["splits"]["train"]["records"] == 1
 
 
@@ -67,7 +97,9 @@ def test_llava_bad_files(tmp_path, content, match):
     raw.mkdir()
     (raw / "x.json").write_text(content)
     with pytest.raises(VovnetError, match=match):
-        normalize_dataset("llava", ds_cfg("llava", splits=["train"]), raw, tmp_path / "o", seed=0, max_image_pixels=LIMIT)
+        normalize_dataset(
+            "llava", ds_cfg("llava", splits=["train"]), raw, tmp_path / "o", seed=0, max_image_pixels=LIMIT
+        )
 
 
 def test_image_store_roundtrip_and_export(tmp_path):
@@ -95,9 +127,17 @@ def test_image_store_roundtrip_and_export(tmp_path):
 
 
 def _rec(i, ds, question, sha, choices=("a", "b"), label=0):
-    return {"id": f"{ds}-{i}", "dataset": ds, "split": "s", "question": question, "hint": None, "choices": list(choices),
-            "answer": {"label": label, "text": "A", "all": ["A"]},
-            "images": [{"sha256": sha, "width": 1, "height": 1, "format": "jpeg"}], "meta": {}}
+    return {
+        "id": f"{ds}-{i}",
+        "dataset": ds,
+        "split": "s",
+        "question": question,
+        "hint": None,
+        "choices": list(choices),
+        "answer": {"label": label, "text": "A", "all": ["A"]},
+        "images": [{"sha256": sha, "width": 1, "height": 1, "format": "jpeg"}],
+        "meta": {},
+    }
 
 
 def _write(root, ds, split, recs):
@@ -106,14 +146,25 @@ def _write(root, ds, split, recs):
     (d / f"{ds}_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
 
 
-MERGE_CFG = {"enabled": True, "name": "core", "sources": ["mmb/dev", "lite/lite"], "heldout_source": "mmb/dev",
-             "heldout_fraction": 0.4, "val_fraction": 0.2, "guard_sets": ["ev/validation"], "allow_overlap": False}
+MERGE_CFG = {
+    "enabled": True,
+    "name": "core",
+    "sources": ["mmb/dev", "lite/lite"],
+    "heldout_source": "mmb/dev",
+    "heldout_fraction": 0.4,
+    "val_fraction": 0.2,
+    "guard_sets": ["ev/validation"],
+    "allow_overlap": False,
+}
 
 
 def test_merge_keeps_groups_together_and_lite_out_of_heldout(tmp_path):
     mmb = []
     for g in range(40):  # circular copies: same image & question, rotated options
-        mmb += [_rec(f"{g}a", "mmb", f"q{g}", f"img{g}", ("x", "y")), _rec(f"{g}b", "mmb", f"q{g}", f"img{g}", ("y", "x"), 1)]
+        mmb += [
+            _rec(f"{g}a", "mmb", f"q{g}", f"img{g}", ("x", "y")),
+            _rec(f"{g}b", "mmb", f"q{g}", f"img{g}", ("y", "x"), 1),
+        ]
     lite = [{**_rec(f"{g}", "lite", f"q{g}", f"img{g}", ("x", "y")), "id": f"lite-{g}"} for g in range(0, 40, 2)]
     for r in lite:
         r["answer"] = {"label": 1, "text": "B", "all": ["B"]}  # differs from MMBench's copy: not an exact duplicate

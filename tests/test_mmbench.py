@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+
 from vovnet import VovnetError
 from vovnet.data.normalize import normalize_dataset
 
@@ -17,16 +17,25 @@ def run(tmp_path, rows=None, tsv_text=None, name="mmbench", split="dev", **cfg_k
     else:
         write_tsv(raw / f"MMBench_{split.upper()}_EN.tsv", rows)
     out = tmp_path / "out"
-    stats = normalize_dataset(name, ds_cfg(name, "mmbench", splits=[split], **cfg_kw), raw, out, seed=0,
-                              max_image_pixels=cfg_kw.pop("limit", LIMIT) if "limit" in cfg_kw else LIMIT)
+    stats = normalize_dataset(
+        name,
+        ds_cfg(name, "mmbench", splits=[split], **cfg_kw),
+        raw,
+        out,
+        seed=0,
+        max_image_pixels=cfg_kw.pop("limit", LIMIT) if "limit" in cfg_kw else LIMIT,
+    )
     recs = [json.loads(x) for x in (out / f"{name}_{split}.jsonl").read_text().splitlines()]
     rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
     return recs, rejects, stats
 
 
 def test_circular_copies_share_one_image_and_group(tmp_path):
-    rows = [mmb_row(1, answer="B"), mmb_row(1_000_001, answer="A", image="1", options=("y", "z", "w", "x")),
-            mmb_row(2, answer="C", options=("p", "q", "r"))]
+    rows = [
+        mmb_row(1, answer="B"),
+        mmb_row(1_000_001, answer="A", image="1", options=("y", "z", "w", "x")),
+        mmb_row(2, answer="C", options=("p", "q", "r")),
+    ]
     recs, rejects, stats = run(tmp_path, rows)
     assert rejects == [] and len(recs) == 3
     by_index = {r["meta"]["index"]: r for r in recs}
@@ -46,7 +55,7 @@ def test_forward_reference_resolves_and_missing_reference_rejected(tmp_path):
 
 def test_wrapped_base64_decodes_and_invalid_base64_rejected(tmp_path):
     data = b64(jpeg_bytes())
-    wrapped = "\n".join(data[i:i + 76] for i in range(0, len(data), 76))
+    wrapped = "\n".join(data[i : i + 76] for i in range(0, len(data), 76))
     rows = [mmb_row(1, image=wrapped), mmb_row(2, image="!!" + "A" * 100)]
     recs, rejects, stats = run(tmp_path, rows)
     assert len(recs) == 1 and recs[0]["images"][0]["format"] == "jpeg"
@@ -54,11 +63,14 @@ def test_wrapped_base64_decodes_and_invalid_base64_rejected(tmp_path):
     assert stats["reject_reasons"] == {"invalid base64": 1}
 
 
-@pytest.mark.parametrize("payload,reason", [
-    (b"not an image at all" * 10, "undecodable image"),
-    (jpeg_bytes()[:200], "undecodable image"),
-    (b"", "empty image"),
-])
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (b"not an image at all" * 10, "undecodable image"),
+        (jpeg_bytes()[:200], "undecodable image"),
+        (b"", "empty image"),
+    ],
+)
 def test_bad_image_bytes_rejected(tmp_path, payload, reason):
     rows = [mmb_row(1), mmb_row(2, image=b64(payload) if payload else "A" * 70)]
     recs, rejects, _ = run(tmp_path, rows)
@@ -69,15 +81,21 @@ def test_bad_image_bytes_rejected(tmp_path, payload, reason):
 def test_decompression_bomb_rejected_by_params_limit(tmp_path):
     raw = tmp_path / "raw"
     write_tsv(raw / "MMBench_DEV_EN.tsv", [mmb_row(1, image=b64(jpeg_bytes(size=(200, 200)))), mmb_row(2)])
-    stats = normalize_dataset("mmbench", ds_cfg("mmbench", splits=["dev"]), raw, tmp_path / "out", seed=0,
-                              max_image_pixels=10_000)
+    stats = normalize_dataset(
+        "mmbench", ds_cfg("mmbench", splits=["dev"]), raw, tmp_path / "out", seed=0, max_image_pixels=10_000
+    )
     rej = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
     assert "too large" in rej["reason"] and rej["row"] == 0 and stats["splits"]["dev"]["records"] == 1
 
 
 def test_row_level_problems_are_counted_rejects(tmp_path):
-    rows = [mmb_row(1, answer="E"), mmb_row(2, options=("", "", "", "")), mmb_row(3, question=""),
-            mmb_row(4), mmb_row(4, question="different")]
+    rows = [
+        mmb_row(1, answer="E"),
+        mmb_row(2, options=("", "", "", "")),
+        mmb_row(3, question=""),
+        mmb_row(4),
+        mmb_row(4, question="different"),
+    ]
     recs, rejects, stats = run(tmp_path, rows)
     reasons = {r["row"]: r["reason"] for r in rejects}
     assert "not one of the options" in reasons[0]
@@ -92,7 +110,9 @@ def test_missing_required_column_is_one_line_error(tmp_path):
     cols = [c for c in ["index", "question", "hint", "A", "B", "C", "D", "category", "image"]]
     write_tsv(tmp_path / "raw" / "MMBench_DEV_EN.tsv", rows, columns=cols)
     with pytest.raises(VovnetError, match=r"missing required column\(s\) answer"):
-        normalize_dataset("mmbench", ds_cfg("mmbench"), tmp_path / "raw", tmp_path / "out", seed=0, max_image_pixels=LIMIT)
+        normalize_dataset(
+            "mmbench", ds_cfg("mmbench"), tmp_path / "raw", tmp_path / "out", seed=0, max_image_pixels=LIMIT
+        )
     assert not (tmp_path / "out").exists()  # nothing partial
 
 
@@ -100,15 +120,21 @@ def test_test_split_without_answer_column(tmp_path):
     rows = [mmb_row(1)]
     cols = [c for c in ["index", "question", "hint", "A", "B", "C", "D", "category", "image"]]
     write_tsv(tmp_path / "raw" / "MMBench_TEST_EN.tsv", rows, columns=cols)
-    normalize_dataset("mmbench", ds_cfg("mmbench", splits=["test"]), tmp_path / "raw", tmp_path / "out", seed=0,
-                      max_image_pixels=LIMIT)
+    normalize_dataset(
+        "mmbench",
+        ds_cfg("mmbench", splits=["test"]),
+        tmp_path / "raw",
+        tmp_path / "out",
+        seed=0,
+        max_image_pixels=LIMIT,
+    )
     rec = json.loads((tmp_path / "out" / "mmbench_test.jsonl").read_text())
     assert rec["answer"] == {"label": None, "text": None, "all": []}
 
 
 def test_extra_fields_bom_crlf_and_non_utf8(tmp_path):
-    import io
     import csv
+    import io
 
     from conftest import MMB_COLUMNS
 
@@ -151,6 +177,8 @@ def test_workers_give_identical_output(tmp_path):
     raw = tmp_path / "raw"
     write_tsv(raw / "MMBench_DEV_EN.tsv", rows)
     for w in (1, 2):
-        normalize_dataset("mmbench", ds_cfg("mmbench"), raw, tmp_path / f"o{w}", seed=0, max_image_pixels=LIMIT, workers=w)
+        normalize_dataset(
+            "mmbench", ds_cfg("mmbench"), raw, tmp_path / f"o{w}", seed=0, max_image_pixels=LIMIT, workers=w
+        )
     for f in ("mmbench_dev.jsonl", "images.tar"):
         assert (tmp_path / "o1" / f).read_bytes() == (tmp_path / "o2" / f).read_bytes()

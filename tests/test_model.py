@@ -27,8 +27,10 @@ def setup(in_workspace):
 def test_task_loss_is_the_models_own_loss_on_answer_tokens(setup):
     params, model, processor, encoder, ds, collator, records = setup
     batch = collator([ds[i] for i in range(4)])["full"]
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values",
-                                    "image_grid_thw")}
+    inputs = {
+        k: batch[k]
+        for k in ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+    }
     out = model.lm(**inputs)
     per, count = per_sample_lm_loss(out.logits, batch["labels"])
     assert torch.allclose((per * count).sum() / count.sum(), out.loss, atol=1e-5)
@@ -66,9 +68,12 @@ def test_action_costs_are_the_processors_token_counts(setup):
     imgs = ds.images(rec)
     for action in ("coarse", "full"):
         b = params["vision_budget"][action]
-        out = processor(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=imgs,
-                        images_kwargs={"size": {"shortest_edge": b["min_pixels"], "longest_edge": b["max_pixels"]}},
-                        return_tensors="pt")
+        out = processor(
+            text=["<|vision_start|><|image_pad|><|vision_end|>"],
+            images=imgs,
+            images_kwargs={"size": {"shortest_edge": b["min_pixels"], "longest_edge": b["max_pixels"]}},
+            return_tensors="pt",
+        )
         n = int((out["input_ids"] == processor.image_token_id).sum())
         assert encoder.encode(rec, imgs, action)["vision_tokens"] == n
     costs = [encoder.encode(rec, imgs, a)["vision_tokens"] for a in ACTIONS]
@@ -98,8 +103,10 @@ def test_save_load_round_trip_gives_identical_outputs(setup, tmp_path):
         _, f1 = model.text_pass(batch["no"])
         _, f2 = loaded.text_pass(batch["no"])
         s1, s2 = model.policy_scores(f1), loaded.policy_scores(f2)
-        full = {k: batch["full"][k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
-                                               "image_grid_thw")}
+        full = {
+            k: batch["full"][k]
+            for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+        }
         l1, l2 = model.lm(**full).logits, loaded.lm(**full).logits
     assert torch.allclose(s1, s2, atol=1e-6) and torch.allclose(l1, l2, atol=1e-5)
     assert cfg["train"]["lr"] == params["train"]["lr"]
@@ -121,8 +128,13 @@ def test_prefix_reuse_matches_the_plain_path(setup):
         plain = []
         for a in ACTIONS:
             b = batches[a]
-            out = model.lm(**{k: b[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
-                                                "image_grid_thw") if k in b})
+            out = model.lm(
+                **{
+                    k: b[k]
+                    for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+                    if k in b
+                }
+            )
             plain.append(per_sample_lm_loss(out.logits, b["labels"])[0])
         _, plain_feats = model.text_pass(batches["no"])
         reused, feats = reuse_forward(model.lm, encs, processor.tokenizer.pad_token_id, processor.image_token_id, "cpu")
@@ -137,8 +149,9 @@ def test_thinking_model_for_full_vision_is_frozen_and_used(in_workspace, tiny_mo
     model, processor = build_vovnet(params)
     assert model.full_lm is not None and model.lm_for("full") is model.full_lm and model.lm_for("coarse") is model.lm
     assert not any(p.requires_grad for p in model.full_lm.parameters())
-    ds = RecordDataset(list(read_jsonl(params["train"]["train_file"]))[:2],
-                       Encoder(processor, params["vision_budget"], 2048))
+    ds = RecordDataset(
+        list(read_jsonl(params["train"]["train_file"]))[:2], Encoder(processor, params["vision_budget"], 2048)
+    )
     batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)([ds[0], ds[1]])
     out = model(batch, stage=2, policy_cfg=params["policy"], prefix_reuse=True)  # reuse falls back: two models
     out["loss"].backward()
@@ -147,12 +160,12 @@ def test_thinking_model_for_full_vision_is_frozen_and_used(in_workspace, tiny_mo
 
 
 def test_export_parquet_matches_jsonl(tmp_path):
+    import shutil
+
     import pyarrow.parquet as pq
     from conftest import ROOT, ds_cfg
 
     from vovnet.data.normalize import normalize_dataset
-
-    import shutil
 
     cfg = ds_cfg("mmbench", splits=["dev"])
     raw = tmp_path / "raw" / "mmbench"  # a copy: normalize keeps its hash cache next to the raw folder
@@ -198,20 +211,23 @@ def test_fast_image_processor_matches_the_pil_one_within_the_stated_tolerance(ti
     0.05 level. Random noise, the worst case for interpolation: mean under 0.5 level (strong anisotropic
     rescales move a few values by up to ~20 levels; measured 19)."""
     import numpy as np
+    from conftest import ROOT
     from PIL import Image, ImageDraw
     from ruamel.yaml import YAML
     from transformers import AutoImageProcessor
     from transformers.image_processing_backends import TorchvisionBackend
 
-    from conftest import ROOT
     from vovnet.model.budgets import image_inputs
     from vovnet.model.loading import load_processor
 
     fast = load_processor(str(tiny_model_dir), {"trust_remote_code": False}).image_processor
     slow = AutoImageProcessor.from_pretrained(str(tiny_model_dir), backend="pil")
     assert isinstance(fast, TorchvisionBackend) and not isinstance(slow, TorchvisionBackend)
-    budgets = [b for f in sorted((ROOT / "presets").glob("*.yaml"))
-               for b in (YAML(typ="safe").load(f.read_text()).get("vision_budget") or {}).values()]
+    budgets = [
+        b
+        for f in sorted((ROOT / "presets").glob("*.yaml"))
+        for b in (YAML(typ="safe").load(f.read_text()).get("vision_budget") or {}).values()
+    ]
     assert len(budgets) >= 6  # sample, demo and paper presets, COARSE and FULL each
 
     def drawn(w, h):

@@ -1,5 +1,6 @@
 """The project is a package: pyproject.toml names it, its console script and its data; the stages import it
 without editing sys.path."""
+
 import importlib
 import tomllib
 from fnmatch import fnmatch

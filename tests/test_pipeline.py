@@ -1,4 +1,5 @@
 """End to end: `dvc repro` in a temporary copy of the repository (offline, sample preset)."""
+
 import json
 import subprocess
 
@@ -18,16 +19,32 @@ def test_repro_runs_everything_then_nothing(repo, reproduced):
     assert FAKE_TOKEN not in out
     stages = ran(out)
     assert {"merge", "model", "train", "normalize@mmbench", "evaluate@mmbench", "evaluate@mmbench_test"} <= stages
-    for f in ("models/vovnet/head.safetensors", "metrics/train.json", "eval/mmbench/metrics.json",
-              "eval/mmbench/pareto.json", "eval/mmbench/report.json", "eval/mmbench/pareto.png", "plots/training.png",
-              "eval/mmbench_test/submission.tsv", "data/processed/mmbench_core/mmbench_core_train.jsonl"):
+    for f in (
+        "models/vovnet/head.safetensors",
+        "metrics/train.json",
+        "eval/mmbench/metrics.json",
+        "eval/mmbench/pareto.json",
+        "eval/mmbench/report.json",
+        "eval/mmbench/pareto.png",
+        "plots/training.png",
+        "eval/mmbench_test/submission.tsv",
+        "data/processed/mmbench_core/mmbench_core_train.jsonl",
+    ):
         assert (repo / f).exists(), f
 
     from vovnet.evaluation.report import flat_keys
 
     pareto = json.loads((repo / "eval" / "mmbench" / "pareto.json").read_text())
     policies = {p["policy"] for p in pareto}
-    assert {"learned", "always_full", "always_coarse", "no_vision", "random", "uncertainty", "uncertainty_coarse"} <= policies
+    assert {
+        "learned",
+        "always_full",
+        "always_coarse",
+        "no_vision",
+        "random",
+        "uncertainty",
+        "uncertainty_coarse",
+    } <= policies
     assert all({"accuracy", "vision_tokens", "ratio_no", "ratio_coarse", "ratio_full"} <= set(p) for p in pareto)
     assert len([p for p in pareto if p["policy"] == "learned"]) >= 5
     metrics = json.loads((repo / "eval" / "mmbench" / "metrics.json").read_text())
@@ -65,15 +82,22 @@ def test_repro_runs_everything_then_nothing(repo, reproduced):
 def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
     # train (seconds long) alone, both times: the download@ checks that run before any other stage
     # would otherwise outlast a short stage of the first run
-    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "train"], cwd=repo, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", "train"],
+        cwd=repo,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = ""
     while "Running stage 'train'" not in seen:  # the first holds train's lock while it runs
         line = first.stdout.readline()
         assert line, seen
         seen += line
-    second = subprocess.run(["dvc", "repro", "-s", "train"], cwd=repo, env=ENV, capture_output=True, text=True,
-                            timeout=300)
+    second = subprocess.run(
+        ["dvc", "repro", "-s", "train"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
+    )
     rest, _ = first.communicate(timeout=300)
     assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
     assert first.returncode == 0, seen + rest

@@ -1,4 +1,5 @@
 """`python -m vovnet plan`: the real 8B architecture on meta, LoRA placement, memory verdicts, bad input."""
+
 import json
 import shutil
 from pathlib import Path
@@ -41,15 +42,31 @@ def test_8b_fixture_has_the_published_parameter_count(plan_8b):
     assert abs(base - 8.77e9) / 8.77e9 < 0.01, base
     assert plan.arch.hidden == 4096 and plan.arch.layers == 36 and plan.arch.vocab == 151936
     assert plan.arch.groups["LM head"][0] == 151936 * 4096  # untied: its own matrix
-    assert plan.arch.full_vision_tokens == 980                # paper budget 1,003,520 px / 32^2
+    assert plan.arch.full_vision_tokens == 980  # paper budget 1,003,520 px / 32^2
     cfg = read_config(FIXTURE_8B)
     text, vision = cfg.text_config, cfg.vision_config
-    assert (text.intermediate_size, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (12288, 32, 8, 128)
-    assert text.rope_parameters == {"rope_type": "default", "rope_theta": 5000000, "mrope_section": [24, 20, 20],
-                                    "mrope_interleaved": True}
-    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads, vision.out_hidden_size,
-            vision.deepstack_visual_indexes, vision.patch_size, vision.spatial_merge_size) == \
-        (27, 1152, 4304, 16, 4096, [8, 16, 24], 16, 2)
+    assert (text.intermediate_size, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (
+        12288,
+        32,
+        8,
+        128,
+    )
+    assert text.rope_parameters == {
+        "rope_type": "default",
+        "rope_theta": 5000000,
+        "mrope_section": [24, 20, 20],
+        "mrope_interleaved": True,
+    }
+    assert (
+        vision.depth,
+        vision.hidden_size,
+        vision.intermediate_size,
+        vision.num_heads,
+        vision.out_hidden_size,
+        vision.deepstack_visual_indexes,
+        vision.patch_size,
+        vision.spatial_merge_size,
+    ) == (27, 1152, 4304, 16, 4096, [8, 16, 24], 16, 2)
     assert cfg.tie_word_embeddings is False
 
 
@@ -126,7 +143,8 @@ def test_plan_without_config_json_is_one_line(tmp_path, capsys):
 
 def test_lora_pattern_matching_nothing_is_one_line(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "params.yaml").write_text(
-        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [qkv_linear]\n")
+        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [qkv_linear]\n"
+    )
     err = _one_line_error(capsys, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert "target_modules [qkv_linear] matches no language-model module" in err
 
@@ -135,7 +153,8 @@ def test_lora_touching_the_vision_tower_is_one_line(tiny_model_dir, tmp_path, ca
     # a pattern that is not anchored to the language model reaches the vision blocks' `qkv`
     monkeypatch.setattr(loading, "LANGUAGE_MODULE_PATTERN", r".*\.({})$")
     (tmp_path / "params.yaml").write_text(
-        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [q_proj, qkv]\n")
+        f"model:\n  name: {tiny_model_dir}\n  lora:\n    target_modules: [q_proj, qkv]\n"
+    )
     err = _one_line_error(capsys, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert "touches the vision tower" in err and ".visual." in err
 
@@ -144,11 +163,21 @@ def test_other_model_type_warns_then_plans(tmp_path, capsys):
     from transformers import Qwen2_5_VLConfig
 
     Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                           fullatt_block_indexes=[0])).save_pretrained(tmp_path / "m")
+        text_config=dict(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            bos_token_id=1,
+            eos_token_id=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        ),
+        vision_config=dict(
+            depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, fullatt_block_indexes=[0]
+        ),
+    ).save_pretrained(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model_type"] == "qwen2_5_vl"
     (tmp_path / "params.yaml").write_text(f"model:\n  name: {tmp_path / 'm'}\n")
     assert main(["plan", "--params", str(tmp_path / "params.yaml")]) == 0

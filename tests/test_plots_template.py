@@ -1,13 +1,14 @@
 """`dvc plots show` writes a page that renders offline: Vega, Vega-Lite and Vega-Embed inlined from the
 pinned vl-convert-python (the committed .dvc/offline_plots.html, DVC's plots.html_template)."""
+
 import configparser
 import json
 import re
 import shutil
 
 import pytest
-
 from conftest import ROOT, sh
+
 from vovnet.plots_template import TEMPLATE, offline_page
 
 SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc\s*=\s*['\"]?\s*(?:https?:)?//", re.IGNORECASE)
@@ -33,8 +34,9 @@ def test_dvc_plots_show_writes_html_with_the_bundle_and_no_remote_script(tmp_pat
     pareto = [{"policy": "learned", "vision_tokens": t, "accuracy": a} for t, a in ((1, 0.4), (8, 0.6), (16, 0.7))]
     (repo / "eval").mkdir()
     (repo / "eval" / "pareto.json").write_text(json.dumps(pareto))
-    (repo / "dvc.yaml").write_text("plots:\n  - eval/pareto.json:\n      x: vision_tokens\n      y: accuracy\n"
-                                   "      template: scatter\n")
+    (repo / "dvc.yaml").write_text(
+        "plots:\n  - eval/pareto.json:\n      x: vision_tokens\n      y: accuracy\n      template: scatter\n"
+    )
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "plots", "show", "-o", "out")
     html = (repo / "out" / "index.html").read_text(encoding="utf-8")

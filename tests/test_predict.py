@@ -1,6 +1,7 @@
 """predict: only the chosen branch runs, through per-action queues that run full batches, its answers equal
 evaluate's, bad lines become counted rejects, the output is atomic, and a 2-process (gloo, CPU) run writes
 the same single output."""
+
 import io
 import json
 import os
@@ -10,10 +11,10 @@ import sys
 import time
 
 import pytest
-from ruamel.yaml import YAML
 import torch
-
 from conftest import ROOT, jpeg_bytes
+from ruamel.yaml import YAML
+
 from vovnet.config import load_params
 from vovnet.evaluation.core import evaluate_set, load_eval_records
 from vovnet.inference.predict import PredictOptions, predict_file, rejects_path
@@ -44,12 +45,13 @@ def trained(workspace):
         model, processor = build_vovnet(params)
         # evaluate's records in evaluate's order, so both see the same batches
         records = load_eval_records("mmbench", params["evaluation"]["sets"]["mmbench"], QUESTIONS)
-        enc, ids = Encoder(processor, params["vision_budget"], 10 ** 9), TokenIds.of(processor)
+        enc, ids = Encoder(processor, params["vision_budget"], 10**9), TokenIds.of(processor)
         with torch.no_grad():
             for p in model.head.mlp.parameters():
                 p.mul_(40.0)
-            prefill = text_prefill(model.lm, [enc.encode(r, [], "no", with_target=False) for r in records],
-                                   ids.pad, ids.image, "cpu")
+            prefill = text_prefill(
+                model.lm, [enc.encode(r, [], "no", with_target=False) for r in records], ids.pad, ids.image, "cpu"
+            )
             scores = model.policy_scores(prefill.features)
             # Score k becomes k*u - c_k for u = (FULL - COARSE score gap): NO below t1, COARSE up to t2, FULL above,
             # with t1, t2 between the sorted gaps at a third and two thirds of the records.
@@ -76,8 +78,13 @@ def run_evaluate(params, model_dir, batch_size, out_dir):
 
 
 def run_predict(params, model_dir, inp, out, policy, batch_size, **kw):
-    opts = PredictOptions(policy=policy, cost_shift=params["policy"]["cost_shift"], cost_norm=params["policy"]["cost_norm"],
-                          batch_size=batch_size, max_new_tokens=params["evaluation"]["max_new_tokens"])
+    opts = PredictOptions(
+        policy=policy,
+        cost_shift=params["policy"]["cost_shift"],
+        cost_norm=params["policy"]["cost_norm"],
+        batch_size=batch_size,
+        max_new_tokens=params["evaluation"]["max_new_tokens"],
+    )
     summary = predict_file(model_dir, inp, out, params, opts, **kw)
     return lines(out), summary
 
@@ -112,7 +119,9 @@ def test_answers_and_choices_equal_evaluate(in_workspace, trained, batch_size, t
     assert {r["action"] for r in rows} == {"no", "coarse", "full"}  # batches really are mixed and regrouped
     assert [r["answer"] for r in rows] == [evaluated[i]["output"] for i in ids]
     # the same VLMEvalKit matching; predict reports a refusal ('Z' in evaluate) as no letter
-    assert [r["parsed"] for r in rows] == [None if evaluated[i]["parsed"] == "Z" else evaluated[i]["parsed"] for i in ids]
+    assert [r["parsed"] for r in rows] == [
+        None if evaluated[i]["parsed"] == "Z" else evaluated[i]["parsed"] for i in ids
+    ]
     for r in rows:
         assert r["policy_scores"] == pytest.approx(evaluated[r["id"]]["policy_scores"], abs=1e-5)
     assert len({r["answer"] for r in rows}) > 1  # random outputs: equality is not trivially "A" == "A"
@@ -149,16 +158,19 @@ def test_rows_of_text_passes_of_different_widths_join_into_one_batch_with_the_sa
     joined = join([take(passes[k], rows) for k, rows in picked], ids.pad)
     encs = [(short, long)[k][j] for k, rows in picked for j in rows]
     for action in ACTIONS:
-        alone = [t for k, rows in picked for t in answer_action(
-            model, passes[k], rows, [(short, long)[k][j][action] for j in rows], action, ids, 4)]
+        alone = [
+            t
+            for k, rows in picked
+            for t in answer_action(model, passes[k], rows, [(short, long)[k][j][action] for j in rows], action, ids, 4)
+        ]
         together = answer_action(model, joined, list(range(len(encs))), [e[action] for e in encs], action, ids, 4)
         assert together == alone, action
     assert len({tuple(t) for t in together}) > 1
 
 
 def test_vision_cost_without_decoding_equals_the_processors(in_workspace, trained):
-    from transformers import AutoProcessor
     from PIL import Image
+    from transformers import AutoProcessor
 
     params = load_params("params.yaml")
     ip = AutoProcessor.from_pretrained(str(trained[0])).image_processor
@@ -192,28 +204,33 @@ def request_dir(tmp_path):
 
 def test_bad_requests_are_counted_rejects_and_the_rest_is_answered(in_workspace, trained, request_dir):
     params = load_params("params.yaml")
-    inp = write_requests(request_dir, [
-        {"id": "ok1", "question": "What colour?", "image": "images/a.jpg", "choices": ["red", "blue"]},
-        {"id": "noq", "image": "images/a.jpg"},
-        {"id": "blankq", "question": "   "},
-        {"id": "missing", "question": "Q?", "image": "images/nope.jpg"},
-        {"id": "garbage", "question": "Q?", "image": "images/garbage.jpg"},
-        {"id": "escape", "question": "Q?", "image": "../outside.jpg"},
-        {"id": "absolute", "question": "Q?", "image": str(request_dir / "outside.jpg")},
-        {"id": "symlink", "question": "Q?", "image": "images/link.jpg"},
-        {"id": "badchoices", "question": "Q?", "choices": "A or B"},
-        "{not json",
-        {"id": "ok2", "question": "Open question, two images", "image": ["images/a.jpg", "images/b.jpg"]},
-        {"id": "truncated", "question": "Q?", "image": "images/truncated.jpg"},
-        {"question": "No id, no image"},
-    ])
+    inp = write_requests(
+        request_dir,
+        [
+            {"id": "ok1", "question": "What colour?", "image": "images/a.jpg", "choices": ["red", "blue"]},
+            {"id": "noq", "image": "images/a.jpg"},
+            {"id": "blankq", "question": "   "},
+            {"id": "missing", "question": "Q?", "image": "images/nope.jpg"},
+            {"id": "garbage", "question": "Q?", "image": "images/garbage.jpg"},
+            {"id": "escape", "question": "Q?", "image": "../outside.jpg"},
+            {"id": "absolute", "question": "Q?", "image": str(request_dir / "outside.jpg")},
+            {"id": "symlink", "question": "Q?", "image": "images/link.jpg"},
+            {"id": "badchoices", "question": "Q?", "choices": "A or B"},
+            "{not json",
+            {"id": "ok2", "question": "Open question, two images", "image": ["images/a.jpg", "images/b.jpg"]},
+            {"id": "truncated", "question": "Q?", "image": "images/truncated.jpg"},
+            {"question": "No id, no image"},
+        ],
+    )
     out = request_dir / "out" / "answers.jsonl"
     rows, summary = run_predict(params, trained[0], inp, out, "full", 2, image_root=request_dir / "root")
     rejects = lines(rejects_path(out))
     by_id = {r["id"]: r for r in rejects}
     assert {r["field"] for r in rejects if r["id"] in ("noq", "blankq")} == {"question"}
     assert "not found" in by_id["missing"]["reason"] and "undecodable" in by_id["garbage"]["reason"]
-    assert all("escapes" in by_id[k]["reason"] or "outside" in by_id[k]["reason"] for k in ("escape", "absolute", "symlink"))
+    assert all(
+        "escapes" in by_id[k]["reason"] or "outside" in by_id[k]["reason"] for k in ("escape", "absolute", "symlink")
+    )
     assert by_id["badchoices"]["field"] == "choices"
     assert by_id["truncated"]["field"] == "image" and "undecodable" in by_id["truncated"]["reason"]
     assert [r["line"] for r in rejects] == sorted(r["line"] for r in rejects) and len(rejects) == 10
@@ -244,10 +261,15 @@ def test_incomplete_model_dir_is_one_line(in_workspace, trained, tmp_path):
     err = io.StringIO()
     sys_stderr, sys.stderr = sys.stderr, err
     try:
-        code = main(["predict", "--model-dir", str(broken), "--input", str(trained[1]), "--output", str(tmp_path / "o.jsonl")])
+        code = main(
+            ["predict", "--model-dir", str(broken), "--input", str(trained[1]), "--output", str(tmp_path / "o.jsonl")]
+        )
     finally:
         sys.stderr = sys_stderr
-    assert code == 2 and err.getvalue().strip() == f"error: model directory {broken} is incomplete: missing head.safetensors"
+    assert (
+        code == 2
+        and err.getvalue().strip() == f"error: model directory {broken} is incomplete: missing head.safetensors"
+    )
     assert not (tmp_path / "o.jsonl").exists()
 
 
@@ -255,9 +277,25 @@ def test_killed_run_leaves_no_partial_output(in_workspace, trained, tmp_path):
     inp = tmp_path / "many.jsonl"
     inp.write_text(trained[1].read_text() * 40)  # long enough to be killed mid-run
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "vovnet", "predict", "--model-dir", str(trained[0]), "--input", str(inp),
-                             "--output", str(out), "--batch-size", "1"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vovnet",
+            "predict",
+            "--model-dir",
+            str(trained[0]),
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--batch-size",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     seen = ""
     deadline = time.time() + 240
     while "predict:" not in seen and time.time() < deadline and proc.poll() is None:
@@ -280,12 +318,32 @@ def test_two_process_gloo_run_writes_one_output_in_input_order(in_workspace, tra
     with open(tmp_path / "params2.yaml", "w") as fh:
         y.dump(p, fh)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    two = subprocess.run([sys.executable, "-m", "vovnet", "predict", "--params", str(tmp_path / "params2.yaml"),
-                          "--model-dir", str(model_dir), "--input", str(subset), "--output", str(tmp_path / "two.jsonl"),
-                          "--batch-size", "1"], env=env, capture_output=True, text=True, timeout=600)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vovnet",
+            "predict",
+            "--params",
+            str(tmp_path / "params2.yaml"),
+            "--model-dir",
+            str(model_dir),
+            "--input",
+            str(subset),
+            "--output",
+            str(tmp_path / "two.jsonl"),
+            "--batch-size",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 0 of 2" in two.stderr and "process 1 of 2" in two.stderr, two.stderr[-3000:]
     assert two.stdout.count("predict: ") == 1 and f"predict: {len(single)} questions" in two.stdout  # one summary
+
     def strip(rows):
         return [{k: v for k, v in r.items() if k not in ("latency_ms", "policy_scores")} for r in rows]
 
@@ -309,8 +367,8 @@ def test_prefix_reuse_answers_equal_a_separate_full_pass(in_workspace, tiny_mode
     model.eval()
     records = list(read_jsonl("data/processed/mmbench_core/mmbench_core_heldout.jsonl"))[:6]
     ds = RecordDataset(records, Encoder(processor, params["vision_budget"], 2048), with_target=False)
-    separate = generate_all(model, processor, ds, 3, 4, "cpu", 10 ** 9, progress=False)
+    separate = generate_all(model, processor, ds, 3, 4, "cpu", 10**9, progress=False)
     model.full_lm = None
-    reused = generate_all(model, processor, ds, 3, 4, "cpu", 10 ** 9, progress=False)
+    reused = generate_all(model, processor, ds, 3, 4, "cpu", 10**9, progress=False)
     assert [g["outputs"]["full"] for g in separate] == [g["outputs"]["full"] for g in reused]
     assert len({g["outputs"]["full"] for g in reused}) > 1

@@ -1,4 +1,5 @@
 """`python -m vovnet preset` edits params.yaml in place: byte-exact round trip, only preset values touched."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -77,15 +78,22 @@ def test_unknown_preset_and_invalid_result_leave_the_file(params_file, tmp_path)
         write_preset("nosuch", params_file)
     params_file.write_text(params_file.read_text().replace("  mode: soft ", "  mode: hard "))
     broken = params_file.read_bytes()
-    with pytest.raises(VovnetError, match=r"^preset sample: .*params.yaml: policy.mode: must be 'soft' or 'gumbel', got 'hard'$"):
+    with pytest.raises(
+        VovnetError, match=r"^preset sample: .*params.yaml: policy.mode: must be 'soft' or 'gumbel', got 'hard'$"
+    ):
         write_preset("sample", params_file)
     assert params_file.read_bytes() == broken != original
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 
 
 def test_preset_cli_one_line(params_file):
-    p = subprocess.run([sys.executable, "-m", "vovnet", "preset", "paper", "--params", str(params_file)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "vovnet", "preset", "paper", "--params", str(params_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0 and "paper" in p.stdout
     assert load_params(params_file)["model"]["name"] == "models/qwen3-vl-8b-instruct"
 
@@ -98,7 +106,8 @@ def test_a_preset_with_other_datasets_and_back(params_file, tmp_path):
         "datasets:\n  gen:\n    adapter: mmbench\n    source: generate\n    splits: [train, heldout]\n"
         "    lang: en   # a comment on the section's last line\n"
         "merge:\n  sources: [gen/train]\n  guard_sets: []\n"
-        "evaluation:\n  sets:\n    gen: {dataset: gen, split: heldout, protocol: mmbench, images: gen}\n")
+        "evaluation:\n  sets:\n    gen: {dataset: gen, split: heldout, protocol: mmbench, images: gen}\n"
+    )
     original = params_file.read_bytes()
     write_preset("gen", params_file, presets_dir)
     text = params_file.read_text()

@@ -1,5 +1,6 @@
 """Prompts come from the chat template, in either model.prompt_order, and generation from them is token-identical
 to plain `transformers` generate; predict and evaluate parse a Thinking model's output the same way."""
+
 import copy
 import json
 from pathlib import Path
@@ -9,12 +10,12 @@ import torch
 
 from vovnet.config import load_params
 from vovnet.evaluation import scoring
-from vovnet.tasks.protocols import get_protocol
 from vovnet.io_utils import read_jsonl
 from vovnet.model import prompts
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet
+from vovnet.tasks.protocols import get_protocol
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HELDOUT = "data/processed/mmbench_core/mmbench_core_heldout.jsonl"
@@ -35,14 +36,17 @@ def user_turn(text, n_images, order):
 
 
 def render(processor, chat_template, conversation):
-    return processor.apply_chat_template(conversation, chat_template=chat_template, tokenize=False,
-                                         add_generation_prompt=True)
+    return processor.apply_chat_template(
+        conversation, chat_template=chat_template, tokenize=False, add_generation_prompt=True
+    )
 
 
 def multi_image(records):
     """Records of one dataset, each given its own image and the next record's (two images per question)."""
-    return [{**copy.deepcopy(r), "images": r["images"] + records[(i + 1) % len(records)]["images"]}
-            for i, r in enumerate(records)]
+    return [
+        {**copy.deepcopy(r), "images": r["images"] + records[(i + 1) % len(records)]["images"]}
+        for i, r in enumerate(records)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +84,20 @@ def test_every_actions_prompt_is_the_templates_rendering(in_workspace, processor
         assert len(images) == 2
         for action in ACTIONS:
             n = 0 if action == "no" else len(images)
-            text = render(real, THINKING if action == "full" else INSTRUCT,
-                          user_turn(prompts.question_text(rec), n, order))
+            text = render(
+                real, THINKING if action == "full" else INSTRUCT, user_turn(prompts.question_text(rec), n, order)
+            )
             budget = params["vision_budget"].get(action, {})
-            kwargs = {} if n == 0 else {"images": images, "images_kwargs": {
-                "size": {"shortest_edge": budget["min_pixels"], "longest_edge": budget["max_pixels"]}}}
+            kwargs = (
+                {}
+                if n == 0
+                else {
+                    "images": images,
+                    "images_kwargs": {
+                        "size": {"shortest_edge": budget["min_pixels"], "longest_edge": budget["max_pixels"]}
+                    },
+                }
+            )
             expected = processor(text=[text], return_tensors="pt", **kwargs)["input_ids"][0].tolist()
             assert encoder.encode(rec, images, action, with_target=False)["input_ids"] == expected
         # the target is the assistant turn the template writes: the Thinking one closes an empty <think> block
@@ -103,8 +116,12 @@ def test_text_first_keeps_the_prompts_the_project_built_by_hand(in_workspace, pr
     images = RecordDataset([rec], encoder).images(rec)
     enc = encoder.encode(rec, images, "full")
     n = [enc["image_grid_thw"][i].prod().item() // 4 for i in range(2)]
-    by_hand = ("<|im_start|>user\n" + prompts.question_text(rec) + "".join(
-        "<|vision_start|>" + "<|image_pad|>" * k + "<|vision_end|>" for k in n) + "<|im_end|>\n<|im_start|>assistant\n")
+    by_hand = (
+        "<|im_start|>user\n"
+        + prompts.question_text(rec)
+        + "".join("<|vision_start|>" + "<|image_pad|>" * k + "<|vision_end|>" for k in n)
+        + "<|im_end|>\n<|im_start|>assistant\n"
+    )
     target = processor.tokenizer(prompts.target(rec) + prompts.END, add_special_tokens=False)["input_ids"]
     assert enc["input_ids"] == processor.tokenizer(by_hand, add_special_tokens=False)["input_ids"] + target
     prefix = processor.tokenizer("<|im_start|>user\n" + prompts.question_text(rec), add_special_tokens=False)
@@ -128,7 +145,7 @@ def test_generation_is_token_identical_to_plain_generate(in_workspace, processor
     model.eval()
     encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order)
     ds = RecordDataset(multi_image(list(read_jsonl(HELDOUT))[:8]), encoder, with_target=False)
-    batched = {bs: generate_all(model, processor, ds, bs, 4, "cpu", 10 ** 9, progress=False) for bs in (1, 8)}
+    batched = {bs: generate_all(model, processor, ds, bs, 4, "cpu", 10**9, progress=False) for bs in (1, 8)}
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     for i, rec in enumerate(ds.records):
         images = ds.images(rec)
@@ -136,13 +153,26 @@ def test_generation_is_token_identical_to_plain_generate(in_workspace, processor
             n = 0 if action == "no" else len(images)
             text = render(processor, processor.chat_template, user_turn(prompts.question_text(rec), n, order))
             budget = params["vision_budget"].get(action, {})
-            kwargs = {} if n == 0 else {"images": images, "images_kwargs": {
-                "size": {"shortest_edge": budget["min_pixels"], "longest_edge": budget["max_pixels"]}}}
+            kwargs = (
+                {}
+                if n == 0
+                else {
+                    "images": images,
+                    "images_kwargs": {
+                        "size": {"shortest_edge": budget["min_pixels"], "longest_edge": budget["max_pixels"]}
+                    },
+                }
+            )
             inputs = processor(text=[text], return_tensors="pt", **kwargs)
             with torch.no_grad():
-                out = model.lm.generate(**inputs, max_new_tokens=4, do_sample=False, eos_token_id=eos,
-                                        pad_token_id=processor.tokenizer.pad_token_id)
-            plain = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+                out = model.lm.generate(
+                    **inputs,
+                    max_new_tokens=4,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=processor.tokenizer.pad_token_id,
+                )
+            plain = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
             assert batched[1][i]["outputs"][action] == plain, (order, action, i)
             assert batched[8][i]["outputs"][action] == plain, (order, action, i)
     assert len({g["outputs"]["full"] for g in batched[8]}) > 1  # the answers do depend on the prompt
@@ -159,8 +189,9 @@ def test_predict_and_evaluate_parse_a_thinking_answer_alike(in_workspace, tiny_m
     tokens = processor.tokenizer(THINKING_OUTPUT, add_special_tokens=False)["input_ids"]
     assert processor.tokenizer.decode(tokens, skip_special_tokens=True) == THINKING_OUTPUT
     monkeypatch.setattr(predict, "answer_action", lambda model, prefill, rows, *a, **k: [tokens for _ in rows])
-    predictor = predict.Predictor(model, processor, params["vision_budget"], 10 ** 9, "cpu",
-                                  predict.PredictOptions(policy="full"))
+    predictor = predict.Predictor(
+        model, processor, params["vision_budget"], 10**9, "cpu", predict.PredictOptions(policy="full")
+    )
     request = parse_line(json.dumps(rec), 1, ImageSources("."))
     answered = predictor.answer_all([request], show_progress=False)
     answers, rejects = answered.rows, answered.rejects

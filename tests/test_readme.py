@@ -4,6 +4,7 @@ Every command in a ```bash block of README.md or docs/*.md is either run here (o
 in SLOW with the reason and the test that covers it instead, so a command added to or changed in the docs
 fails this test until someone decides which.
 """
+
 import re
 import shlex
 import sys
@@ -18,17 +19,18 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]": "a synopsis; "
     "needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
     "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
-                                                  "tested in tests/test_presets.py)",
+    "tested in tests/test_presets.py)",
     "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
     "python -m pytest -q": "the tests themselves (what .ci/run runs)",
-    "dvc exp run && dvc exp run -S model.prompt_order=text_first && python -m vovnet exps":
+    "dvc exp run && dvc exp run -S model.prompt_order=text_first && python -m vovnet exps": (
         "two trainings of the paper preset on real weights (the user's, on GPUs); tests/test_prompts.py covers both "
-        "orders, tests/test_experiments.py the exps table",
+        "orders, tests/test_experiments.py the exps table"
+    ),
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
-                                                                          "minutes (tests/test_pipeline.py)",
+    "minutes (tests/test_pipeline.py)",
     "python -m vovnet doctor": "needs the pipeline's outputs; tests/test_doctor.py runs it",
 }
 
@@ -95,8 +97,6 @@ def _exps(repo, out, tmp):
     assert lines[0].startswith("experiment") and lines[1].startswith("workspace"), out
 
 
-
-
 RUN_CHECKS = {
     "python -m vovnet preset paper": _preset,
     "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images": _export,
@@ -108,8 +108,9 @@ RUN_CHECKS = {
 
 
 SETUP = {
-    "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images":
-        ["dvc repro normalize@mmbench"],
+    "python -m vovnet.data export-images --dataset mmbench --split dev --out /tmp/mmbench_images": [
+        "dvc repro normalize@mmbench"
+    ],
 }
 
 

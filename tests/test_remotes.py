@@ -1,6 +1,7 @@
 """Offline-server round trips: run the sample pipeline, `dvc push` to a remote, clone, `dvc pull`,
 nothing reruns; the pulled clone trains offline. Remotes: local folder, S3 (moto on loopback), SSH
 (an sshd on loopback started here)."""
+
 import os
 import shutil
 import socket
@@ -69,9 +70,12 @@ def test_s3_remote_round_trip(origin, tmp_path):
         creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, **{"aws_access_key_id": "testing",
-                                                     "aws_secret_access_key": "testing"},
-                     region_name="us-east-1").create_bucket(Bucket="vovnet")
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            **{"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+            region_name="us-east-1",
+        ).create_bucket(Bucket="vovnet")
         round_trip(origin, tmp_path / "server", "s3://vovnet/dvc", {"endpointurl": endpoint}, env=creds)
     finally:
         server.stop()
@@ -98,7 +102,8 @@ def sshd(tmp_path):
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
-        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+    )
     os.makedirs("/run/sshd", exist_ok=True)
     proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
     for _ in range(50):
@@ -118,5 +123,6 @@ def test_ssh_remote_round_trip(origin, tmp_path, sshd):
     pytest.importorskip("dvc_ssh")
     port, key = sshd
     user = os.environ.get("USER") or "root"
-    round_trip(origin, tmp_path / "server", f"ssh://{user}@127.0.0.1:{port}{tmp_path / 'remote'}",
-               {"keyfile": str(key)})
+    round_trip(
+        origin, tmp_path / "server", f"ssh://{user}@127.0.0.1:{port}{tmp_path / 'remote'}", {"keyfile": str(key)}
+    )

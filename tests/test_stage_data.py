@@ -1,20 +1,29 @@
 """Stage 2 reads its own file (train.policy_file), which must share no item with stage 1's."""
+
 import json
 import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 from ruamel.yaml import YAML
 
-from conftest import ROOT
 from vovnet import VovnetError
 from vovnet.training.stage_data import stage_records
 
 
 def rec(i, question="What is shown?", sha="a", dataset="llava", **meta):
-    return {"id": f"{dataset}-{i}", "dataset": dataset, "split": "dev", "question": question, "hint": None,
-            "choices": None, "answer": {"label": None, "text": "x", "all": ["x"]},
-            "images": [{"sha256": sha * 64}], "meta": meta}
+    return {
+        "id": f"{dataset}-{i}",
+        "dataset": dataset,
+        "split": "dev",
+        "question": question,
+        "hint": None,
+        "choices": None,
+        "answer": {"label": None, "text": "x", "all": ["x"]},
+        "images": [{"sha256": sha * 64}],
+        "meta": meta,
+    }
 
 
 def write(path, records):
@@ -32,11 +41,14 @@ def test_disjoint_files_feed_their_own_stage(tmp_path):
     assert [r["id"] for r in first] == ["llava-1", "llava-2"] and [r["id"] for r in second] == ["llava-3"]
 
 
-@pytest.mark.parametrize("clash", [
-    rec(1, question="Different?", sha="z"),                          # same id
-    rec(9, question="  what is SHOWN? ", sha="a"),                   # same image + question (normalised)
-    rec(9, question="Rotated options?", sha="z", dataset="mmbench_lite", family="mmbench", index=7),  # source index
-])
+@pytest.mark.parametrize(
+    "clash",
+    [
+        rec(1, question="Different?", sha="z"),  # same id
+        rec(9, question="  what is SHOWN? ", sha="a"),  # same image + question (normalised)
+        rec(9, question="Rotated options?", sha="z", dataset="mmbench_lite", family="mmbench", index=7),  # source index
+    ],
+)
 def test_overlap_by_any_key_fails_with_one_line(tmp_path, clash):
     # a circular copy (index 1000007) of MMBench dev item 7 in stage 1
     first = [rec(1), rec(2, question="Other?", sha="m", dataset="mmbench", family="mmbench", index=1000007)]
@@ -59,8 +71,13 @@ def test_train_stage_refuses_stage2_on_stage1_data(workspace):
     p = workspace / "params_same_file.yaml"
     with open(p, "w") as fh:
         y.dump(d, fh)
-    out = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(p)], cwd=workspace,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(p)],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "stage-2 records overlap stage 1's" in errors[0]

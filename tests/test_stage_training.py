@@ -1,5 +1,6 @@
 """What each training stage trains: the Instruct model only in stage 1, a frozen LoRA in stage 2, a frozen
 Thinking model's FULL loss in stage 2 only, and prefix reuse under gradient checkpointing."""
+
 import pytest
 import torch
 
@@ -25,8 +26,9 @@ def thinking_dir(tmp_path_factory, params):
 def build(params, n=4):
     torch.manual_seed(0)
     model, processor = build_vovnet(params)
-    ds = RecordDataset(list(read_jsonl(params["train"]["train_file"]))[:n],
-                       Encoder(processor, params["vision_budget"], 2048))
+    ds = RecordDataset(
+        list(read_jsonl(params["train"]["train_file"]))[:n], Encoder(processor, params["vision_budget"], 2048)
+    )
     batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)([ds[i] for i in range(n)])
     return model, batch
 
@@ -142,15 +144,20 @@ def test_thinking_model_generates_full_with_its_own_token_budget(in_workspace, t
     model, _ = build(params, n=1)
     model.eval()
     processor = load_processor(params["model"]["name"], params["model"])
-    ds = RecordDataset(list(read_jsonl(params["train"]["train_file"]))[:2],
-                       Encoder(processor, params["vision_budget"], 2048), with_target=False)
+    ds = RecordDataset(
+        list(read_jsonl(params["train"]["train_file"]))[:2],
+        Encoder(processor, params["vision_budget"], 2048),
+        with_target=False,
+    )
     budgets = []
     real = generation.greedy_decode
 
     def spy(lm, *args):
         budgets.append(("thinking" if lm is model.full_lm else "instruct", args[-1]))
         return real(lm, *args)
+
     monkeypatch.setattr(generation, "greedy_decode", spy)
-    gens = generation.generate_all(model, processor, ds, batch_size=2, max_new_tokens=3, device="cpu", max_length=4096,
-                                   thinking_max_new_tokens=7)
+    gens = generation.generate_all(
+        model, processor, ds, batch_size=2, max_new_tokens=3, device="cpu", max_length=4096, thinking_max_new_tokens=7
+    )
     assert len(gens) == 2 and budgets == [("instruct", 3), ("instruct", 3), ("thinking", 7)]

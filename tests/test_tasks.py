@@ -1,5 +1,6 @@
 """The task registry: one folder per benchmark under vovnet/tasks/, its modules checked against the
 interfaces, its defaults.yaml under params.yaml's entries."""
+
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,20 @@ def test_defaults_files_validate(name):
 
 def test_params_entries_start_from_their_task_defaults(tmp_path):
     p = tmp_path / "params.yaml"
-    p.write_text("datasets:\n  mine:\n    adapter: mmmu\n    source: x\n    splits: [dev]\n"
-                 "  tv:\n    adapter: textvqa\n    source: y\n"
-                 "evaluation:\n  sets:\n    s:\n      dataset: tv\n      images: tv\n")
+    p.write_text(
+        "datasets:\n  mine:\n    adapter: mmmu\n    source: x\n    splits: [dev]\n"
+        "  tv:\n    adapter: textvqa\n    source: y\n"
+        "evaluation:\n  sets:\n    s:\n      dataset: tv\n      images: tv\n"
+    )
     params = load_params(p)
     assert params["datasets"]["mine"]["subset"] == "all" and params["datasets"]["mine"]["splits"] == ["dev"]
     assert params["datasets"]["tv"]["splits"] == ["validation"]
-    assert params["evaluation"]["sets"]["s"] == {"dataset": "tv", "images": "tv", "split": "validation",
-                                                 "protocol": "textvqa"}
+    assert params["evaluation"]["sets"]["s"] == {
+        "dataset": "tv",
+        "images": "tv",
+        "split": "validation",
+        "protocol": "textvqa",
+    }
 
 
 def test_the_shipped_params_equal_the_full_listing_they_replaced():

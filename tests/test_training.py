@@ -34,8 +34,14 @@ def train_cmd(params, launcher=None):
 
 
 def run_train(ws, params, env=None, launcher=None):
-    return subprocess.run(train_cmd(params, launcher), cwd=ws, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        train_cmd(params, launcher),
+        cwd=ws,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def kill_after_checkpoint(ws, params, name, stage):
@@ -56,7 +62,10 @@ def kill_after_checkpoint(ws, params, name, stage):
 
 def weights(ws, name):
     d = ws / "models" / name
-    return {**load_file(str(d / "adapter_model.safetensors")), **{f"head.{k}": v for k, v in load_file(str(d / "head.safetensors")).items()}}
+    return {
+        **load_file(str(d / "adapter_model.safetensors")),
+        **{f"head.{k}": v for k, v in load_file(str(d / "head.safetensors")).items()},
+    }
 
 
 @pytest.mark.slow  # whole training runs in a subprocess
@@ -103,14 +112,16 @@ def test_non_finite_loss_stops_with_a_clear_message(workspace):
 @pytest.mark.slow
 def test_two_process_cpu_run_writes_one_model(workspace):
     p = params_file(workspace, "ddp")
-    out = run_train(workspace, p, env={"ACCELERATE_USE_CPU": "1"},
-                    launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                              "--master_port", "29561"])
+    out = run_train(
+        workspace,
+        p,
+        env={"ACCELERATE_USE_CPU": "1"},
+        launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561"],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     m = json.loads((workspace / "metrics" / f"{p.stem}.json").read_text())
     assert m["processes"] == 2
     assert (workspace / "models" / "ddp" / "head.safetensors").exists()
-
 
 
 @pytest.mark.slow  # whole training runs in a subprocess
@@ -119,7 +130,9 @@ def test_thinking_model_for_full_trains_both_stages(workspace, params):
     the frozen Thinking model gives FULL's loss in stage 2 and is never saved as trained."""
     from vovnet.model.tiny import build_tiny_model
 
-    build_tiny_model(workspace / "models" / "thinker", {**params["model"], "tiny": {**params["model"]["tiny"], "seed": 1}})
+    build_tiny_model(
+        workspace / "models" / "thinker", {**params["model"], "tiny": {**params["model"]["tiny"], "seed": 1}}
+    )
     y = YAML()
     p = params_file(workspace, "thinking_run")
     d = y.load(p.read_text())

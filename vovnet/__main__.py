@@ -1,5 +1,6 @@
 """`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict`, `exps`, `deps` and
 `plots-template`."""
+
 from __future__ import annotations
 
 import argparse
@@ -108,10 +109,14 @@ def _predict(args, argv: list[str]) -> int:
             print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
             return subprocess.call(launch.command(["-m", "vovnet", *argv]), env=launch.env())
     ecfg, pcfg = params["evaluation"], params["policy"]
-    opts = PredictOptions(policy=args.policy, cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
-                          cost_norm=pcfg["cost_norm"], batch_size=args.batch_size or ecfg["batch_size"],
-                          max_new_tokens=args.max_new_tokens or ecfg["max_new_tokens"],
-                          thinking_max_new_tokens=ecfg["thinking_max_new_tokens"])
+    opts = PredictOptions(
+        policy=args.policy,
+        cost_shift=pcfg["cost_shift"] if args.cost_shift is None else args.cost_shift,
+        cost_norm=pcfg["cost_norm"],
+        batch_size=args.batch_size or ecfg["batch_size"],
+        max_new_tokens=args.max_new_tokens or ecfg["max_new_tokens"],
+        thinking_max_new_tokens=ecfg["thinking_max_new_tokens"],
+    )
     summary = predict_file(args.model_dir, args.input, args.output, params, opts, args.image_root, args.processed_root)
     if summary is not None:
         print(summary_line(summary))

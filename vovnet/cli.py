@@ -1,4 +1,5 @@
 """Shared CLI plumbing for the stage entry points: one-line errors, logging, offline defaults."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,11 @@ def str2bool(text: str) -> bool:
 
 
 def run(main: Callable[[], int | None]) -> None:
-    logging.basicConfig(level=os.environ.get("VOVNET_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("VOVNET_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     # Stages must never phone home; datasets/transformers telemetry off.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")

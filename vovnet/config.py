@@ -6,6 +6,7 @@ Adding a key is one line in its section below; `python -m vovnet schema` re-expo
 A dataset entry starts from its task's `vovnet/tasks/<adapter>/defaults.yaml` (`dataset:`), and an evaluation
 set from the defaults of the task that reads its `images` dataset (`evaluation_set:`); params.yaml lists what differs.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,6 +34,7 @@ StrList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, st
 
 class Section(BaseModel):
     """Unknown keys are errors; true/false is never read as a number."""
+
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
     @field_validator("*", mode="before")
@@ -51,21 +53,25 @@ def _numeric(ann: Any) -> bool:
 
 
 class Dataset(Section):
-    adapter: Optional[Literal[ADAPTERS]] = Field(None, description="defaults to the dataset's name where it names an adapter")
+    adapter: Optional[Literal[ADAPTERS]] = Field(
+        None, description="defaults to the dataset's name where it names an adapter"
+    )
     source: Optional[str] = Field(None, description="http(s) URL, local path, file:// URL, hf:<id> or generate")
     revision: Optional[str] = Field(None, description="hf: pinned revision (commit/tag); null = main")
     md5: Union[str, dict[str, str], None] = Field(None, description="URL/file: md5, one string or {file: md5}")
     subset: Union[str, list[str], None] = Field(None, description="HF config name; MMMU: list of subjects or all")
-    splits: Union[Annotated[StrList, Field(min_length=1)], Annotated[dict[str, Optional[str]], Field(min_length=1)]] = Field(
-        ["dev"], description="the splits to read; llava: also {split: file} naming one file per split")
+    splits: Union[Annotated[StrList, Field(min_length=1)], Annotated[dict[str, Optional[str]], Field(min_length=1)]] = (
+        Field(["dev"], description="the splits to read; llava: also {split: file} naming one file per split")
+    )
     lang: Literal["en", "cn"] = "en"
     max_samples: Optional[NonNegInt] = Field(None, description="deterministic seeded sample of questions")
     image_root: Optional[str] = Field(None, description="llava: where bare image file names are found")
     streaming: bool = Field(False, description="kept for old params files: HF folders are always streamed by row group")
     download_images: bool = True
     on_missing_image: Literal["error", "reject"] = "error"
-    generator: Optional[dict[str, Any]] = Field(None, description="source generate: the generator's spec "
-                                                "(checked by its adapter, e.g. shapes_vqa)")
+    generator: Optional[dict[str, Any]] = Field(
+        None, description="source generate: the generator's spec (checked by its adapter, e.g. shapes_vqa)"
+    )
 
 
 class Normalize(Section):
@@ -87,8 +93,10 @@ class Merge(Section):
     @model_validator(mode="after")
     def _room_to_train(self):
         if self.heldout_fraction + self.val_fraction >= 1:
-            raise ValueError(f"heldout_fraction + val_fraction must be < 1 (leave records to train on), "
-                             f"got {self.heldout_fraction} + {self.val_fraction}")
+            raise ValueError(
+                f"heldout_fraction + val_fraction must be < 1 (leave records to train on), "
+                f"got {self.heldout_fraction} + {self.val_fraction}"
+            )
         return self
 
 
@@ -97,7 +105,14 @@ class Lora(Section):
     alpha: PosInt = 16
     dropout: Fraction = 0.0
     target_modules: Annotated[list[str], Field(min_length=1)] = [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]
 
 
 class Tiny(Section):
@@ -116,13 +131,16 @@ class Model(Section):
     full_model_name: Optional[str] = Field(None, description="Thinking model for FULL_VISION")
     use_thinking_for_full: bool = False
     prompt_order: Literal["image_first", "text_first"] = Field(
-        "image_first", description="image_first: the images before the question, as the chat template places them "
-        "(vision branches prefill their whole prompt) | text_first: after it (the text pass's cache is reused)")
+        "image_first",
+        description="image_first: the images before the question, as the chat template places them "
+        "(vision branches prefill their whole prompt) | text_first: after it (the text pass's cache is reused)",
+    )
     train_full_model: bool = False
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"] = "auto"
-    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3",
-                                 "flash_attention_4"] = "sdpa"  # transformers' names; V100: sdpa
+    attn_implementation: Literal[
+        "sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3", "flash_attention_4"
+    ] = "sdpa"  # transformers' names; V100: sdpa
     train_vision_tower: bool = False
     finetune: Literal["lora", "full"] = Field("lora", description="lora: adapter on the LM | full: every weight")
     lora: Lora = Lora()
@@ -189,12 +207,16 @@ class Train(Section):
     seed: int = 0
     lr: PosFloat = 1.0e-4
     head_lr: PosFloat = 1.0e-3
-    vision_lr: Optional[PosFloat] = Field(None, description="the vision tower's learning rate when it trains (null: lr)")
+    vision_lr: Optional[PosFloat] = Field(
+        None, description="the vision tower's learning rate when it trains (null: lr)"
+    )
     weight_decay: NonNegFloat = 0.0
     batch_size: PosInt = Field(4, description="the global batch: samples per optimizer step, over all processes")
     micro_batch_size: Optional[PosInt] = Field(
-        None, description="samples per process per forward (memory); null: batch_size / processes. "
-                          "Gradient accumulation makes up the rest: batch_size = processes x micro x accumulation")
+        None,
+        description="samples per process per forward (memory); null: batch_size / processes. "
+        "Gradient accumulation makes up the rest: batch_size = processes x micro x accumulation",
+    )
     max_grad_norm: PosFloat = 1.0
     scheduler: Literal["cosine", "linear"] = "cosine"
     warmup_ratio: Fraction = 0.1
@@ -210,8 +232,10 @@ class Train(Section):
     resume: Literal["auto", "never"] = "auto"
     checkpoint_dir: str = "checkpoints/train"
     train_file: str = Field("data/processed/mmbench_core/mmbench_core_train.jsonl", description="stage 1")
-    policy_file: str = Field("data/processed/mmbench_core/mmbench_core_val.jsonl",
-                             description="stage 2 (the head): questions stage 1 never saw")
+    policy_file: str = Field(
+        "data/processed/mmbench_core/mmbench_core_val.jsonl",
+        description="stage 2 (the head): questions stage 1 never saw",
+    )
     output_dir: str = "models/vovnet"
 
 
@@ -224,11 +248,14 @@ class EvalSet(Section):
 
 class Uncertainty(Section):
     """Thresholds as quantiles of the text-pass entropy on train.policy_file."""
+
     quantile: Share = Field(0.5, description="the reported point: FULL above this quantile, else NO")
     coarse_quantiles: Annotated[list[Share], Field(min_length=2, max_length=2)] = Field(
-        [0.25, 0.75], description="[low, high]: COARSE above low, FULL above high")
+        [0.25, 0.75], description="[low, high]: COARSE above low, FULL above high"
+    )
     sweep: Annotated[list[Share], Field(min_length=1)] = Field(
-        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the curve's quantiles")
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the curve's quantiles"
+    )
 
     @field_validator("coarse_quantiles")
     @classmethod
@@ -249,7 +276,8 @@ class Evaluation(Section):
     max_length: PosInt = Field(4096, description="prompt tokens per action; longer items score wrong (too_long)")
     uncertainty: Uncertainty = Uncertainty()
     random_ratios: Annotated[list[Share], Field(min_length=1)] = Field(
-        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the random curve's FULL shares")
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the random curve's FULL shares"
+    )
     cost_shifts: list[float] = [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0]
     allow_overlap: bool = False
     cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
@@ -257,16 +285,22 @@ class Evaluation(Section):
 
 class Launch(Section):
     """How `dvc repro` runs the heavy stages (train, evaluate@): vovnet/launch.py."""
+
     processes: Union[Literal["auto"], PosInt] = Field(
-        "auto", description="auto: the visible CUDA devices, or 1 without CUDA; N > 1 without CUDA: N CPU processes (gloo)")
-    config_file: Optional[str] = Field(None, description="an accelerate config, e.g. configs/accelerate/zero2_v100.yaml; "
-                                                         "null: plain DDP")
+        "auto",
+        description="auto: the visible CUDA devices, or 1 without CUDA; N > 1 without CUDA: N CPU processes (gloo)",
+    )
+    config_file: Optional[str] = Field(
+        None, description="an accelerate config, e.g. configs/accelerate/zero2_v100.yaml; null: plain DDP"
+    )
     main_process_port: Union[Literal["auto"], Annotated[int, Field(ge=1024, le=65535)]] = Field(
-        "auto", description="auto: a free port, so two launches on one machine do not collide")
+        "auto", description="auto: a free port, so two launches on one machine do not collide"
+    )
 
 
 class Params(Section):
     """params.yaml."""
+
     seed: int = 0
     datasets: dict[str, Dataset] = {}
     normalize: Normalize = Normalize()
@@ -349,8 +383,9 @@ def dataset_config(name: str, cfg: dict | None) -> dict:
 def _finish_dataset(name: str, cfg: dict, where: str) -> dict:
     adapter = cfg["adapter"] or (name if name in ADAPTERS else None)
     if adapter is None:
-        raise VovnetError(f"{where}: datasets.{name}.adapter: missing, and {name!r} names no adapter "
-                          f"(one of {', '.join(ADAPTERS)})")
+        raise VovnetError(
+            f"{where}: datasets.{name}.adapter: missing, and {name!r} names no adapter (one of {', '.join(ADAPTERS)})"
+        )
     cfg["adapter"] = adapter
     _apply_env_overrides(name, cfg)
     if not cfg["source"]:

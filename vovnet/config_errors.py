@@ -1,4 +1,5 @@
 """pydantic's ValidationError as one line: the full key path, the value given, and what is allowed."""
+
 from __future__ import annotations
 
 import difflib
@@ -8,16 +9,26 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 _EXPECTED = {
-    "int_parsing": "expected an integer", "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
     "int_from_float": "expected a whole number",
-    "float_parsing": "expected a number", "float_type": "expected a number",
-    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
-    "string_type": "expected a string", "list_type": "expected a list",
-    "dict_type": "expected a mapping", "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping", "none_required": "expected null",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "none_required": "expected null",
 }
-_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
-           "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+}
 
 
 def _unwrap(tp: Any) -> Any:
@@ -67,8 +78,10 @@ def _value(v: Any) -> str:
 
 
 # keys an older params.yaml may still hold, and what replaced them
-RETIRED = {"grad_accum": "no longer a param: train.batch_size is the global batch of one optimizer step and "
-                         "gradient accumulation is derived from it, train.micro_batch_size and the processes"}
+RETIRED = {
+    "grad_accum": "no longer a param: train.batch_size is the global batch of one optimizer step and "
+    "gradient accumulation is derived from it, train.micro_batch_size and the processes"
+}
 
 
 def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
@@ -106,7 +119,7 @@ def _drop_shared_verb(first: str, other: str) -> str:
     if first.startswith(verbs):
         for verb in verbs:
             if other.startswith(verb):
-                return other[len(verb):]
+                return other[len(verb) :]
     return other
 
 

@@ -8,13 +8,14 @@ Plugins are imported by name (`importlib.import_module(f"vovnet.tasks.{name}.ada
 params). Such a call makes a *family* (`vovnet/tasks/{}/adapter.py`); a foreach stage lists the member
 its item uses with a template, `vovnet/tasks/${item.adapter}/adapter.py`, and that member's imports join
 the item's closure. Where no item field names the member (an evaluation set's protocol comes from its
-task's defaults), the stage lists the folder of every member (`vovnet/tasks`) and depends on all of it. A DVC foreach entry cannot list a different number of files per item, so a module
-that one family member imports from a sibling member is listed for every item of every stage of that
-family (see `shared_members`).
+task's defaults), the stage lists the folder of every member (`vovnet/tasks`) and depends on all of it.
+A DVC foreach entry cannot list a different number of files per item, so a module that one family member
+imports from a sibling member is listed for every item of every stage of that family (see `shared_members`).
 
 `python -m vovnet deps` prints each stage's code deps as dvc.yaml should hold them and what differs;
 tests/test_dvc_deps.py fails on any difference.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,6 +33,7 @@ INTERP = re.compile(r"\$\{([^}]+)\}")
 @dataclass(frozen=True)
 class Family:
     """Modules imported by a name known only at run time: `pattern` with `{}` for the name."""
+
     pattern: str  # dotted, e.g. "vovnet.data.adapters.{}"
 
     def path_pattern(self) -> str:
@@ -43,13 +45,17 @@ class Family:
     def members(self, root: Path = ROOT) -> list[str]:
         rx = self.regex()
         glob = self.path_pattern().replace("{}", "*")
-        return sorted(p.relative_to(root).as_posix() for p in root.glob(glob)
-                      if rx.match(p.relative_to(root).as_posix()) and p.stem != "__init__")
+        return sorted(
+            p.relative_to(root).as_posix()
+            for p in root.glob(glob)
+            if rx.match(p.relative_to(root).as_posix()) and p.stem != "__init__"
+        )
 
 
 @dataclass
 class Closure:
     """What one entry point runs: project files (relative paths) and the families it imports by name."""
+
     files: set[str] = field(default_factory=set)
     families: set[Family] = field(default_factory=set)
 
@@ -86,8 +92,9 @@ def _family_of(call: ast.Call, module: str, package: str) -> Family | None:
     """`importlib.import_module(f"a.b.{x}")` / `(f"{__package__}.{x}.c")` -> Family("a.b.{}"); a call whose
     name cannot be read (a variable, two holes) -> OPAQUE; any other call -> None."""
     func = call.func
-    named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or \
-            (isinstance(func, ast.Name) and func.id == "import_module")
+    named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id == "import_module"
+    )
     if not named:
         return None
     known = {"__package__": package, "__name__": module}
@@ -216,16 +223,18 @@ def code_paths(deps: list[str], root: Path = ROOT) -> set[str]:
 
 # --- dvc.yaml's stages, resolved per foreach item -------------------------------------------------
 
+
 @dataclass
 class StageCode:
     """One resolved stage: the code deps dvc.yaml lists and those its cmd runs."""
-    name: str              # e.g. normalize@mmbench
-    group: str             # the dvc.yaml entry, e.g. normalize
+
+    name: str  # e.g. normalize@mmbench
+    group: str  # the dvc.yaml entry, e.g. normalize
     listed: set[str]
-    shared: set[str]           # what every item of the entry runs: the cmd's closure, its families' extras
+    shared: set[str]  # what every item of the entry runs: the cmd's closure, its families' extras
     templates: dict[str, str]  # the item's family member -> the dvc.yaml entry naming it (...${item.adapter}.py)
     problems: list[str] = field(default_factory=list)
-    key: object = None         # a foreach stage's ${key} and ${item}
+    key: object = None  # a foreach stage's ${key} and ${item}
     item: object = None
 
     @property
@@ -251,6 +260,7 @@ def _lookup(data, dotted: str, where: str):
 
 def interpolate(text: str, params: dict, key: str | None = None, item=None) -> str:
     """dvc.yaml's `${key}`, `${item.x}` and `${a.b}` (params.yaml), as DVC resolves them in a path or cmd."""
+
     def value(m: re.Match) -> str:
         expr = m.group(1).strip()
         if expr == "key":
@@ -260,6 +270,7 @@ def interpolate(text: str, params: dict, key: str | None = None, item=None) -> s
         if expr.startswith("item."):
             return str(_lookup(item, expr[5:], text))
         return str(_lookup(params, expr, text))
+
     return INTERP.sub(value, text)
 
 
@@ -290,8 +301,10 @@ def _stage_code(name: str, group: str, body: dict, params: dict, key, item, root
     static = closure(cmd_entries(interpolate(body["cmd"], params, key, item), root), root)
     shared, templates, problems = set(static.files), {}, []
     if OPAQUE in static.families:
-        problems.append("imports a module by a name vovnet/deps.py cannot read: write the call as "
-                        "importlib.import_module(f\"package.{name}\") so each item can list its module")
+        problems.append(
+            "imports a module by a name vovnet/deps.py cannot read: write the call as "
+            'importlib.import_module(f"package.{name}") so each item can list its module'
+        )
     for fam in sorted(static.families - {OPAQUE}, key=lambda f: f.pattern):
         shared |= family_extras(fam, static.files, root)
         chosen = [(p, d) for p, d in resolved if "${" in d and fam.regex().match(p)]
@@ -300,8 +313,10 @@ def _stage_code(name: str, group: str, body: dict, params: dict, key, item, root
             shared |= code_paths([folder], root)
             continue
         if len(chosen) != 1:
-            problems.append(f"imports {fam.pattern} by name: list the item's module once, as "
-                            f"{fam.path_pattern().replace('{}', '${item.<field>}')}, or the folder of all")
+            problems.append(
+                f"imports {fam.pattern} by name: list the item's module once, as "
+                f"{fam.path_pattern().replace('{}', '${item.<field>}')}, or the folder of all"
+            )
             continue
         path, entry = chosen[0]
         if not (root / path).is_file():

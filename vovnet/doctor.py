@@ -1,4 +1,5 @@
 """`python -m vovnet doctor`: one line per thing a GPU-server user should know before a long run."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from vovnet.launch_configs import check_launch_config, launch_configs
 
 def _dvc(*args: str) -> tuple[int, str]:
     try:
-        p = subprocess.run(["dvc", *args], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        p = subprocess.run(
+            ["dvc", *args], capture_output=True, text=True, timeout=120, env={**os.environ, "DVC_NO_ANALYTICS": "1"}
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, str(exc)
     return p.returncode, p.stdout + p.stderr
@@ -37,16 +39,25 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("fail", f"model: {exc}"))
     for name, s in params["evaluation"]["sets"].items():
         f = processed_file(s["dataset"], s["split"])
-        out.append(("ok", f"data {f}: present") if f.exists() else
-                   ("fail", f"data {f}: missing (evaluation set {name}; run `dvc pull` or `dvc repro`)"))
+        out.append(
+            ("ok", f"data {f}: present")
+            if f.exists()
+            else ("fail", f"data {f}: missing (evaluation set {name}; run `dvc pull` or `dvc repro`)")
+        )
     train_file = Path(params["train"]["train_file"])
-    out.append(("ok", f"data {train_file}: present") if train_file.exists() else
-               ("fail", f"data {train_file}: missing (run `dvc pull` or `dvc repro merge`)"))
+    out.append(
+        ("ok", f"data {train_file}: present")
+        if train_file.exists()
+        else ("fail", f"data {train_file}: missing (run `dvc pull` or `dvc repro merge`)")
+    )
     code, text = _dvc("status", "--json")
     if code == 0:
         stale = json.loads(text or "{}")
-        out.append(("ok", "dvc status: pipeline up to date") if not stale else
-                   ("warn", f"dvc status: {len(stale)} stage(s) would rerun: {', '.join(sorted(stale)[:6])}"))
+        out.append(
+            ("ok", "dvc status: pipeline up to date")
+            if not stale
+            else ("warn", f"dvc status: {len(stale)} stage(s) would rerun: {', '.join(sorted(stale)[:6])}")
+        )
     else:
         out.append(("warn", f"dvc status failed: {text.strip().splitlines()[-1] if text.strip() else code}"))
     code, text = _dvc("remote", "list")
@@ -56,8 +67,11 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
     for name, url, *_ in remotes:
         if "://" not in url or url.startswith("file://"):
             path = Path(url.removeprefix("file://"))
-            out.append(("ok", f"remote {name}: {path} reachable") if path.is_dir() else
-                       ("fail", f"remote {name}: {path} not found"))
+            out.append(
+                ("ok", f"remote {name}: {path} reachable")
+                if path.is_dir()
+                else ("fail", f"remote {name}: {path} not found")
+            )
         else:
             out.append(("ok", f"remote {name}: {url} (network remote; `dvc pull` will test it)"))
     try:
@@ -66,8 +80,13 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
         n = torch.cuda.device_count()
         if n:
             bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-            out.append(("ok", f"gpu: {n} x {torch.cuda.get_device_name(0)}, "
-                              f"{'bf16' if bf16 else 'fp16 only (no bf16: dtype auto uses fp16)'}"))
+            out.append(
+                (
+                    "ok",
+                    f"gpu: {n} x {torch.cuda.get_device_name(0)}, "
+                    f"{'bf16' if bf16 else 'fp16 only (no bf16: dtype auto uses fp16)'}",
+                )
+            )
         else:
             out.append(("warn", "gpu: none visible (training runs on CPU in fp32)"))
     except Exception as exc:  # a broken CUDA install should be reported, not crash the doctor
@@ -83,8 +102,9 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
     out.append(_analytics())
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
-        out.append(("ok", f"{flag}={val}") if val == "1" else
-                   ("warn", f"{flag} is not 1 (set it on servers without internet)"))
+        out.append(
+            ("ok", f"{flag}={val}") if val == "1" else ("warn", f"{flag} is not 1 (set it on servers without internet)")
+        )
     return out
 
 
@@ -98,9 +118,11 @@ def _launch(params: dict) -> tuple[str, str]:
         plan = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], launch.processes)
     except VovnetError as exc:
         return "fail", f"launch: {exc}"
-    return "ok", (f"launch: dvc repro runs train and evaluate@ as {launch.describe()}; train: global batch "
-                  f"{plan.batch} = {plan.processes} process(es) x {plan.micro} per forward x {plan.accumulation} "
-                  "accumulated")
+    return "ok", (
+        f"launch: dvc repro runs train and evaluate@ as {launch.describe()}; train: global batch "
+        f"{plan.batch} = {plan.processes} process(es) x {plan.micro} per forward x {plan.accumulation} "
+        "accumulated"
+    )
 
 
 def launch_processes(params: dict) -> int | None:
@@ -121,8 +143,9 @@ def target_gpus(gpus: int | None, gpu_gib: float | None) -> tuple[int, float]:
     return gpus or DEFAULT_GPUS, gpu_gib or DEFAULT_GPU_GIB
 
 
-def run_plan(params_path: str = "params.yaml", gpus: int | None = None, gpu_gib: float | None = None,
-             dtype: str | None = None) -> int:
+def run_plan(
+    params_path: str = "params.yaml", gpus: int | None = None, gpu_gib: float | None = None, dtype: str | None = None
+) -> int:
     """`python -m vovnet plan`: the table, or one line naming what is wrong (raised as VovnetError)."""
     from vovnet.model.plan_memory import format_plan, make_plan
 

@@ -5,6 +5,7 @@ of every file and every dependency, so no pipeline fits it on a screen. This tab
 experiments apart: the parameters whose values differ between the rows, then per evaluation set the
 learned policy's accuracy and mean vision tokens (eval/<set>/metrics.json). It reads `dvc exp show --json`.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,11 +66,19 @@ def table(rows: list[dict]) -> str:
     # a split without answers (MMBench TEST) has no accuracy: no column for it
     figures = [(s, h) for s in sets for h in HEADLINE if any(r["sets"].get(s, {}).get(h) is not None for r in rows)]
     header = ["experiment", *changed, *(f"{s} {h}" for s, h in figures)]
-    body = [[r["name"] + (" (failed)" if r["error"] else ""), *(_cell(r["params"].get(k)) for k in changed),
-             *(_cell(r["sets"].get(s, {}).get(h)) for s, h in figures)] for r in rows]
+    body = [
+        [
+            r["name"] + (" (failed)" if r["error"] else ""),
+            *(_cell(r["params"].get(k)) for k in changed),
+            *(_cell(r["sets"].get(s, {}).get(h)) for s, h in figures),
+        ]
+        for r in rows
+    ]
     widths = [max(len(c) for c in col) for col in zip(header, *body)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-             for line in (header, *body)]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        for line in (header, *body)
+    ]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Atomic, deterministic file output: nothing partial is ever left where DVC would take it."""
+
 from __future__ import annotations
 
 import contextlib

@@ -6,6 +6,7 @@ what the stage wrote. How many processes run a stage is not a param of it: train
 sample order, and evaluation's batches, do not depend on it (see vovnet/training/batching.py and
 vovnet/evaluation/sharding.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ class Launch:
     processes: int
     cuda_devices: int
     config_file: str | None
-    port: int | None          # None: chosen when the launch starts (a free port)
+    port: int | None  # None: chosen when the launch starts (a free port)
 
     @property
     def backend(self) -> str:
@@ -51,10 +52,31 @@ class Launch:
             return [sys.executable, *target]
         port = str(self.port or free_port())
         if not self.cuda_devices:
-            return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
-                    str(self.processes), "--master_addr", "127.0.0.1", "--master_port", port, *target]
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(self.processes),
-               "--num_machines", "1", "--main_process_port", port]
+            return [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "1",
+                "--nproc_per_node",
+                str(self.processes),
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                port,
+                *target,
+            ]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            str(self.processes),
+            "--num_machines",
+            "1",
+            "--main_process_port",
+            port,
+        ]
         if self.config_file:
             cmd += ["--config_file", self.config_file]
         else:
@@ -69,30 +91,38 @@ class Launch:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    batch: int          # samples per optimizer step, all processes together
+    batch: int  # samples per optimizer step, all processes together
     processes: int
-    micro: int          # samples per process per forward
-    accumulation: int   # forwards per process per optimizer step
+    micro: int  # samples per process per forward
+    accumulation: int  # forwards per process per optimizer step
 
     @property
     def slots(self) -> int:
         return self.processes * self.accumulation
 
     def as_metrics(self) -> dict:
-        return {"processes": self.processes, "global_batch": self.batch, "per_process_batch": self.micro,
-                "accumulation": self.accumulation}
+        return {
+            "processes": self.processes,
+            "global_batch": self.batch,
+            "per_process_batch": self.micro,
+            "accumulation": self.accumulation,
+        }
 
 
 def batch_plan(batch: int, micro: int | None, processes: int) -> BatchPlan:
     """train.batch_size and train.micro_batch_size on `processes`; one line with the numbers if they do not divide."""
     if batch % processes:
-        raise VovnetError(f"params.yaml: train.batch_size {batch} does not divide over {processes} processes "
-                          f"(the global batch must be a multiple of the process count)")
+        raise VovnetError(
+            f"params.yaml: train.batch_size {batch} does not divide over {processes} processes "
+            f"(the global batch must be a multiple of the process count)"
+        )
     per_process = batch // processes
     micro = per_process if micro is None else micro
     if per_process % micro:
-        raise VovnetError(f"params.yaml: train.batch_size {batch} over {processes} processes is {per_process} per "
-                          f"process, not a multiple of train.micro_batch_size {micro}")
+        raise VovnetError(
+            f"params.yaml: train.batch_size {batch} over {processes} processes is {per_process} per "
+            f"process, not a multiple of train.micro_batch_size {micro}"
+        )
     return BatchPlan(batch, processes, micro, per_process // micro)
 
 
@@ -115,9 +145,11 @@ def resolve_launch(lcfg: dict, cuda_devices: int | None = None) -> Launch:
     requested = lcfg["processes"]
     processes = (cuda or 1) if requested == "auto" else int(requested)
     if cuda and processes > cuda:
-        raise VovnetError(f"params.yaml: launch.processes is {processes} but only {cuda} CUDA device(s) are "
-                          f"visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
-                          "lower it or use auto")
+        raise VovnetError(
+            f"params.yaml: launch.processes is {processes} but only {cuda} CUDA device(s) are "
+            f"visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "lower it or use auto"
+        )
     config_file = lcfg["config_file"]
     if config_file:
         if not Path(config_file).is_file():

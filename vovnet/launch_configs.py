@@ -1,5 +1,6 @@
 """The `accelerate launch` configs in configs/accelerate/: parsed by accelerate itself, and the packages
 each one needs besides requirements.txt, with where they are pinned."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,8 +41,10 @@ def required_packages(path: str | Path) -> list[tuple[str, str]]:
         raise VovnetError(f"{path}: not a valid accelerate config: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # yaml's parser errors have many classes; one line for each
         raise VovnetError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
-    values = {"distributed_type": getattr(cfg.distributed_type, "value", cfg.distributed_type),
-              "mixed_precision": getattr(cfg.mixed_precision, "value", cfg.mixed_precision)}
+    values = {
+        "distributed_type": getattr(cfg.distributed_type, "value", cfg.distributed_type),
+        "mixed_precision": getattr(cfg.mixed_precision, "value", cfg.mixed_precision),
+    }
     needs = [pkg for (key, value), pkg in NEEDS.items() if str(values[key]) == value]
     ds_file = (cfg.deepspeed_config or {}).get("deepspeed_config_file")
     if ds_file and not Path(ds_file).is_file():

@@ -4,6 +4,7 @@
 page on a machine without internet. These PNGs are rendered here by vl-convert (vega-lite compiled and
 drawn in-process, fonts bundled), declared as DVC image plots, and so embedded as plain images.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,20 +29,39 @@ def _write_png(spec: dict, out: str | os.PathLike) -> None:
 def pareto_png(points: list[dict], title: str, out: str | os.PathLike) -> None:
     """Accuracy against mean vision tokens: curves (points with a `param`) as lines, single policies as
     larger points."""
-    values = [{"policy": p["policy"], "param": p["param"], "accuracy": p["accuracy"], "tokens": p["vision_tokens"]}
-              for p in points if p["accuracy"] is not None]
+    values = [
+        {"policy": p["policy"], "param": p["param"], "accuracy": p["accuracy"], "tokens": p["vision_tokens"]}
+        for p in points
+        if p["accuracy"] is not None
+    ]
     x = {"field": "tokens", "type": "quantitative", "title": "mean vision tokens per prompt"}
-    y = {"field": "accuracy", "type": "quantitative", "title": "accuracy", "scale": {"zero": False},
-         "axis": {"format": ".3f"}}
+    y = {
+        "field": "accuracy",
+        "type": "quantitative",
+        "title": "accuracy",
+        "scale": {"zero": False},
+        "axis": {"format": ".3f"},
+    }
     colour = {"field": "policy", "type": "nominal", "title": "policy"}
-    spec = {"$schema": SCHEMA, "title": title, "width": 520, "height": 340, "data": {"values": values},
-            "layer": [
-                {"transform": [{"filter": "datum.param !== null"}], "mark": {"type": "line", "point": True},
-                 "encoding": {"x": x, "y": y, "color": colour, "order": {"field": "tokens", "type": "quantitative"}}},
-                {"transform": [{"filter": "datum.param === null"}],
-                 "mark": {"type": "point", "filled": True, "size": 140, "shape": "diamond"},
-                 "encoding": {"x": x, "y": y, "color": colour}},
-            ]}
+    spec = {
+        "$schema": SCHEMA,
+        "title": title,
+        "width": 520,
+        "height": 340,
+        "data": {"values": values},
+        "layer": [
+            {
+                "transform": [{"filter": "datum.param !== null"}],
+                "mark": {"type": "line", "point": True},
+                "encoding": {"x": x, "y": y, "color": colour, "order": {"field": "tokens", "type": "quantitative"}},
+            },
+            {
+                "transform": [{"filter": "datum.param === null"}],
+                "mark": {"type": "point", "filled": True, "size": 140, "shape": "diamond"},
+                "encoding": {"x": x, "y": y, "color": colour},
+            },
+        ],
+    }
     _write_png(spec, out)
 
 
@@ -65,12 +85,22 @@ def read_tsv_series(metrics_dir: str | os.PathLike) -> list[dict]:
 def training_png(metrics_dir: str | os.PathLike, out: str | os.PathLike, columns: int = 4) -> int:
     """One small panel per training metric (independent scales); returns the number of panels."""
     rows = read_tsv_series(metrics_dir)
-    spec = {"$schema": SCHEMA, "title": "training curves", "data": {"values": rows},
-            "facet": {"field": "metric", "type": "nominal", "title": None}, "columns": columns,
-            "spec": {"width": 200, "height": 120, "mark": {"type": "line"},
-                     "encoding": {"x": {"field": "step", "type": "quantitative"},
-                                  "y": {"field": "value", "type": "quantitative", "title": None,
-                                        "scale": {"zero": False}}}},
-            "resolve": {"scale": {"x": "independent", "y": "independent"}}}
+    spec = {
+        "$schema": SCHEMA,
+        "title": "training curves",
+        "data": {"values": rows},
+        "facet": {"field": "metric", "type": "nominal", "title": None},
+        "columns": columns,
+        "spec": {
+            "width": 200,
+            "height": 120,
+            "mark": {"type": "line"},
+            "encoding": {
+                "x": {"field": "step", "type": "quantitative"},
+                "y": {"field": "value", "type": "quantitative", "title": None, "scale": {"zero": False}},
+            },
+        },
+        "resolve": {"scale": {"x": "independent", "y": "independent"}},
+    }
     _write_png(spec, out)
     return len({r["metric"] for r in rows})

@@ -6,6 +6,7 @@ DVC fills `{plot_divs}` and would put its CDN <script> tags where a template say
 tests/test_plots_template.py checks it equals what the installed vl-convert builds. After changing the
 vl-convert pin: `python -m vovnet plots-template`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,9 +43,13 @@ def offline_page() -> str:
     bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE)
     if "</script" in bundle.lower() or "{plot_divs}" in bundle:
         raise ValueError("vl-convert's bundle cannot be inlined in a <script> element as it is")
-    return PAGE.format(vega=vl_convert.get_vega_version(), vega_lite=VEGA_LITE,
-                       embed=vl_convert.get_vega_embed_version(),
-                       vl_convert=importlib.metadata.version("vl-convert-python"), bundle=bundle)
+    return PAGE.format(
+        vega=vl_convert.get_vega_version(),
+        vega_lite=VEGA_LITE,
+        embed=vl_convert.get_vega_embed_version(),
+        vl_convert=importlib.metadata.version("vl-convert-python"),
+        bundle=bundle,
+    )
 
 
 def write_offline_page(path: str | Path = TEMPLATE) -> Path:

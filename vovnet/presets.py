@@ -5,6 +5,7 @@ are, a value the preset does not set (or sets to what the file already holds) is
 `Preset:` names the new preset. A preset names exactly its datasets and evaluation sets, each with exactly
 the keys it lists (the rest come from the task's defaults.yaml): others are removed, new ones appended.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,7 @@ def _yaml() -> YAML:
     yaml = YAML()  # round-trip
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a line the file did not wrap
-    yaml.representer.add_representer(
-        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     return yaml
 
 
@@ -106,8 +106,9 @@ TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
 def _gaps(text: str) -> dict[str, bool]:
     """Whether a blank line precedes each top-level key."""
     lines = text.split("\n")
-    return {m.group(1): i > 0 and not lines[i - 1].strip()
-            for i, line in enumerate(lines) if (m := TOP_KEY.match(line))}
+    return {
+        m.group(1): i > 0 and not lines[i - 1].strip() for i, line in enumerate(lines) if (m := TOP_KEY.match(line))
+    }
 
 
 def _restore_gaps(text: str, gaps: dict[str, bool]) -> str:

@@ -1,4 +1,5 @@
 """`python -m vovnet.data export-images --dataset NAME --split SPLIT --out DIR` and `make-samples`."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,11 @@ def _unknown(dataset: str, split: str, root: Path) -> str:
     """Name what is missing and list what there is."""
     have = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
     if dataset not in have:
-        return (f"no processed dataset {dataset!r} under {root} (have: {', '.join(have) or 'none'}; "
-                "run `dvc pull` or `dvc repro`)")
-    splits = sorted(p.name[len(dataset) + 1:-len(".jsonl")] for p in (root / dataset).glob(f"{dataset}_*.jsonl"))
+        return (
+            f"no processed dataset {dataset!r} under {root} (have: {', '.join(have) or 'none'}; "
+            "run `dvc pull` or `dvc repro`)"
+        )
+    splits = sorted(p.name[len(dataset) + 1 : -len(".jsonl")] for p in (root / dataset).glob(f"{dataset}_*.jsonl"))
     return f"dataset {dataset!r} has no split {split!r} (have: {', '.join(splits) or 'none'})"
 
 

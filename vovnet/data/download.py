@@ -9,6 +9,7 @@ those of an `image_root` outside the raw folder). An unchanged source leaves the
 DVC sees the same output and reruns nothing downstream; sizes and mtimes, cached outside the output,
 spare re-hashing files that did not change.
 """
+
 from __future__ import annotations
 
 import errno
@@ -97,13 +98,18 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
         stats.remember(raw_dir, files)
         stats.save()
         return True
-    if previous is not None and previous["request"] == request and previous.get("image_root") == images \
-            and intact(raw_dir, previous):
+    if (
+        previous is not None
+        and previous["request"] == request
+        and previous.get("image_root") == images
+        and intact(raw_dir, previous)
+    ):
         log.info("download@%s: %s already fetched (%d files); nothing to do", name, source, len(previous["files"]))
         return False
     if kind == "generate" and not isinstance(cfg.get("generator"), dict):
-        raise VovnetError(f"params.yaml: datasets.{name}.generator: source is `generate`, so give the "
-                          "generator's spec as a mapping")
+        raise VovnetError(
+            f"params.yaml: datasets.{name}.generator: source is `generate`, so give the generator's spec as a mapping"
+        )
     with atomic_path(raw_dir) as tmp:
         tmp.mkdir()
         if kind == "generate":
@@ -163,7 +169,9 @@ def intact(raw_dir: Path, record: dict) -> bool:
 SKIP_DIRS = (".cache", "__pycache__")
 
 
-def copy_contained(src: Path, dest: Path, where: str, _root: str | None = None, _active: frozenset = frozenset()) -> None:
+def copy_contained(
+    src: Path, dest: Path, where: str, _root: str | None = None, _active: frozenset = frozenset()
+) -> None:
     """Copy a local source folder; a symlink is followed only when its target lies inside the folder (the
     copy holds the target's bytes). A link that leaves it, dangles or loops is an error naming it, so
     `download` never brings in a file from elsewhere on disk (which the adapters' own rules would refuse)."""
@@ -189,8 +197,10 @@ def copy_contained(src: Path, dest: Path, where: str, _root: str | None = None, 
                 why = "loops" if exc.errno == errno.ELOOP else "points at nothing"
                 raise VovnetError(f"{where}: symlink {rel} {why}; replace it with the file") from None
             if os.path.commonpath([root, real]) != root:
-                raise VovnetError(f"{where}: symlink {rel} points outside the source folder ({real}); "
-                                  "copy the file into the folder instead")
+                raise VovnetError(
+                    f"{where}: symlink {rel} points outside the source folder ({real}); "
+                    "copy the file into the folder instead"
+                )
             if os.path.isdir(real):
                 if real in active or os.path.commonpath([real, os.path.realpath(dirpath)]) == real:
                     raise VovnetError(f"{where}: symlink {rel} points at a folder that contains it (a loop)")
@@ -219,8 +229,9 @@ def _check_md5(path: Path, expected: str | None) -> None:
         raise VovnetError(f"{path.name}: md5 {digest.hexdigest()} does not match the published {expected}")
 
 
-def download_url(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, md5: str | None = None,
-                 timeout: float = 60) -> None:
+def download_url(
+    url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, md5: str | None = None, timeout: float = 60
+) -> None:
     """Stream to dest + '.part', resuming with Range after a dropped connection; verify size and md5."""
     part = dest.with_name(dest.name + ".part")
     expected_size = None
@@ -277,7 +288,9 @@ def hf_patterns(folder: Path, cfg: dict) -> list[str]:
 def layout_patterns(cfg: dict) -> list[str]:
     """Without README configs: the files whose name says a requested split (in the subset's folder)."""
     subset = cfg.get("subset")
-    names = [subset] if isinstance(subset, str) and subset != "all" else list(subset) if isinstance(subset, list) else []
+    names = (
+        [subset] if isinstance(subset, str) and subset != "all" else list(subset) if isinstance(subset, list) else []
+    )
     spellings = {s for split in cfg["splits"] for a in split_files.aliases(split) for s in (a, a.upper())}
     return sorted(f"{n}/*{s}*" for n in names for s in spellings) if names else sorted(f"*{s}*" for s in spellings)
 
@@ -287,8 +300,14 @@ def _fetch_hf(repo_id: str, cfg: dict, dest: Path) -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     def get(patterns: list[str]) -> None:
-        snapshot_download(repo_id, repo_type="dataset", revision=cfg.get("revision"), local_dir=dest,
-                          allow_patterns=patterns, token=hf_token())
+        snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=cfg.get("revision"),
+            local_dir=dest,
+            allow_patterns=patterns,
+            token=hf_token(),
+        )
 
     patterns = layout_patterns(cfg)
     try:

@@ -5,6 +5,7 @@
 unchanged file is hashed once. The cache lives next to the raw folders (`data/raw/.source-stat/`),
 outside every DVC output, and is git-ignored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,8 +69,14 @@ def fingerprint(path: Path, stats: StatCache | None, skip: tuple[str, ...] = ())
     if path.is_file():
         files, base = [path], path.parent
     else:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.relative_to(path).parts
-                       and "__pycache__" not in p.parts and p.name not in skip)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and ".cache" not in p.relative_to(path).parts
+            and "__pycache__" not in p.parts
+            and p.name not in skip
+        )
         base = path
     out = []
     for f in files:

@@ -7,6 +7,7 @@ are opened, and their parquet row groups are streamed. No other config is resolv
 prepared, no temporary copy built. A folder without `configs:` metadata falls back to the hub's file
 layout: the split a file serves is the one its name says (`data/validation-00000-of-00001.parquet`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ def _parse_card(card_path: str, resolved: str, size: int, mtime_ns: int) -> tupl
     out = []
     for c in configs:
         if isinstance(c, dict) and "data_files" in c:
-            out.append(HfConfig(str(c.get("config_name", "default")), _data_files(c["data_files"]), bool(c.get("default"))))
+            out.append(
+                HfConfig(str(c.get("config_name", "default")), _data_files(c["data_files"]), bool(c.get("default")))
+            )
     return tuple(out) or None
 
 
@@ -105,8 +108,9 @@ def select_configs(folder: Path, configs: list[HfConfig], subset) -> list[HfConf
 
 def split_patterns(folder: Path, config: HfConfig, split: str) -> list[str]:
     if split not in config.data_files:
-        raise VovnetError(f"{folder}: config {config.name!r} has no split {split!r}; it has: "
-                          f"{', '.join(config.data_files)}")
+        raise VovnetError(
+            f"{folder}: config {config.name!r} has no split {split!r}; it has: {', '.join(config.data_files)}"
+        )
     patterns = config.data_files[split]
     for p in patterns:
         if Path(p).is_absolute() or ".." in Path(p).parts or "://" in p:
@@ -128,12 +132,15 @@ def split_files_of(folder: str | Path, subset: str | None, split: str, requested
     config = select_configs(folder, configs, subset)[0]
     patterns = split_patterns(folder, config, split)
     root = folder.resolve()
-    files = sorted({p for pat in patterns for p in folder.glob(pat)
-                    if p.is_file() and p.resolve().is_relative_to(root)})
+    files = sorted(
+        {p for pat in patterns for p in folder.glob(pat) if p.is_file() and p.resolve().is_relative_to(root)}
+    )
     if not files:
-        raise VovnetError(f"{folder}: no files match {', '.join(patterns)} (config {config.name!r}, split {split!r}); "
-                          "the snapshot lacks them: rerun `dvc repro download@...` or fetch them with "
-                          f"`hf download --repo-type dataset <id> --include '{patterns[0]}' --local-dir {folder}`")
+        raise VovnetError(
+            f"{folder}: no files match {', '.join(patterns)} (config {config.name!r}, split {split!r}); "
+            "the snapshot lacks them: rerun `dvc repro download@...` or fetch them with "
+            f"`hf download --repo-type dataset <id> --include '{patterns[0]}' --local-dir {folder}`"
+        )
     return files
 
 
@@ -166,8 +173,9 @@ def open_parquet(files: list[Path], required: tuple[str, ...], where: str):
         names = pf.schema_arrow.names
         missing = [c for c in required if c not in names]
         if missing:
-            raise VovnetError(f"{f} ({where}): missing required column(s) {', '.join(missing)} "
-                              f"(columns: {', '.join(names)})")
+            raise VovnetError(
+                f"{f} ({where}): missing required column(s) {', '.join(missing)} (columns: {', '.join(names)})"
+            )
         opened.append((f, pf))
     return opened
 

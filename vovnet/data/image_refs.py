@@ -1,6 +1,7 @@
 """Image cells to ImageRefs, with containment: a file an image cell names is read only when its real
 path (symlinks followed) lies inside the folder it belongs to — the snapshot for HF cells, the image
 root for LLaVA names. Anything else becomes a reject naming the field, never a read."""
+
 from __future__ import annotations
 
 import errno

@@ -4,6 +4,7 @@ DVC is slow on directories of many small files (100k files: `dvc add` ~61 s, fre
 dataset's images live in `images.tar` (members `<sha256>.<ext>`, original encoded bytes, deterministic
 headers) with `images.index.json` giving each image's byte offset for O(1) random reads.
 """
+
 from __future__ import annotations
 
 import base64
@@ -93,15 +94,30 @@ def _ustar_header(name: str, size: int) -> bytes:
     """A POSIX ustar member header (regular file, mode 644, uid/gid 0, mtime 0): deterministic bytes.
 
     Written by hand because tarfile's header builder dominated the store's cost (~0.3 ms per image)."""
+
     def octal(value: int, width: int) -> bytes:
         return f"{value:0{width - 1}o}".encode() + b"\0"
 
     raw = name.encode()
     if len(raw) > 100:
         raise ValueError(f"tar member name too long: {name}")
-    head = (raw.ljust(100, b"\0") + octal(0o644, 8) + octal(0, 8) + octal(0, 8) + octal(size, 12) + octal(0, 12)
-            + b" " * 8 + b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 32 + b"\0" * 32 + octal(0, 8) + octal(0, 8)
-            + b"\0" * 155)
+    head = (
+        raw.ljust(100, b"\0")
+        + octal(0o644, 8)
+        + octal(0, 8)
+        + octal(0, 8)
+        + octal(size, 12)
+        + octal(0, 12)
+        + b" " * 8
+        + b"0"
+        + b"\0" * 100
+        + b"ustar\x0000"
+        + b"\0" * 32
+        + b"\0" * 32
+        + octal(0, 8)
+        + octal(0, 8)
+        + b"\0" * 155
+    )
     head = head.ljust(BLOCK, b"\0")
     checksum = f"{sum(head):06o}\0 ".encode()
     return head[:148] + checksum + head[156:]

@@ -5,6 +5,7 @@ index, so MMBench's circular copies, items sharing an image and MMBench-Lite's c
 items always land on the same side, even when two uploads encode an image differently. A group goes to
 held-out / val / train by a seeded hash of its id.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,11 @@ def merge(cfg: dict, seed: int, root: str | Path = "data/processed") -> tuple[di
         for rec in read_jsonl(processed_file(ds, split, root)):
             records.append(rec)
             origin.append(f"{ds}/{split}")
-    stats = {"sources": {f"{d}/{s}": origin.count(f"{d}/{s}") for d, s in sources}, "duplicates_dropped": 0,
-             "dropped_in_heldout_groups": 0}
+    stats = {
+        "sources": {f"{d}/{s}": origin.count(f"{d}/{s}") for d, s in sources},
+        "duplicates_dropped": 0,
+        "dropped_in_heldout_groups": 0,
+    }
     seen, keep = set(), []
     for rec, src in zip(records, origin):
         key = content_key(rec)
@@ -79,7 +83,10 @@ def merge(cfg: dict, seed: int, root: str | Path = "data/processed") -> tuple[di
     out = {"train": [], "val": [], "heldout": []}
     for (rec, src), gid in zip(keep, groups):
         u = bucket(seed, gid)
-        rec = {**rec, "meta": {**rec["meta"], "merged_from": src, "group": hashlib.sha256(gid.encode()).hexdigest()[:16]}}
+        rec = {
+            **rec,
+            "meta": {**rec["meta"], "merged_from": src, "group": hashlib.sha256(gid.encode()).hexdigest()[:16]},
+        }
         if u < hold_frac:
             if src == cfg["heldout_source"]:
                 out["heldout"].append(rec)
@@ -101,9 +108,11 @@ def merge(cfg: dict, seed: int, root: str | Path = "data/processed") -> tuple[di
         stats["overlap"][name] = len(hits)
         if hits and not cfg["allow_overlap"]:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
-            raise VovnetError(f"merge: {len(hits)} of {len(out['train'])} training records overlap evaluation set "
-                              f"{name} (by id, image+question or MMBench source index; e.g. {examples}); fix the sources or set "
-                              "merge.allow_overlap: true")
+            raise VovnetError(
+                f"merge: {len(hits)} of {len(out['train'])} training records overlap evaluation set "
+                f"{name} (by id, image+question or MMBench source index; e.g. {examples}); fix the sources or set "
+                "merge.allow_overlap: true"
+            )
     stats.update({k: len(v) for k, v in out.items()})
     return out, stats
 

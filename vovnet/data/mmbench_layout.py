@@ -3,6 +3,7 @@
 
 Shared by two tasks, so it lives below both: vovnet/tasks/mmbench and vovnet/tasks/mmbench_lite.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ from vovnet.data.records import (
 )
 from vovnet.data.tsv import TsvRowError, read_tsv
 
-REF_MAX_CHARS = 64           # an image cell this short is the index of the row whose image it reuses
+REF_MAX_CHARS = 64  # an image cell this short is the index of the row whose image it reuses
 
 
 LANG_TOKENS = {"en", "cn"}
@@ -99,8 +100,11 @@ def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
             ref = ImageRef("image", "bytes", None)  # empty/nan/null: MMBench questions all have an image
         elif len(text) <= REF_MAX_CHARS:
             target = parse_int(text)
-            ref = (ImageRef("image", "ref", str(target)) if target is not None and target >= 0 else
-                   ImageRef("image", "invalid", f"short image cell {text[:40]!r} is neither base64 nor a row index"))
+            ref = (
+                ImageRef("image", "ref", str(target))
+                if target is not None and target >= 0
+                else ImageRef("image", "invalid", f"short image cell {text[:40]!r} is neither base64 nor a row index")
+            )
         else:
             ref = ImageRef("image", "b64", image)
     else:
@@ -173,5 +177,14 @@ def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
         "family": "mmbench",
         "source_split": (text_field(f, "split") or split).lower(),
     }
-    return make_record(dataset, split, row, question=text_field(f, "question"), hint=text_field(f, "hint"),
-                       choices=choices, label=label, images=images, meta=meta)
+    return make_record(
+        dataset,
+        split,
+        row,
+        question=text_field(f, "question"),
+        hint=text_field(f, "hint"),
+        choices=choices,
+        label=label,
+        images=images,
+        meta=meta,
+    )

@@ -8,6 +8,7 @@ every project module the run loaded. The next run recomputes it first; equal mea
 else (an edit in place, a new or removed file, any params edit, a code change) runs the full check,
 which decides by content (download.fetch) and writes the signature again.
 """
+
 from __future__ import annotations
 
 import hashlib

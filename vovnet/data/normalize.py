@@ -3,6 +3,7 @@
 Everything is written into a temporary folder that replaces `data/processed/<name>/` in one rename, so
 a failed or killed run never leaves a partial output where DVC or a later stage would take it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -102,8 +103,16 @@ class SplitNormalizer:
         self.sampled_out = 0
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
-        self.rejects.append({"dataset": self.name, "split": self.split, "row": row_index, "source_id": key,
-                             "field": field, "reason": stable_reason(reason)})
+        self.rejects.append(
+            {
+                "dataset": self.name,
+                "split": self.split,
+                "row": row_index,
+                "source_id": key,
+                "field": field,
+                "reason": stable_reason(reason),
+            }
+        )
 
     def handle(self, row: Row, prepared: list) -> None:
         self.rows_read += 1
@@ -167,7 +176,7 @@ class SplitNormalizer:
             chain, pos, key = [], {}, start
             while key in target and key not in outcome:
                 if key in pos:
-                    cycle = chain[pos[key]:]
+                    cycle = chain[pos[key] :]
                     first = cycle.index(min(cycle))
                     cycle = cycle[first:] + cycle[:first]
                     result = ("cycle", (" -> ".join(cycle + cycle[:1]), frozenset(cycle)))
@@ -201,8 +210,10 @@ class SplitNormalizer:
         """Rows in equal rows out: every row read is a record, a reject, or left out by max_samples."""
         out = len(self.offsets) + len(self.rejects) + self.sampled_out
         if out != self.rows_read:
-            raise AssertionError(f"{self.name}/{self.split}: {self.rows_read} rows read but {len(self.offsets)} records "
-                                 f"+ {len(self.rejects)} rejects + {self.sampled_out} left out by max_samples")
+            raise AssertionError(
+                f"{self.name}/{self.split}: {self.rows_read} rows read but {len(self.offsets)} records "
+                f"+ {len(self.rejects)} rejects + {self.sampled_out} left out by max_samples"
+            )
 
 
 def empty_split(raw_dir: Path, files: list[Path], norm: SplitNormalizer) -> VovnetError:
@@ -213,8 +224,10 @@ def empty_split(raw_dir: Path, files: list[Path], norm: SplitNormalizer) -> Vovn
     where = ", ".join(str(Path(f)) for f in files) or str(raw_dir)
     why = "; ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
     sampled = f", {norm.sampled_out} left out by max_samples" if norm.sampled_out else ""
-    return VovnetError(f"{where}: split {norm.split!r} yields no records: {norm.rows_read} rows read, "
-                       f"{len(norm.rejects)} rejected{' (' + why + ')' if why else ''}{sampled}")
+    return VovnetError(
+        f"{where}: split {norm.split!r} yields no records: {norm.rows_read} rows read, "
+        f"{len(norm.rejects)} rejected{' (' + why + ')' if why else ''}{sampled}"
+    )
 
 
 def sampling_units(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> set[str] | None:
@@ -261,8 +274,10 @@ def _read_rows(adapter, raw_dir: Path, cfg: dict, split: str) -> Iterator:
             n += 1
     except (pyarrow.ArrowException, OSError, UnicodeDecodeError) as exc:
         detail = stable_reason(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        raise VovnetError(f"{raw_dir}: split {split!r}: source unreadable after {n} rows "
-                          f"({type(exc).__name__}{': ' + detail if detail else ''})") from None
+        raise VovnetError(
+            f"{raw_dir}: split {split!r}: source unreadable after {n} rows "
+            f"({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from None
 
 
 def worker_count(setting) -> int:
@@ -284,8 +299,17 @@ def file_facts(raw_dir: Path, files: list[Path], hashes: StatCache) -> list[dict
     return out
 
 
-def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | Path, *, seed: int,
-                      max_image_pixels: int, workers="auto", export_parquet: bool = False) -> dict:
+def normalize_dataset(
+    name: str,
+    cfg: dict,
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    max_image_pixels: int,
+    workers="auto",
+    export_parquet: bool = False,
+) -> dict:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.exists():
         raise VovnetError(f"{raw_dir}: raw data not found (run `dvc repro download@{name}` first)")
@@ -341,11 +365,24 @@ def normalize_dataset(name: str, cfg: dict, raw_dir: str | Path, out_dir: str | 
                 all_rejects += norm.rejects
                 n = len(norm.offsets)
                 read = facts.result()
-                stats["splits"][split] = {"rows": norm.rows_read, "records": n, "rejects": len(norm.rejects),
-                                          "left_out_by_max_samples": norm.sampled_out, "images": len(norm.shas),
-                                          "source_files": read, "sha256": sha256_file(tmp / f"{name}_{split}.jsonl")}
-                log.debug("%s/%s: %d rows from %s -> %d records, %d rejects", name, split, norm.rows_read,
-                          ", ".join(f["name"] for f in read), n, len(norm.rejects))
+                stats["splits"][split] = {
+                    "rows": norm.rows_read,
+                    "records": n,
+                    "rejects": len(norm.rejects),
+                    "left_out_by_max_samples": norm.sampled_out,
+                    "images": len(norm.shas),
+                    "source_files": read,
+                    "sha256": sha256_file(tmp / f"{name}_{split}.jsonl"),
+                }
+                log.debug(
+                    "%s/%s: %d rows from %s -> %d records, %d rejects",
+                    name,
+                    split,
+                    norm.rows_read,
+                    ", ".join(f["name"] for f in read),
+                    n,
+                    len(norm.rejects),
+                )
             store.close()
             hashes.save()
             all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
@@ -371,4 +408,3 @@ def _write_parquet(jsonl: Path, path: Path) -> None:
     # Nested meta varies by dataset; store it as canonical JSON text so every split has one schema.
     rows = [{**r, "meta": dumps(r["meta"])} for r in read_jsonl(jsonl)]
     pq.write_table(pa.Table.from_pylist(rows), path)
-

@@ -3,6 +3,7 @@
 Every layer that must keep sets apart (merge's held-out part, stage 1 vs stage 2, training vs evaluation)
 imports these keys from here, so they always agree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,14 @@ def _norm(text) -> str:
 
 
 def text_key(rec: dict) -> str:
-    return "q:" + _norm(rec["question"]) + "|" + _norm(rec.get("hint")) + "|" + "|".join(sorted(_norm(c) for c in rec.get("choices") or []))
+    return (
+        "q:"
+        + _norm(rec["question"])
+        + "|"
+        + _norm(rec.get("hint"))
+        + "|"
+        + "|".join(sorted(_norm(c) for c in rec.get("choices") or []))
+    )
 
 
 def overlap_key(rec: dict) -> str:
@@ -41,8 +49,9 @@ def source_key(rec: dict) -> str | None:
 
 
 def content_key(rec: dict) -> str:
-    return dumps([rec["question"], rec.get("hint"), rec.get("choices"), rec["answer"],
-                  [im["sha256"] for im in rec["images"]]])
+    return dumps(
+        [rec["question"], rec.get("hint"), rec.get("choices"), rec["answer"], [im["sha256"] for im in rec["images"]]]
+    )
 
 
 def find_overlap(train: list[dict], other: list[dict]) -> list[tuple[str, str]]:

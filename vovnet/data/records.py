@@ -1,4 +1,5 @@
 """The normalized record schema and the raw-row type adapters yield."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,9 +33,9 @@ class ImageRef:
 
 @dataclass
 class Row:
-    index: int                  # 0-based data-row number in the source (reported in errors/rejects)
-    key: str                    # the source's own id; duplicates are rejected
-    group: str                  # sampling unit (MMBench circular copies share one)
+    index: int  # 0-based data-row number in the source (reported in errors/rejects)
+    key: str  # the source's own id; duplicates are rejected
+    group: str  # sampling unit (MMBench circular copies share one)
     fields: dict
     images: list[ImageRef] = field(default_factory=list)
 
@@ -61,8 +62,17 @@ def kind_of(value: Any) -> str:
     """A value's type in the source's own words, for reject reasons (never a repr)."""
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list", tuple: "a list",
-            dict: "an object", bytes: "bytes", bytearray: "bytes"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        tuple: "a list",
+        dict: "an object",
+        bytes: "bytes",
+        bytearray: "bytes",
+    }.get(type(value), type(value).__name__)
 
 
 def text_field(fields: dict, name: str, *, required: bool = False) -> str | None:
@@ -83,7 +93,10 @@ def source_key(fields: dict, name: str) -> str:
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise Reject(name, "empty" if value is None or isinstance(value, str) else f"expected text or an integer, got {kind_of(value)}")
+    raise Reject(
+        name,
+        "empty" if value is None or isinstance(value, str) else f"expected text or an integer, got {kind_of(value)}",
+    )
 
 
 def parse_int(text: str) -> int | None:
@@ -102,8 +115,20 @@ def parse_int(text: str) -> int | None:
     return int(value)
 
 
-def make_record(dataset: str, split: str, row: Row, *, question: str | None, hint=None, choices=None,
-                label=None, text=None, all_answers=None, images=(), meta=None) -> dict:
+def make_record(
+    dataset: str,
+    split: str,
+    row: Row,
+    *,
+    question: str | None,
+    hint=None,
+    choices=None,
+    label=None,
+    text=None,
+    all_answers=None,
+    images=(),
+    meta=None,
+) -> dict:
     if not question:
         raise Reject("question", "empty question")
     if choices is not None:

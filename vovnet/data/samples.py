@@ -4,6 +4,7 @@ that runs every task's sample maker (vovnet/tasks/<name>/sample.py), each in its
 The questions are synthetic (coloured images, drawn shapes, rendered words) and labelled as such; some
 need the image and some do not, so a value-of-vision policy has something to learn even here.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,6 +17,7 @@ from PIL import Image, ImageDraw
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 200), "yellow": (230, 210, 40)}
 SHAPES = ["circle", "square", "triangle"]
+
 
 def jpeg(img: Image.Image, quality: int = 80) -> bytes:
     buf = io.BytesIO()
@@ -75,8 +77,6 @@ def write_hf_parquet(folder: Path, rows: list[dict], features, split: str, confi
     sub = folder / (config or "data")
     sub.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(sub / f"{split}-00000-of-00001.parquet"))
-
-
 
 
 def make_samples(out: str | Path = "data/samples", seed: int = 0) -> None:

@@ -7,6 +7,7 @@ split's file. The one exception is a lone file whose name names no split while a
 requested: it can feed no second split, so it serves that one (LLaVA-Instruct's `llava_instruct_150k.json`
 under `splits: [train]`).
 """
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,9 @@ def explicit_file(root: Path, cfg: dict, split: str) -> Path | None:
     return path
 
 
-def pick(root: Path, files: list[Path], split: str, requested: list[str], what: str,
-         found: list[Path] | None = None) -> Path:
+def pick(
+    root: Path, files: list[Path], split: str, requested: list[str], what: str, found: list[Path] | None = None
+) -> Path:
     """The one file of `files` (under root) that serves `split`; `found` lists every file seen, for errors."""
     rels = {f: f.relative_to(root).as_posix() for f in files}
     named = [f for f in files if names_split(rels[f], split)]
@@ -67,9 +69,13 @@ def pick(root: Path, files: list[Path], split: str, requested: list[str], what: 
         return named[0]
     found = ", ".join(f.relative_to(root).as_posix() for f in (files if found is None else found)) or "none"
     if len(named) > 1:
-        raise VovnetError(f"{root}: {len(named)} {what} files for split {split!r} ({', '.join(rels[f] for f in named)}); "
-                          f"name one with splits: {{{split}: <file>}}")
+        raise VovnetError(
+            f"{root}: {len(named)} {what} files for split {split!r} ({', '.join(rels[f] for f in named)}); "
+            f"name one with splits: {{{split}: <file>}}"
+        )
     if len(files) == 1 and len(requested) == 1 and not names_any_split(rels[files[0]]):
         return files[0]
-    raise VovnetError(f"{root}: no {what} file for split {split!r} (found: {found}); a file serves only the split its "
-                      f"name says, or name it with splits: {{{split}: <file>}}")
+    raise VovnetError(
+        f"{root}: no {what} file for split {split!r} (found: {found}); a file serves only the split its "
+        f"name says, or name it with splits: {{{split}: <file>}}"
+    )

@@ -9,6 +9,7 @@ complete row with the header's field count is taken as the start of a new row: t
 quote is a reject and reading resumes at that line. (A cell would have to hold the header's count of tabs
 on one of its inner lines to be misread.) Every data row read comes out as one row or one reject.
 """
+
 from __future__ import annotations
 
 import csv
@@ -77,7 +78,9 @@ def _read_header(path: Path, line: str | None, required: tuple[str, ...]) -> lis
     seen: set[str] = set()
     for col in header:
         if col in seen:
-            raise VovnetError(f"{path}: duplicate column name {col!r} in the header (which one holds the data is ambiguous)")
+            raise VovnetError(
+                f"{path}: duplicate column name {col!r} in the header (which one holds the data is ambiguous)"
+            )
         seen.add(col)
     missing = [c for c in required if c not in header]
     if missing:
@@ -128,8 +131,14 @@ def read_tsv(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple
                 if text is not None and "\t" not in text and not text.strip():
                     continue  # a blank line is not a row (a row of empty cells still has its tabs)
                 if text is None:
-                    yield i, TsvRowError(i, "unbalanced quote: a quoted cell opens and never closes before the "
-                                            f"next row (line {lineno})")
+                    yield (
+                        i,
+                        TsvRowError(
+                            i,
+                            "unbalanced quote: a quoted cell opens and never closes before the "
+                            f"next row (line {lineno})",
+                        ),
+                    )
                 else:
                     cells = _cells(text)
                     if len(cells) != width:

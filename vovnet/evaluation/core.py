@@ -1,5 +1,6 @@
 """The one evaluation core: leakage guard, generation (sharded over processes), protocol scoring, baselines as
 curves, Pareto sweep."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,12 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
-from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.model.generation import NonFiniteLogits, generate_batch, non_finite_error, text_entropies
 from vovnet.tasks.protocols import get_protocol
 
@@ -36,9 +37,11 @@ def leakage_guard(records: list[dict], train_files: list[str], allow: bool) -> i
         hits = find_overlap(records, train)
         if hits and not allow:
             examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
-            raise VovnetError(f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
-                              f"(by id, image+question or MMBench source index; e.g. {examples}); "
-                              "set evaluation.allow_overlap: true to proceed")
+            raise VovnetError(
+                f"evaluation: {len(hits)} of {len(records)} records overlap the training file {path} "
+                f"(by id, image+question or MMBench source index; e.g. {examples}); "
+                "set evaluation.allow_overlap: true to proceed"
+            )
         total += len(hits)
     return total
 
@@ -56,11 +59,15 @@ def policy_split_records(params: dict, eval_path: Path) -> list[dict]:
     """The policy split: the uncertainty baseline's thresholds are chosen on it, never on the evaluated split."""
     path = Path(params["train"]["policy_file"])
     if not path.exists():
-        raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) is missing; the uncertainty "
-                          f"baseline's thresholds are chosen on it")
+        raise VovnetError(
+            f"evaluation: the policy split {path} (train.policy_file) is missing; the uncertainty "
+            f"baseline's thresholds are chosen on it"
+        )
     if path.resolve() == eval_path.resolve():
-        raise VovnetError(f"evaluation: {path} is both the evaluated split and train.policy_file; thresholds must "
-                          f"not be chosen on the evaluated split")
+        raise VovnetError(
+            f"evaluation: {path} is both the evaluated split and train.policy_file; thresholds must "
+            f"not be chosen on the evaluated split"
+        )
     records = list(read_jsonl(path))
     if not records:
         raise VovnetError(f"evaluation: the policy split {path} (train.policy_file) has no records")
@@ -72,22 +79,41 @@ def baselines(gens: list[dict], learned: list[int], reference: list[float], ecfg
     ucfg, seed, n = ecfg["uncertainty"], ecfg["seed"], len(gens)
     ents = [g["entropy"] for g in gens]
     q_lo, q_hi = ucfg["coarse_quantiles"]
-    thresholds = {"uncertainty": {"quantile": ucfg["quantile"], "full_above": policies.quantile(reference, ucfg["quantile"])},
-                  "uncertainty_coarse": {"quantiles": [q_lo, q_hi], "coarse_above": policies.quantile(reference, q_lo),
-                                         "full_above": policies.quantile(reference, q_hi)}}
-    points = {**{k: policies.constant(gens, a) for k, a in policies.FIXED.items()},
-              "random": policies.random_matched(learned, seed),
-              "uncertainty": policies.uncertainty(ents, thresholds["uncertainty"]["full_above"]),
-              "uncertainty_coarse": policies.uncertainty(ents, thresholds["uncertainty_coarse"]["full_above"],
-                                                         thresholds["uncertainty_coarse"]["coarse_above"])}
-    curves = {"random": [(r, policies.random_full(n, r, seed)) for r in ecfg["random_ratios"]],
-              "uncertainty": policies.uncertainty_sweep(ents, reference, ucfg["sweep"]),
-              "uncertainty_coarse": policies.uncertainty_sweep(ents, reference, ucfg["sweep"], q_hi - q_lo)}
+    thresholds = {
+        "uncertainty": {"quantile": ucfg["quantile"], "full_above": policies.quantile(reference, ucfg["quantile"])},
+        "uncertainty_coarse": {
+            "quantiles": [q_lo, q_hi],
+            "coarse_above": policies.quantile(reference, q_lo),
+            "full_above": policies.quantile(reference, q_hi),
+        },
+    }
+    points = {
+        **{k: policies.constant(gens, a) for k, a in policies.FIXED.items()},
+        "random": policies.random_matched(learned, seed),
+        "uncertainty": policies.uncertainty(ents, thresholds["uncertainty"]["full_above"]),
+        "uncertainty_coarse": policies.uncertainty(
+            ents, thresholds["uncertainty_coarse"]["full_above"], thresholds["uncertainty_coarse"]["coarse_above"]
+        ),
+    }
+    curves = {
+        "random": [(r, policies.random_full(n, r, seed)) for r in ecfg["random_ratios"]],
+        "uncertainty": policies.uncertainty_sweep(ents, reference, ucfg["sweep"]),
+        "uncertainty_coarse": policies.uncertainty_sweep(ents, reference, ucfg["sweep"], q_hi - q_lo),
+    }
     return points, curves, thresholds
 
 
-def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: dict, reference: list[float],
-                     params: dict, breakdowns: tuple) -> tuple[dict, list[dict]]:
+def compare_policies(
+    records,
+    qs,
+    rows,
+    gens,
+    learned: list[int],
+    learned_fig: dict,
+    reference: list[float],
+    params: dict,
+    breakdowns: tuple,
+) -> tuple[dict, list[dict]]:
     """Baselines (points and curves), each curve read at the learned policy's cost, and the learned
     policy's cost-shift sweep: (report entries, Pareto points)."""
     ecfg, cost_norm = params["evaluation"], params["policy"]["cost_norm"]
@@ -103,8 +129,12 @@ def compare_policies(records, qs, rows, gens, learned: list[int], learned_fig: d
         fig = scoring.policy_figures(records, qs, rows, gens, policies.learned(gens, shift, cost_norm))
         pareto.append(report.pareto_point("learned", fig, shift))
     pareto.extend(report.pareto_point(k, f) for k, f in [("learned", learned_fig), *figs.items()])
-    return {"baselines": figs, "thresholds": thresholds, "curves": curve_points,
-            "accuracy_at_learned_tokens": at_learned}, pareto
+    return {
+        "baselines": figs,
+        "thresholds": thresholds,
+        "curves": curve_points,
+        "accuracy_at_learned_tokens": at_learned,
+    }, pareto
 
 
 @dataclass
@@ -151,8 +181,9 @@ def setup(name: str, set_cfg: dict, params: dict, shard: Shard) -> Evaluation:
     """The records (leakage-guarded), the protocol and the trained model on this process's device."""
     ecfg = params["evaluation"]
     records = load_eval_records(name, set_cfg, ecfg["max_samples"])
-    overlap = leakage_guard(records, [params["train"]["train_file"], params["train"]["policy_file"]],
-                            ecfg["allow_overlap"])
+    overlap = leakage_guard(
+        records, [params["train"]["train_file"], params["train"]["policy_file"]], ecfg["allow_overlap"]
+    )
     protocol = get_protocol(set_cfg["protocol"])
     torch.manual_seed(ecfg["seed"])
     if ecfg["cpu_threads"]:
@@ -161,8 +192,15 @@ def setup(name: str, set_cfg: dict, params: dict, shard: Shard) -> Evaluation:
     # evaluation.max_length applies per action
     encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template)
     batches = len(shard_batches(len(records), ecfg["batch_size"], shard))
-    log.info("evaluate@%s: process %d of %d on %s: %d of the %d-question batches", name, shard.rank, shard.world,
-             shard.device, batches, ecfg["batch_size"])
+    log.info(
+        "evaluate@%s: process %d of %d on %s: %d of the %d-question batches",
+        name,
+        shard.rank,
+        shard.world,
+        shard.device,
+        batches,
+        ecfg["batch_size"],
+    )
     return Evaluation(name, set_cfg, params, records, overlap, protocol, model, processor, encoder, shard)
 
 
@@ -174,8 +212,15 @@ def generate(ev: Evaluation) -> list[dict] | None:
 
     def run_batch(batch: range) -> list[dict]:
         try:
-            return generate_batch(ev.model, ev.processor, [dataset[i] for i in batch], ecfg["max_new_tokens"],
-                                  ev.shard.device, ecfg["max_length"], ecfg["thinking_max_new_tokens"])
+            return generate_batch(
+                ev.model,
+                ev.processor,
+                [dataset[i] for i in batch],
+                ecfg["max_new_tokens"],
+                ev.shard.device,
+                ecfg["max_length"],
+                ecfg["thinking_max_new_tokens"],
+            )
         except NonFiniteLogits as exc:
             raise non_finite_error(exc, [ids[i] for i in batch], model_dtype(ev.model)) from None
 
@@ -206,7 +251,7 @@ class Scored:
     """The learned policy on this set: its choices, every action's protocol rows, its figures."""
 
     learned: list[int]
-    thinking: tuple[str, ...]      # the actions the Thinking model answered (their reasoning is stripped)
+    thinking: tuple[str, ...]  # the actions the Thinking model answered (their reasoning is stripped)
     questions: list
     rows: dict
     breakdowns: tuple
@@ -225,43 +270,79 @@ def score(ev: Evaluation, gens: list[dict]) -> Scored:
     learned_fig = scoring.policy_figures(ev.records, qs, rows, gens, learned, breakdowns, detail=True)
     if not ev.has_answers:
         learned_fig = scoring.without_accuracy(learned_fig)
-    counts = {"questions": len(qs), "unresolved": learned_fig["unresolved"], "too_long": learned_fig["too_long"],
-              "overlap": ev.overlap}
-    return Scored(learned, thinking, qs, rows, breakdowns, learned_fig, counts,
-                  report.headline(learned_fig, counts, ev.has_answers))
+    counts = {
+        "questions": len(qs),
+        "unresolved": learned_fig["unresolved"],
+        "too_long": learned_fig["too_long"],
+        "overlap": ev.overlap,
+    }
+    return Scored(
+        learned,
+        thinking,
+        qs,
+        rows,
+        breakdowns,
+        learned_fig,
+        counts,
+        report.headline(learned_fig, counts, ev.has_answers),
+    )
 
 
 def compare(ev: Evaluation, sc: Scored, gens: list[dict], reference: list[float] | None):
     """(report, baseline figures, baseline accuracy at the learned policy's cost, Pareto points)."""
-    rep: dict = {"set": ev.name, "dataset": ev.set_cfg["dataset"], "split": ev.set_cfg["split"],
-                 "protocol": ev.set_cfg["protocol"], "records": len(ev.records), **sc.counts,
-                 "overlap_allowed": bool(ev.ecfg["allow_overlap"] and ev.overlap),
-                 "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
-                 "learned": sc.learned_fig, "latency": LATENCY_NOTE}
+    rep: dict = {
+        "set": ev.name,
+        "dataset": ev.set_cfg["dataset"],
+        "split": ev.set_cfg["split"],
+        "protocol": ev.set_cfg["protocol"],
+        "records": len(ev.records),
+        **sc.counts,
+        "overlap_allowed": bool(ev.ecfg["allow_overlap"] and ev.overlap),
+        "too_long_by_action": {a: sum(g["too_long"][a] for g in gens) for a in ACTIONS},
+        "learned": sc.learned_fig,
+        "latency": LATENCY_NOTE,
+    }
     if ev.has_answers:
-        compared, pareto = compare_policies(ev.records, sc.questions, sc.rows, gens, sc.learned, sc.learned_fig,
-                                            reference, ev.params, sc.breakdowns)
+        compared, pareto = compare_policies(
+            ev.records, sc.questions, sc.rows, gens, sc.learned, sc.learned_fig, reference, ev.params, sc.breakdowns
+        )
         rep.update(compared)
         return rep, compared["baselines"], compared["accuracy_at_learned_tokens"], pareto
     rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
     # what each fixed action would cost on this split
-    baseline_figs = {k: scoring.without_accuracy(scoring.policy_figures(ev.records, sc.questions, sc.rows, gens,
-                                                                         policies.constant(gens, a)))
-                     for k, a in policies.FIXED.items()}
+    baseline_figs = {
+        k: scoring.without_accuracy(
+            scoring.policy_figures(ev.records, sc.questions, sc.rows, gens, policies.constant(gens, a))
+        )
+        for k, a in policies.FIXED.items()
+    }
     rep["baselines"] = baseline_figs
     return rep, baseline_figs, {}, []
 
 
-def write_outputs(ev: Evaluation, out_dir: Path, gens: list[dict], sc: Scored, rep: dict, baseline_figs: dict,
-                  at_learned: dict, pareto: list[dict]) -> None:
+def write_outputs(
+    ev: Evaluation,
+    out_dir: Path,
+    gens: list[dict],
+    sc: Scored,
+    rep: dict,
+    baseline_figs: dict,
+    at_learned: dict,
+    pareto: list[dict],
+) -> None:
     """Every output of evaluate@<set>, each written atomically; the headline (metrics.json) last."""
     outputs = [answer_part(g["outputs"][ACTIONS[c]], ACTIONS[c] in sc.thinking) for g, c in zip(gens, sc.learned)]
     ev.protocol.write_submission(out_dir / "submission.tsv", ev.records, outputs)
     write_jsonl(out_dir / "predictions.jsonl", predictions(ev, gens, sc))
     pareto.sort(key=lambda p: (p["vision_tokens"], p["policy"], p["param"] is not None, p["param"] or 0))
     write_json(out_dir / "pareto.json", pareto)
-    plots.pareto_png(pareto, f"{ev.name}: accuracy against vision tokens" if ev.has_answers
-                     else f"{ev.name}: no answers in this split, nothing to plot", out_dir / "pareto.png")
+    plots.pareto_png(
+        pareto,
+        f"{ev.name}: accuracy against vision tokens"
+        if ev.has_answers
+        else f"{ev.name}: no answers in this split, nothing to plot",
+        out_dir / "pareto.png",
+    )
     write_json(out_dir / "report.json", rep)
     with atomic_path(out_dir / "baselines") as tmp:
         tmp.mkdir()
@@ -275,9 +356,18 @@ def predictions(ev: Evaluation, gens: list[dict], sc: Scored) -> list[dict]:
     preds = []
     for k, (rec, g, c) in enumerate(zip(ev.records, gens, sc.learned)):
         r = sc.rows[ACTIONS[c]][k]
-        preds.append({"id": rec["id"], "action": ACTIONS[c], "vision_tokens": g["vision_tokens"][ACTIONS[c]],
-                      "output": g["outputs"][ACTIONS[c]], "parsed": r["parsed"],
-                      "score": r["score"] if ev.has_answers else None, "too_long": r["too_long"],
-                      "policy_scores": g["scores"], "outputs_by_action": g["outputs"],
-                      "vision_tokens_by_action": g["vision_tokens"]})
+        preds.append(
+            {
+                "id": rec["id"],
+                "action": ACTIONS[c],
+                "vision_tokens": g["vision_tokens"][ACTIONS[c]],
+                "output": g["outputs"][ACTIONS[c]],
+                "parsed": r["parsed"],
+                "score": r["score"] if ev.has_answers else None,
+                "too_long": r["too_long"],
+                "policy_scores": g["scores"],
+                "outputs_by_action": g["outputs"],
+                "vision_tokens_by_action": g["vision_tokens"],
+            }
+        )
     return sorted(preds, key=lambda p: p["id"])

@@ -5,6 +5,7 @@ at several FULL ratios, so "beats X at equal cost" is read on X's curve at the l
 Uncertainty thresholds are quantiles of the text-pass entropy on the policy split (stage 2's data),
 never on the split being evaluated.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,9 @@ def uncertainty(entropies: list[float], full_above: float, coarse_above: float |
     return out
 
 
-def uncertainty_sweep(entropies: list[float], reference: list[float], quantiles: list[float],
-                      coarse_width: float | None = None) -> list[tuple[float, list[int]]]:
+def uncertainty_sweep(
+    entropies: list[float], reference: list[float], quantiles: list[float], coarse_width: float | None = None
+) -> list[tuple[float, list[int]]]:
     """(q, choices) per swept quantile q, thresholds taken from the reference (policy-split) entropies,
     plus both ends (all FULL as q=-1, all NO as q=2). FULL above the q quantile; the COARSE variant
     (`coarse_width` w) looks coarsely between the q - w and q quantiles, so q alone sets the FULL share."""

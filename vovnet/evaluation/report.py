@@ -6,6 +6,7 @@ vision tokens, action ratios, counts), eval/<set>/baselines/<name>.json one row 
 baselines add their accuracy at the learned policy's cost). The default pipeline's table fits 160 columns
 (154); one file with every policy's keys took 501. Breakdowns go to report.json.
 """
+
 from __future__ import annotations
 
 from vovnet.io_utils import flatten
@@ -52,8 +53,13 @@ def flat_keys(metrics: dict) -> list[str]:
 
 
 def pareto_point(policy: str, fig: dict, param=None) -> dict:
-    return {"policy": policy, "param": param, "accuracy": fig["accuracy"], "vision_tokens": fig["vision_tokens"],
-            **{f"ratio_{a}": r for a, r in fig["ratio"].items()}}
+    return {
+        "policy": policy,
+        "param": param,
+        "accuracy": fig["accuracy"],
+        "vision_tokens": fig["vision_tokens"],
+        **{f"ratio_{a}": r for a, r in fig["ratio"].items()},
+    }
 
 
 def table(name: str, rows: list[tuple[str, dict]]) -> str:

@@ -5,6 +5,7 @@ record. It scores the lowest score of its records, so a circular question counts
 is right; for other protocols it is the record's own score. Accuracy, per-action and per-category figures
 are all means over questions, so they can be compared with each other and with the headline.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -17,8 +18,9 @@ from vovnet.tasks.interfaces import EvalProtocol
 TOO_LONG_ROW = {"parsed": None, "resolved": False, "score": 0.0, "too_long": True}
 
 
-def score(protocol: EvalProtocol, records: list[dict], outputs: list[str], seed: int,
-          thinking: bool = False) -> tuple[list[dict], dict]:
+def score(
+    protocol: EvalProtocol, records: list[dict], outputs: list[str], seed: int, thinking: bool = False
+) -> tuple[list[dict], dict]:
     """The protocol's scores of the outputs; `thinking`: they are the Thinking model's, whose reasoning is
     stripped first (vovnet/model/answer_parsing.py, which predict parses with too)."""
     return protocol.score_records(records, [answer_part(o, thinking) for o in outputs], seed)
@@ -58,12 +60,15 @@ def check_whole_groups(records: list[dict], source: str) -> None:
         if rotations != list(range(len(records[q[0]]["choices"] or []))):
             partial.append(records[q[0]]["meta"]["circular_group"])
     if partial:
-        raise VovnetError(f"{source}: {len(partial)} of {len(qs)} circular questions lack rotations "
-                          f"(e.g. circular_group {partial[0]}); CircularEval needs whole groups")
+        raise VovnetError(
+            f"{source}: {len(partial)} of {len(qs)} circular questions lack rotations "
+            f"(e.g. circular_group {partial[0]}); CircularEval needs whole groups"
+        )
 
 
-def rows_by_action(protocol, records: list[dict], gens: list[dict], seed: int,
-                   thinking: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+def rows_by_action(
+    protocol, records: list[dict], gens: list[dict], seed: int, thinking: tuple[str, ...] = ()
+) -> dict[str, list[dict]]:
     """Every action's output scored once; a policy then just picks one row per record. `thinking`: the
     actions the Thinking model answered (their reasoning is stripped first)."""
     out = {}
@@ -77,17 +82,27 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, list[dict]], gens: list[dict],
-                   choices: list[int], breakdowns: tuple = (), detail: bool = False) -> dict:
+def policy_figures(
+    records: list[dict],
+    qs: list[list[int]],
+    rows: dict[str, list[dict]],
+    gens: list[dict],
+    choices: list[int],
+    breakdowns: tuple = (),
+    detail: bool = False,
+) -> dict:
     """Headline figures of one policy; with `detail`, per-action and per-field breakdowns too (latency is
     predict's to measure: evaluation runs every action)."""
     picked = [rows[ACTIONS[c]][k] for k, c in enumerate(choices)]
     q_scores = [min(picked[i]["score"] for i in q) for q in qs]
     n = max(1, len(choices))
-    fig = {"accuracy": _mean(q_scores), "vision_tokens": sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n,
-           "ratio": {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)},
-           "unresolved": sum(not r["resolved"] and not r["too_long"] for r in picked),
-           "too_long": sum(r["too_long"] for r in picked)}
+    fig = {
+        "accuracy": _mean(q_scores),
+        "vision_tokens": sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n,
+        "ratio": {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)},
+        "unresolved": sum(not r["resolved"] and not r["too_long"] for r in picked),
+        "too_long": sum(r["too_long"] for r in picked),
+    }
     if not detail:
         return fig
     # a question's action: the one all its records took, else "mixed" (rotations may differ)
@@ -95,8 +110,10 @@ def policy_figures(records: list[dict], qs: list[list[int]], rows: dict[str, lis
     for q, s in zip(qs, q_scores):
         acts = {ACTIONS[choices[i]] for i in q}
         by_action[acts.pop() if len(acts) == 1 else "mixed"].append(s)
-    fig["per_action"] = {a: {"questions": len(by_action.get(a, [])), "accuracy": _mean(by_action.get(a, []))}
-                         for a in (*ACTIONS, "mixed")}
+    fig["per_action"] = {
+        a: {"questions": len(by_action.get(a, [])), "accuracy": _mean(by_action.get(a, []))}
+        for a in (*ACTIONS, "mixed")
+    }
     for field in breakdowns:
         per: dict[str, list[float]] = defaultdict(list)
         for q, s in zip(qs, q_scores):

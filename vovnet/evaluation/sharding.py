@@ -5,6 +5,7 @@ runs batches r, r + N, ... whole, so every generate call sees exactly the batch 
 main process gathers the results and puts them back by record id, checking that every record came back
 exactly once: nothing lost, nothing duplicated.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,12 +37,13 @@ def current_shard() -> Shard:
 
 
 def shard_batches(n: int, batch_size: int, shard: Shard) -> list[range]:
-    starts = range(0, n, batch_size)[shard.rank::shard.world]
+    starts = range(0, n, batch_size)[shard.rank :: shard.world]
     return [range(s, min(s + batch_size, n)) for s in starts]
 
 
-def run_sharded(ids: list[str], batch_size: int, shard: Shard, run_batch: Callable[[range], list[T]],
-                what: str) -> list[T] | None:
+def run_sharded(
+    ids: list[str], batch_size: int, shard: Shard, run_batch: Callable[[range], list[T]], what: str
+) -> list[T] | None:
     """`run_batch(indices)` gives one result per index. Returns every result in `ids` order on the main
     process, None on the others."""
     if len(set(ids)) != len(ids):
@@ -70,6 +72,8 @@ def assemble(ids: list[str], gathered: list[tuple[str, T]], what: str) -> list[T
     stray = [rid for rid in by_id if rid not in known]
     if twice or lost or stray:
         example = (twice or lost or stray)[0]
-        raise VovnetError(f"{what}: gathering the processes' outputs found {len(lost)} record(s) missing, "
-                          f"{len(twice)} returned twice and {len(stray)} unknown (e.g. {example})")
+        raise VovnetError(
+            f"{what}: gathering the processes' outputs found {len(lost)} record(s) missing, "
+            f"{len(twice)} returned twice and {len(stray)} unknown (e.g. {example})"
+        )
     return [by_id[rid] for rid in ids]

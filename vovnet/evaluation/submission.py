@@ -3,6 +3,7 @@
 A protocol whose leaderboard takes another layout writes it in its own `write_submission`
 (vovnet/tasks/mmbench/protocol.py); the others use this one.
 """
+
 from __future__ import annotations
 
 import csv

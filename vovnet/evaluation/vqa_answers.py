@@ -10,17 +10,29 @@ lmms_eval/tasks/_task_utils/vqa_eval_metric.py (itself EvalAI's / MMF's processo
    official call passes re.UNICODE where `sub` expects its count);
 4. number words to digits, articles dropped, apostrophe-less contractions restored.
 """
+
 from __future__ import annotations
 
 import re
 
-PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
-               "!")
+PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 PERIOD = re.compile(r"\.(?!\d)")
-PERIOD_LIMIT = 32          # re.UNICODE (== 32) lands in Pattern.sub's `count` in the official call
+PERIOD_LIMIT = 32  # re.UNICODE (== 32) lands in Pattern.sub's `count` in the official call
 DIGIT_COMMA = re.compile(r"(?<=\d),+(?=\d)")  # only ever tested after commas are deleted: never matches
-NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-           "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+NUMBERS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 ARTICLES = {"a", "an", "the"}
 
 # EvalAI's contraction table, written as its restored forms. Each key is a form with one apostrophe
@@ -43,7 +55,7 @@ def _contractions() -> dict[str, str]:
     for restored in _RESTORED:
         marks = [i for i, ch in enumerate(restored) if ch == "'"]
         for i in marks:
-            table[restored[:i] + restored[i + 1:]] = restored
+            table[restored[:i] + restored[i + 1 :]] = restored
     table.update(_IRREGULAR)
     return table
 

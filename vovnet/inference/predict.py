@@ -12,6 +12,7 @@ Latency is per request, from its arrival (the start of its text-pass batch, the 
 included) to the moment its answer exists, measured after a warm-up that runs every branch once. Under
 `accelerate launch` the input is sharded over processes and gathered back into one output, in input order.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -58,17 +59,17 @@ class Queued:
     """A question past the text pass, waiting in its action's queue."""
 
     req: Request
-    arrival: float        # time.perf_counter() when its text-pass batch started
-    piece: Prefill        # its text pass's rows for this action (shared by those questions)
-    row: int              # its row in `piece`
-    enc: dict | None      # its encoding at the action's budget (None for NO)
+    arrival: float  # time.perf_counter() when its text-pass batch started
+    piece: Prefill  # its text pass's rows for this action (shared by those questions)
+    row: int  # its row in `piece`
+    enc: dict | None  # its encoding at the action's budget (None for NO)
     scores: list[float]
-    text_tokens: int      # its text-only prompt, prefilled by the text pass
+    text_tokens: int  # its text-only prompt, prefilled by the text pass
 
 
 @dataclass
 class Answered:
-    rows: list[dict] = field(default_factory=list)        # answers in input order, rejected requests left out
+    rows: list[dict] = field(default_factory=list)  # answers in input order, rejected requests left out
     rejects: list[RejectedLine] = field(default_factory=list)
     batch_sizes: dict[str, list[int]] = field(default_factory=lambda: {a: [] for a in ACTIONS})  # per generate call
 
@@ -95,8 +96,12 @@ class Predictor:
     def _choose(self, reqs: list[Request], scores: torch.Tensor) -> list[str]:
         if self.opts.policy != "learned":
             return [CONSTANT[self.opts.policy]] * len(reqs)
-        return [ACTIONS[choose_action(scores[j].tolist(), self._tokens_per_action(r), self.opts.cost_shift,
-                                      self.opts.cost_norm)] for j, r in enumerate(reqs)]
+        return [
+            ACTIONS[
+                choose_action(scores[j].tolist(), self._tokens_per_action(r), self.opts.cost_shift, self.opts.cost_norm)
+            ]
+            for j, r in enumerate(reqs)
+        ]
 
     def answer_all(self, reqs: list[Request], show_progress: bool = True, action: str | None = None) -> Answered:
         """Answers of `reqs` (in their order) and the requests rejected on the way. `action`: send every
@@ -124,8 +129,14 @@ class Predictor:
         out.rows.sort(key=lambda r: r["_line"])
         return out
 
-    def _text_pass(self, batch: list[tuple[Request, dict]], arrival: float, queues: dict[str, deque],
-                   rejects: list[RejectedLine], action: str | None) -> None:
+    def _text_pass(
+        self,
+        batch: list[tuple[Request, dict]],
+        arrival: float,
+        queues: dict[str, deque],
+        rejects: list[RejectedLine],
+        action: str | None,
+    ) -> None:
         """The text-only prefill and the head over `batch`; each question joins its action's queue."""
         reqs, encs_no = [r for r, _ in batch], [e for _, e in batch]
         try:
@@ -143,8 +154,10 @@ class Predictor:
                     encs.append(enc)
             if rows:
                 piece = take(prefill, rows)
-                queues[a].extend(Queued(reqs[j], arrival, piece, k, enc, scores[j].tolist(), len(encs_no[j]["input_ids"]))
-                                 for k, (j, enc) in enumerate(zip(rows, encs)))
+                queues[a].extend(
+                    Queued(reqs[j], arrival, piece, k, enc, scores[j].tolist(), len(encs_no[j]["input_ids"]))
+                    for k, (j, enc) in enumerate(zip(rows, encs))
+                )
 
     def _vision_encoding(self, req: Request, action: str, prefix_len: int, rejects: list[RejectedLine]) -> dict | None:
         """The request's prompt with its images at the action's budget; None (and a reject) when it cannot run."""
@@ -158,12 +171,22 @@ class Predictor:
 
     def _run(self, action: str, batch: list[Queued], out: Answered) -> None:
         """One generate call: `batch` (one action's queued questions) answered and appended to `out`."""
-        pieces = [take(group[0].piece, [q.row for q in group]) for group in
-                  (list(g) for _, g in itertools.groupby(batch, key=lambda q: id(q.piece)))]  # one text pass each
+        pieces = [
+            take(group[0].piece, [q.row for q in group])
+            for group in (list(g) for _, g in itertools.groupby(batch, key=lambda q: id(q.piece)))
+        ]  # one text pass each
         encs = None if action == "no" else [q.enc for q in batch]
         try:
-            tokens = answer_action(self.model, join(pieces, self.ids.pad), list(range(len(batch))), encs, action,
-                                   self.ids, self.opts.max_new_tokens, self.opts.thinking_max_new_tokens)
+            tokens = answer_action(
+                self.model,
+                join(pieces, self.ids.pad),
+                list(range(len(batch))),
+                encs,
+                action,
+                self.ids,
+                self.opts.max_new_tokens,
+                self.opts.thinking_max_new_tokens,
+            )
         except NonFiniteLogits as exc:  # rows are positions in `batch`
             raise non_finite_error(exc, [q.req.id for q in batch], self._dtype()) from None
         done = time.perf_counter()
@@ -176,10 +199,20 @@ class Predictor:
             # the text this branch prefills itself: all of its prompt's text, less a prefix reused from the text pass
             reused = 0 if encs is None or thinks or encs[k]["prefix_len"] is None else encs[k]["prefix_len"]
             branch_text = 0 if encs is None else len(encs[k]["input_ids"]) - vision - reused
-            out.rows.append({"id": q.req.id, "answer": text, "parsed": parse_choice(text, choices, thinks) if choices else None,
-                             "action": action, "vision_tokens": vision, "text_tokens": q.text_tokens + branch_text,
-                             "generated_tokens": len(toks), "latency_ms": (done - q.arrival) * 1000.0,
-                             "policy_scores": q.scores, "_line": q.req.line})
+            out.rows.append(
+                {
+                    "id": q.req.id,
+                    "answer": text,
+                    "parsed": parse_choice(text, choices, thinks) if choices else None,
+                    "action": action,
+                    "vision_tokens": vision,
+                    "text_tokens": q.text_tokens + branch_text,
+                    "generated_tokens": len(toks),
+                    "latency_ms": (done - q.arrival) * 1000.0,
+                    "policy_scores": q.scores,
+                    "_line": q.req.line,
+                }
+            )
 
     def _dtype(self) -> torch.dtype:
         return next(self.model.lm.parameters()).dtype
@@ -187,9 +220,15 @@ class Predictor:
     def _fits(self, req: Request, enc: dict, action: str, rejects: list[RejectedLine]) -> bool:
         if len(enc["input_ids"]) <= self.max_length:
             return True
-        rejects.append(RejectedLine(req.line, req.id, "question" if action == "no" else "image",
-                                    f"prompt of {len(enc['input_ids'])} tokens with {action} vision exceeds "
-                                    f"evaluation.max_length {self.max_length}"))
+        rejects.append(
+            RejectedLine(
+                req.line,
+                req.id,
+                "question" if action == "no" else "image",
+                f"prompt of {len(enc['input_ids'])} tokens with {action} vision exceeds "
+                f"evaluation.max_length {self.max_length}",
+            )
+        )
         return False
 
     def warm_up(self, reqs: list[Request]) -> None:
@@ -208,20 +247,32 @@ def percentile(values: list[float], q: float) -> float | None:
     return vals[min(len(vals) - 1, int(round(q * (len(vals) - 1))))]
 
 
-def summarize(rows: list[dict], n_rejected: int, wall_s: float, cpu_s: float | None = None,
-              batch_sizes: dict[str, list[int]] | None = None) -> dict:
+def summarize(
+    rows: list[dict],
+    n_rejected: int,
+    wall_s: float,
+    cpu_s: float | None = None,
+    batch_sizes: dict[str, list[int]] | None = None,
+) -> dict:
     """The run's figures: time, the tokens it paid for (the text pass of every question included), actions,
     latency, and the rows of each generate call per action (`batch_sizes`, from Answered)."""
     n = len(rows)
     per_action = {a: [r["latency_ms"] for r in rows if r["action"] == a] for a in ACTIONS}
     tokens = {k: sum(r[f"{k}_tokens"] for r in rows) for k in ("vision", "text", "generated")}
-    return {"questions": n, "rejected": n_rejected, "wall_s": wall_s, "cpu_s": cpu_s,
-            "questions_per_s": n / wall_s if wall_s > 0 else None,
-            "tokens": tokens, "mean_vision_tokens": tokens["vision"] / n if n else 0.0,
-            "action_ratio": {a: (len(v) / n if n else 0.0) for a, v in per_action.items()},
-            "generate_batches": batch_sizes if batch_sizes is not None else {a: [] for a in ACTIONS},
-            "latency_ms": {a: {"n": len(v), "p50": percentile(v, 0.5), "p90": percentile(v, 0.9)}
-                           for a, v in per_action.items()}}
+    return {
+        "questions": n,
+        "rejected": n_rejected,
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "questions_per_s": n / wall_s if wall_s > 0 else None,
+        "tokens": tokens,
+        "mean_vision_tokens": tokens["vision"] / n if n else 0.0,
+        "action_ratio": {a: (len(v) / n if n else 0.0) for a, v in per_action.items()},
+        "generate_batches": batch_sizes if batch_sizes is not None else {a: [] for a in ACTIONS},
+        "latency_ms": {
+            a: {"n": len(v), "p50": percentile(v, 0.5), "p90": percentile(v, 0.9)} for a, v in per_action.items()
+        },
+    }
 
 
 def mix_bound(shares: dict[str, float], walls: dict[str, float]) -> float:
@@ -238,9 +289,13 @@ def summary_line(s: dict) -> str:
     qps = f"{s['questions_per_s']:.2f}" if s["questions_per_s"] is not None else "n/a"
     cpu = f" (CPU {s['cpu_s']:.2f} s)" if s["cpu_s"] is not None else ""
     t = s["tokens"]
-    return (f"predict: {s['questions']} questions ({s['rejected']} rejected) in {s['wall_s']:.2f} s{cpu}, {qps} questions/s; "
-            f"per question: vision tokens {t['vision'] / n:.1f}, text tokens prefilled {t['text'] / n:.1f}, "
-            f"tokens generated {t['generated'] / n:.1f}; actions {ratios}; generate calls {calls}; latency ms {lat or 'n/a'}")
+    return (
+        f"predict: {s['questions']} questions ({s['rejected']} rejected) in {s['wall_s']:.2f} s{cpu}, "
+        f"{qps} questions/s; "
+        f"per question: vision tokens {t['vision'] / n:.1f}, text tokens prefilled {t['text'] / n:.1f}, "
+        f"tokens generated {t['generated'] / n:.1f}; actions {ratios}; generate calls {calls}; "
+        f"latency ms {lat or 'n/a'}"
+    )
 
 
 def rejects_path(output: str | Path) -> Path:
@@ -260,9 +315,15 @@ def check_trained_dir(model_dir: str | Path) -> None:
         raise VovnetError(f"model directory {d} is incomplete: missing {', '.join(missing)}")
 
 
-def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, params: dict,
-                 opts: PredictOptions, image_root: str | Path | None = None,
-                 processed_root: str | Path = "data/processed") -> dict | None:
+def predict_file(
+    model_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    params: dict,
+    opts: PredictOptions,
+    image_root: str | Path | None = None,
+    processed_root: str | Path = "data/processed",
+) -> dict | None:
     """Answer every line of `input_path` into `output_path` (atomically) and its rejects file.
 
     Returns the summary on the main process (None on the others)."""
@@ -278,8 +339,9 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     reqs, rejects = read_requests(input_path, sources, keep=lambda n: n % world == rank)
     log.info("predict: process %d of %d on %s: %d requests", rank, world, state.device, len(reqs))
     model, processor, _ = load_vovnet(model_dir, params, state.device)
-    predictor = Predictor(model, processor, params["vision_budget"], params["evaluation"]["max_length"], state.device,
-                          opts)
+    predictor = Predictor(
+        model, processor, params["vision_budget"], params["evaluation"]["max_length"], state.device, opts
+    )
     if opts.warmup:
         predictor.warm_up(reqs)
     state.wait_for_everyone()
@@ -288,7 +350,12 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     cpu = [time.process_time() - c0]
     rows, rejects, batches = answered.rows, rejects + answered.rejects, [answered.batch_sizes]
     if world > 1:
-        rows, rejects, cpu, batches = gather_object(rows), gather_object(rejects), gather_object(cpu), gather_object(batches)
+        rows, rejects, cpu, batches = (
+            gather_object(rows),
+            gather_object(rejects),
+            gather_object(cpu),
+            gather_object(batches),
+        )
     wall = time.perf_counter() - t0
     if not state.is_main_process:
         return None

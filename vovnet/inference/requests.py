@@ -7,6 +7,7 @@ dataset's image store. Only image
 headers are read here (size, for the policy's cost); pixels are decoded later, and only for questions
 whose action looks at the image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,10 +26,10 @@ from vovnet.io_utils import dumps
 
 @dataclass
 class Request:
-    line: int                    # 1-based line in the input file
-    rec: dict                    # what the encoder reads: id, question, hint, choices
-    paths: list[Path] = field(default_factory=list)   # plain request: files inside the image root
-    store: ImageStore | None = None                   # processed record: its dataset's store
+    line: int  # 1-based line in the input file
+    rec: dict  # what the encoder reads: id, question, hint, choices
+    paths: list[Path] = field(default_factory=list)  # plain request: files inside the image root
+    store: ImageStore | None = None  # processed record: its dataset's store
     shas: list[str] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) per image
 
@@ -72,7 +73,9 @@ def load_images(req: Request) -> list[Image.Image]:
             with Image.open(p) as img:
                 images.append(img.convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError, VovnetError) as exc:
-        raise Reject("image", f"undecodable image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise Reject(
+            "image", f"undecodable image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     return images
 
 
@@ -123,15 +126,23 @@ def _plain_request(obj: dict, line: int, sources: ImageSources) -> Request:
     if given is not None and not isinstance(given, (str, int)):
         raise Reject("id", "id must be a string or a number")
     # Without an id, a stable one from the content (the same request always gets the same id).
-    rec["id"] = str(given) if given is not None else "request-" + hashlib.sha256(dumps(
-        [rec["question"], rec["hint"], rec["choices"], names]).encode("utf-8")).hexdigest()[:16]
+    rec["id"] = (
+        str(given)
+        if given is not None
+        else "request-"
+        + hashlib.sha256(dumps([rec["question"], rec["hint"], rec["choices"], names]).encode("utf-8")).hexdigest()[:16]
+    )
     return Request(line, rec, paths=paths, sizes=[_image_size(p) for p in paths])
 
 
 def _processed_record(obj: dict, line: int, sources: ImageSources) -> Request:
     question = _text_field(obj, "question", required=True)
-    rec = {"id": str(obj["id"]), "question": question, "hint": _text_field(obj, "hint", required=False),
-           "choices": _choices(obj)}
+    rec = {
+        "id": str(obj["id"]),
+        "question": question,
+        "hint": _text_field(obj, "hint", required=False),
+        "choices": _choices(obj),
+    }
     images = obj["images"]
     if not isinstance(images, list) or not all(isinstance(i, dict) and "sha256" in i for i in images):
         raise Reject("images", "images must be a list of {sha256, width, height}")
@@ -144,8 +155,13 @@ def _processed_record(obj: dict, line: int, sources: ImageSources) -> Request:
         for im in images:
             if im["sha256"] not in store.index:
                 raise Reject("images", f"image {im['sha256']} is not in the {obj.get('dataset')} image store")
-    return Request(line, rec, store=store, shas=[im["sha256"] for im in images],
-                   sizes=[(int(im["width"]), int(im["height"])) for im in images])
+    return Request(
+        line,
+        rec,
+        store=store,
+        shas=[im["sha256"] for im in images],
+        sizes=[(int(im["width"]), int(im["height"])) for im in images],
+    )
 
 
 def parse_line(text: str, line: int, sources: ImageSources) -> Request:
@@ -161,7 +177,9 @@ def parse_line(text: str, line: int, sources: ImageSources) -> Request:
     return _plain_request(obj, line, sources)
 
 
-def read_requests(path: str | Path, sources: ImageSources, keep=lambda n: True) -> tuple[list[Request], list[RejectedLine]]:
+def read_requests(
+    path: str | Path, sources: ImageSources, keep=lambda n: True
+) -> tuple[list[Request], list[RejectedLine]]:
     """Requests and rejects of the input lines n (0-based, blank lines skipped) for which keep(n) holds."""
     path = Path(path)
     if not path.is_file():

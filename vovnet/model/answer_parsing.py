@@ -5,14 +5,19 @@ VLMEvalKit's exact matching (no LLM judge), rule for rule.
 The rules and the commit they follow are described in vovnet/tasks/mmbench/protocol.py, which
 scores with them; inference reports the same parsed letter, so the parsing lives below both.
 """
+
 from __future__ import annotations
 
 import re
 
 from vovnet.data.records import LETTERS
 
-REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
-            "I'm sorry, but without the image provided", "Cannot determine the answer")
+REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
 API_FAILURE = "Failed to obtain answer via API"  # VLMEvalKit skips the letter rule for it (text rule still runs)
 SEPARATORS = ".()[],:;!*#{}"
 REJECT = "Z"

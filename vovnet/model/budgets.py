@@ -1,4 +1,5 @@
 """Vision budgets and their real cost: the processor's own grid (image_grid_thw) and merge size."""
+
 from __future__ import annotations
 
 import torch

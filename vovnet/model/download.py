@@ -3,6 +3,7 @@
 Only safetensors weights and config/tokenizer/processor files are fetched; the result is then tracked
 with `dvc add DIR` and reaches offline servers with `dvc push` / `dvc pull`.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,8 +25,10 @@ def download_model(repo_id: str, out: str | Path, revision: str | None = None) -
         try:
             snapshot_download(repo_id, revision=revision, local_dir=tmp, allow_patterns=PATTERNS, token=hf_token())
         except LocalEntryNotFoundError:
-            raise VovnetError(f"{repo_id}: not in the local Hugging Face cache and the hub is unreachable; run this on "
-                              "a connected machine, then `dvc add` the folder and `dvc push`") from None
+            raise VovnetError(
+                f"{repo_id}: not in the local Hugging Face cache and the hub is unreachable; run this on "
+                "a connected machine, then `dvc add` the folder and `dvc push`"
+            ) from None
         except Exception as exc:  # hub errors (auth, missing repo, network) become one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise VovnetError(f"{repo_id}: {type(exc).__name__}: {first}") from None

@@ -1,4 +1,5 @@
 """Records -> model inputs for each action (NO / COARSE / FULL), with the real vision-token cost."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,14 @@ class Encoder:
     """`order`: model.prompt_order; `full_template`: the chat template FULL's prompts are rendered with
     when another model (the Thinking model) answers FULL (None: the processor's own)."""
 
-    def __init__(self, processor, budgets: dict, max_length: int | None, order: str = "text_first",
-                 full_template: str | None = None):
+    def __init__(
+        self,
+        processor,
+        budgets: dict,
+        max_length: int | None,
+        order: str = "text_first",
+        full_template: str | None = None,
+    ):
         # max_length None: the caller applies its own limit per action (evaluation, predict)
         self.processor, self.budgets, self.max_length = processor, budgets, max_length
         self.tokenizer = processor.tokenizer
@@ -36,8 +43,9 @@ class Encoder:
         prefix = self.renderer.shared_prefix(rec)
         return None if prefix is None else len(self._ids(prefix))
 
-    def encode(self, rec: dict, images: list, action: str, with_target: bool = True,
-               prefix_len: int | None = None) -> dict:
+    def encode(
+        self, rec: dict, images: list, action: str, with_target: bool = True, prefix_len: int | None = None
+    ) -> dict:
         vis = {}
         n_tokens: list[int] = []
         if action != "no" and images:
@@ -57,12 +65,23 @@ class Encoder:
             answer_ids = self._ids(tgt)
         ids = prompt_ids + answer_ids
         if self.max_length is not None and len(ids) > self.max_length:
-            fix = ("raise it (this is the text alone)" if action == "no" else
-                   f"raise it or lower vision_budget.{action}.max_pixels")
-            raise VovnetError(f"record {rec['id']}: {len(ids)} tokens with {action} vision exceed train.max_length "
-                              f"{self.max_length}; {fix}")
-        return {"input_ids": ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids, "prompt_len": len(prompt_ids), "prefix_len": prefix_len,
-                "vision_tokens": sum(n_tokens), **vis}
+            fix = (
+                "raise it (this is the text alone)"
+                if action == "no"
+                else f"raise it or lower vision_budget.{action}.max_pixels"
+            )
+            raise VovnetError(
+                f"record {rec['id']}: {len(ids)} tokens with {action} vision exceed train.max_length "
+                f"{self.max_length}; {fix}"
+            )
+        return {
+            "input_ids": ids,
+            "labels": [IGNORE] * len(prompt_ids) + answer_ids,
+            "prompt_len": len(prompt_ids),
+            "prefix_len": prefix_len,
+            "vision_tokens": sum(n_tokens),
+            **vis,
+        }
 
     def encode_all(self, rec: dict, images: list, with_target: bool = True) -> dict:
         prefix_len = self.prefix_len(rec)  # the same for every action
@@ -84,15 +103,20 @@ def collate(samples: list[dict], pad_id: int, image_token_id: int, left_pad: boo
             labels.append(s["labels"] + [IGNORE] * pad)
             mask.append([1] * len(s["input_ids"]) + [0] * pad)
     input_ids = torch.tensor(ids)
-    batch = {"input_ids": input_ids, "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels),
-             "mm_token_type_ids": (input_ids == image_token_id).int()}
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": torch.tensor(mask),
+        "labels": torch.tensor(labels),
+        "mm_token_type_ids": (input_ids == image_token_id).int(),
+    }
     with_px = [s for s in samples if "pixel_values" in s]
     if with_px:
         batch["pixel_values"] = torch.cat([s["pixel_values"] for s in with_px])
         batch["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_px])
     offset = width if left_pad else 0
     batch["last_prompt_index"] = torch.tensor(
-        [(offset - len(s["input_ids"]) if left_pad else 0) + s["prompt_len"] - 1 for s in samples])
+        [(offset - len(s["input_ids"]) if left_pad else 0) + s["prompt_len"] - 1 for s in samples]
+    )
     batch["vision_tokens"] = torch.tensor([s["vision_tokens"] for s in samples], dtype=torch.float32)
     return batch
 
@@ -100,8 +124,13 @@ def collate(samples: list[dict], pad_id: int, image_token_id: int, left_pad: boo
 class RecordDataset(Dataset):
     """Records plus their images, read from each record's own dataset image store."""
 
-    def __init__(self, records: list[dict], encoder: Encoder, processed_root: str | Path = "data/processed",
-                 with_target: bool = True):
+    def __init__(
+        self,
+        records: list[dict],
+        encoder: Encoder,
+        processed_root: str | Path = "data/processed",
+        with_target: bool = True,
+    ):
         self.records, self.encoder, self.with_target = records, encoder, with_target
         self.root = Path(processed_root)
         self._stores: dict[str, ImageStore] = {}

@@ -5,11 +5,11 @@
 cannot carry the task) and saves the whole model. The vision tower trains in either mode only with
 `model.train_vision_tower`. The saved folder says which it holds (vovnet_config.json's model.finetune).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
 
 from vovnet import VovnetError
 from vovnet.io_utils import atomic_path

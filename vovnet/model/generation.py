@@ -14,6 +14,7 @@ column (a masked gap), so every row's last prompt token sits in the last column 
 step. Positions are explicit: Qwen3-VL's M-RoPE positions come from the model's own get_rope_index over
 the whole sequence (it skips masked columns), generated tokens continue from each row's largest position.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,12 +47,12 @@ class Prefill:
     """The text-only pass over a batch: its cache, the policy features and what NO decoding needs."""
 
     cache: DynamicCache
-    input_ids: torch.Tensor       # (B, W) left padded text-only prompts
+    input_ids: torch.Tensor  # (B, W) left padded text-only prompts
     attention_mask: torch.Tensor  # (B, W)
-    prefix_end: int | None        # column where every row's shared prefix ends (None: image_first)
-    last_logits: torch.Tensor     # (B, V) at the last prompt token
-    features: PolicyFeatures      # what the policy head reads
-    next_position: torch.Tensor   # (B,) position of the first answer token
+    prefix_end: int | None  # column where every row's shared prefix ends (None: image_first)
+    last_logits: torch.Tensor  # (B, V) at the last prompt token
+    features: PolicyFeatures  # what the policy head reads
+    next_position: torch.Tensor  # (B,) position of the first answer token
 
 
 class NonFiniteLogits(Exception):
@@ -65,8 +66,10 @@ class NonFiniteLogits(Exception):
 def non_finite_error(exc: NonFiniteLogits, ids: list[str], dtype) -> VovnetError:
     """The one-line error for a NonFiniteLogits raised on a batch whose row i is record ids[i]."""
     named = ", ".join(ids[r] for r in exc.rows[:3]) + (" ..." if len(exc.rows) > 3 else "")
-    return VovnetError(f"non-finite logits (inf/NaN) for record {named}, action {exc.action}, in {dtype}: the "
-                       "model overflowed; set model.dtype: float32 (or bfloat16 on GPUs that have it)")
+    return VovnetError(
+        f"non-finite logits (inf/NaN) for record {named}, action {exc.action}, in {dtype}: the "
+        "model overflowed; set model.dtype: float32 (or bfloat16 on GPUs that have it)"
+    )
 
 
 def _check_finite(logits: torch.Tensor, action: str) -> None:
@@ -96,8 +99,14 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
     batch = collate(encs_no, pad_id, image_token_id, left_pad=True)
     ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    out = lm(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, -1, -1), use_cache=True,
-             output_hidden_states=True, logits_to_keep=1)
+    out = lm(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos[None].expand(3, -1, -1),
+        use_cache=True,
+        output_hidden_states=True,
+        logits_to_keep=1,
+    )
     last_logits = out.logits[:, -1]
     _check_finite(last_logits, "text pass")
     features = policy_features(out.hidden_states[-1], out.logits)  # left padded: every prompt ends in the last column
@@ -110,8 +119,15 @@ def text_prefill(lm, encs_no: list[dict], pad_id: int, image_token_id: int, devi
 
 
 @torch.no_grad()
-def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Tensor, next_position: torch.Tensor,
-                  eos_id: int, max_new_tokens: int) -> list[list[int]]:
+def greedy_decode(
+    lm,
+    last_logits: torch.Tensor,
+    cache,
+    attention_mask: torch.Tensor,
+    next_position: torch.Tensor,
+    eos_id: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
     """Greedy tokens per row, up to (not including) the end-of-turn token. A row still answering whose
     logits are not finite raises NonFiniteLogits (rows of this batch; answer_action names the action)."""
     rows = last_logits.shape[0]
@@ -133,8 +149,14 @@ def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Te
         if all(done.tolist()) or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = lm(input_ids=nxt[:, None], attention_mask=mask, position_ids=position[None, :, None].expand(3, -1, -1),
-                 cache=cache, use_cache=True, logits_to_keep=1)
+        out = lm(
+            input_ids=nxt[:, None],
+            attention_mask=mask,
+            position_ids=position[None, :, None].expand(3, -1, -1),
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         cache, position = _cache_of(out), position + 1
         logits = out.logits[:, -1]
     return tokens
@@ -144,21 +166,38 @@ def greedy_decode(lm, last_logits: torch.Tensor, cache, attention_mask: torch.Te
 def answer_no(lm, prefill: Prefill, rows: list[int], eos_id: int, max_new_tokens: int) -> list[list[int]]:
     """NO_VISION answers for `rows` of the prefill batch, continuing from its cache."""
     sel = torch.tensor(rows, device=prefill.input_ids.device)
-    return greedy_decode(lm, prefill.last_logits[sel], _select_cache(prefill.cache, sel), prefill.attention_mask[sel],
-                         prefill.next_position[sel], eos_id, max_new_tokens)
+    return greedy_decode(
+        lm,
+        prefill.last_logits[sel],
+        _select_cache(prefill.cache, sel),
+        prefill.attention_mask[sel],
+        prefill.next_position[sel],
+        eos_id,
+        max_new_tokens,
+    )
 
 
 def _vision_extra(encs: list[dict], device) -> dict:
     vis = [e for e in encs if "pixel_values" in e]
     if not vis:
         return {}
-    return {"pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
-            "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device)}
+    return {
+        "pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
+        "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device),
+    }
 
 
 @torch.no_grad()
-def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_id: int, image_token_id: int,
-                  eos_id: int, max_new_tokens: int) -> list[list[int]]:
+def answer_vision(
+    lm,
+    prefill: Prefill,
+    rows: list[int],
+    encs: list[dict],
+    pad_id: int,
+    image_token_id: int,
+    eos_id: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
     """COARSE/FULL answers for `rows` of the prefill batch; `encs[i]` is row i's encoding at that budget.
 
     The shared prefix's KV cache is reused; only the image, the end of the turn and the answer run."""
@@ -168,8 +207,8 @@ def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_i
     prefix_ids, prefix_mask = prefill.input_ids[sel, :P], prefill.attention_mask[sel, :P]
     host_prefix = prefill.input_ids[:, :P].tolist()  # one copy for every row's check
     for r, e in zip(rows, encs):  # the vision prompt must extend exactly this row's text prefix
-        assert host_prefix[r][P - e["prefix_len"]:] == e["input_ids"][: e["prefix_len"]]
-    suffixes = [e["input_ids"][e["prefix_len"]:] for e in encs]
+        assert host_prefix[r][P - e["prefix_len"] :] == e["input_ids"][: e["prefix_len"]]
+    suffixes = [e["input_ids"][e["prefix_len"] :] for e in encs]
     suffix_ids = _pad(suffixes, pad_id, left=True).to(device)
     full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
     full_mask = torch.cat([prefix_mask, _pad([[1] * len(s) for s in suffixes], 0, left=True).to(device)], dim=1)
@@ -177,15 +216,24 @@ def answer_vision(lm, prefill: Prefill, rows: list[int], encs: list[dict], pad_i
     extra = _vision_extra(encs, device)
     pos, _ = _rope_model(lm).get_rope_index(full_ids, mm, extra.get("image_grid_thw"), None, full_mask)
     cache = _select_cache(prefill.cache, sel, P)
-    out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:], cache=cache,
-             mm_token_type_ids=mm[:, P:], use_cache=True, logits_to_keep=1, **extra)
+    out = lm(
+        input_ids=suffix_ids,
+        attention_mask=full_mask,
+        position_ids=pos[:, :, P:],
+        cache=cache,
+        mm_token_type_ids=mm[:, P:],
+        use_cache=True,
+        logits_to_keep=1,
+        **extra,
+    )
     next_position = (pos.masked_fill(full_mask[None] == 0, -1).amax(dim=(0, 2))) + 1
     return greedy_decode(lm, out.logits[:, -1], _cache_of(out), full_mask, next_position, eos_id, max_new_tokens)
 
 
 @torch.no_grad()
-def answer_separate(lm, encs: list[dict], pad_id: int, image_token_id: int, device, eos_id: int,
-                    max_new_tokens: int) -> list[list[int]]:
+def answer_separate(
+    lm, encs: list[dict], pad_id: int, image_token_id: int, device, eos_id: int, max_new_tokens: int
+) -> list[list[int]]:
     """Answers from whole-prompt prefills: a model that cannot share the text pass's cache (the Thinking model
     for FULL), or image_first prompts, which share no prefix with the text-only prompt."""
     batch = collate(encs, pad_id, image_token_id, left_pad=True)
@@ -193,14 +241,29 @@ def answer_separate(lm, encs: list[dict], pad_id: int, image_token_id: int, devi
     mm = batch["mm_token_type_ids"].to(device)
     extra = _vision_extra(encs, device)
     pos, _ = _rope_model(lm).get_rope_index(ids, mm, extra.get("image_grid_thw"), None, mask)
-    out = lm(input_ids=ids, attention_mask=mask, position_ids=pos, mm_token_type_ids=mm, use_cache=True,
-             logits_to_keep=1, **extra)
+    out = lm(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos,
+        mm_token_type_ids=mm,
+        use_cache=True,
+        logits_to_keep=1,
+        **extra,
+    )
     next_position = (pos.masked_fill(mask[None] == 0, -1).amax(dim=(0, 2))) + 1
     return greedy_decode(lm, out.logits[:, -1], _cache_of(out), mask, next_position, eos_id, max_new_tokens)
 
 
-def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | None, action: str, ids: TokenIds,
-                  max_new_tokens: int, thinking_max_new_tokens: int | None = None) -> list[list[int]]:
+def answer_action(
+    model,
+    prefill: Prefill,
+    rows: list[int],
+    encs: list[dict] | None,
+    action: str,
+    ids: TokenIds,
+    max_new_tokens: int,
+    thinking_max_new_tokens: int | None = None,
+) -> list[list[int]]:
     """Token answers of `rows` under `action` (`encs`: their encodings at that action; unused for NO).
     The Thinking model (FULL, when configured) decodes up to `thinking_max_new_tokens` when given."""
     if not rows:
@@ -209,19 +272,34 @@ def answer_action(model, prefill: Prefill, rows: list[int], encs: list[dict] | N
         if action == "no":
             return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
         if model.lm_for(action) is not model.lm:
-            return answer_separate(model.lm_for(action), encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
-                                   thinking_max_new_tokens or max_new_tokens)
+            return answer_separate(
+                model.lm_for(action),
+                encs,
+                ids.pad,
+                ids.image,
+                prefill.input_ids.device,
+                ids.eos,
+                thinking_max_new_tokens or max_new_tokens,
+            )
         if prefill.prefix_end is None:  # image_first: the vision prompt is prefilled whole
-            return answer_separate(model.lm, encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos,
-                                   max_new_tokens)
+            return answer_separate(
+                model.lm, encs, ids.pad, ids.image, prefill.input_ids.device, ids.eos, max_new_tokens
+            )
         return answer_vision(model.lm, prefill, rows, encs, ids.pad, ids.image, ids.eos, max_new_tokens)
     except NonFiniteLogits as exc:  # the decoder's rows are positions in `rows`
         raise NonFiniteLogits([rows[r] for r in exc.rows], action) from None
 
 
 @torch.no_grad()
-def generate_batch(model, processor, encs: list[dict], max_new_tokens: int, device, max_length: int,
-                   thinking_max_new_tokens: int | None = None) -> list[dict]:
+def generate_batch(
+    model,
+    processor,
+    encs: list[dict],
+    max_new_tokens: int,
+    device,
+    max_length: int,
+    thinking_max_new_tokens: int | None = None,
+) -> list[dict]:
     """Every action's greedy answer for one batch of questions (evaluation scores all policies on these).
 
     `encs[j]` is Encoder.encode_all(..., with_target=False) of question j. An action whose prompt
@@ -230,30 +308,49 @@ def generate_batch(model, processor, encs: list[dict], max_new_tokens: int, devi
     ids, tok = TokenIds.of(processor), processor.tokenizer
     prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
     scores = model.policy_scores(prefill.features).float().cpu()
-    per = [{"outputs": {}, "vision_tokens": {}, "too_long": {}, "scores": scores[j].tolist(),
-            "entropy": float(prefill.features.entropy[j])} for j in range(len(encs))]
+    per = [
+        {
+            "outputs": {},
+            "vision_tokens": {},
+            "too_long": {},
+            "scores": scores[j].tolist(),
+            "entropy": float(prefill.features.entropy[j]),
+        }
+        for j in range(len(encs))
+    ]
     for action in ACTIONS:
         for j, e in enumerate(encs):
             per[j]["too_long"][action] = len(e[action]["input_ids"]) > max_length
             per[j]["vision_tokens"][action] = int(e[action]["vision_tokens"])
             per[j]["outputs"][action] = ""
         rows = [j for j in range(len(encs)) if not per[j]["too_long"][action]]
-        answers = answer_action(model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens,
-                                thinking_max_new_tokens)
+        answers = answer_action(
+            model, prefill, rows, [encs[j][action] for j in rows], action, ids, max_new_tokens, thinking_max_new_tokens
+        )
         for j, answer in zip(rows, answers):
             per[j]["outputs"][action] = tok.decode(answer, skip_special_tokens=True).strip()
     return per
 
 
 @torch.no_grad()
-def generate_all(model, processor, dataset, batch_size: int, max_new_tokens: int, device, max_length: int,
-                 thinking_max_new_tokens: int | None = None, progress: bool = True) -> list[dict]:
+def generate_all(
+    model,
+    processor,
+    dataset,
+    batch_size: int,
+    max_new_tokens: int,
+    device,
+    max_length: int,
+    thinking_max_new_tokens: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """generate_batch over `dataset` in batches of `batch_size`, in order."""
     results: list[dict] = []
     for start in tqdm(range(0, len(dataset), batch_size), unit="batch", desc="generate", disable=not progress):
         encs = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        results.extend(generate_batch(model, processor, encs, max_new_tokens, device, max_length,
-                                      thinking_max_new_tokens))
+        results.extend(
+            generate_batch(model, processor, encs, max_new_tokens, device, max_length, thinking_max_new_tokens)
+        )
     return results
 
 

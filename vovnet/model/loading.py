@@ -1,4 +1,5 @@
 """The one model factory: Qwen3-VL + processor from a local directory or hub id, dtype, LoRA."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,17 @@ LANGUAGE_MODULE_PATTERN = r".*language_model.*\.({})$"
 # How the tokenizer was found, not what it is: transformers keeps these in init_kwargs and save_pretrained
 # writes them, so HF_HUB_OFFLINE (forcing local_files_only) would change models/vovnet's bytes.
 HUB_IDS = {"qwen3-vl-8b-instruct": "Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl-8b-thinking": "Qwen/Qwen3-VL-8B-Thinking"}
-LOAD_TIME_KWARGS = ("local_files_only", "is_local", "cache_dir", "force_download", "proxies", "token",
-                    "revision", "subfolder", "_commit_hash")
+LOAD_TIME_KWARGS = (
+    "local_files_only",
+    "is_local",
+    "cache_dir",
+    "force_download",
+    "proxies",
+    "token",
+    "revision",
+    "subfolder",
+    "_commit_hash",
+)
 IMAGE_BACKEND = "torchvision"  # transformers' fast image processor (see load_processor)
 
 
@@ -32,14 +42,15 @@ def check_model_dir(path: str | os.PathLike) -> None:
     if not (p / "config.json").exists():
         missing.append("config.json")
     if not list(p.glob("*.safetensors")):
-        missing.append("weights (*.safetensors)" + (" — found .bin; convert to safetensors" if list(p.glob("*.bin")) else ""))
+        missing.append(
+            "weights (*.safetensors)" + (" — found .bin; convert to safetensors" if list(p.glob("*.bin")) else "")
+        )
     if not ((p / "tokenizer.json").exists() or (p / "vocab.json").exists()):
         missing.append("tokenizer (tokenizer.json)")
     if not ((p / "preprocessor_config.json").exists() or (p / "processor_config.json").exists()):
         missing.append("processor (preprocessor_config.json)")
     if missing:
-        raise VovnetError(f"model directory {p} is incomplete: missing {', '.join(missing)}; "
-                          f"{model_remedy(str(path))}")
+        raise VovnetError(f"model directory {p} is incomplete: missing {', '.join(missing)}; {model_remedy(str(path))}")
 
 
 def model_remedy(path: str) -> str:
@@ -48,16 +59,24 @@ def model_remedy(path: str) -> str:
     if Path(path) == Path(TINY_MODEL_DIR):
         return "build it with `dvc repro model` (or `dvc pull` it)"
     repo = HUB_IDS.get(Path(path).name, "<hub id>")
-    return (f"`dvc pull {path}` if it is tracked; otherwise, on a machine with internet, "
-            f"`python -m vovnet download-model {repo} --out {path}`, then `dvc add {path}` and `dvc push`")
+    return (
+        f"`dvc pull {path}` if it is tracked; otherwise, on a machine with internet, "
+        f"`python -m vovnet download-model {repo} --out {path}`, then `dvc add {path}` and `dvc push`"
+    )
 
 
 def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
     """auto: bf16 where the GPU supports it, fp16 on GPUs without bf16 (V100), fp32 on CPU."""
     if name != "auto":
         try:
-            return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[name]
+            return {
+                "float32": torch.float32,
+                "fp32": torch.float32,
+                "float16": torch.float16,
+                "fp16": torch.float16,
+                "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16,
+            }[name]
         except KeyError:
             raise VovnetError(f"params.yaml: model.dtype: unknown dtype {name!r}") from None
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -113,8 +132,9 @@ def load_processor(name: str, cfg: dict, check: bool = True):
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=remote)
         # backend= on AutoProcessor would also reach the tokenizer (whose `backend` means something else)
-        processor.image_processor = AutoImageProcessor.from_pretrained(name, backend=IMAGE_BACKEND,
-                                                                       trust_remote_code=remote)
+        processor.image_processor = AutoImageProcessor.from_pretrained(
+            name, backend=IMAGE_BACKEND, trust_remote_code=remote
+        )
     except OSError as exc:
         raise VovnetError(f"cannot load processor from {name}: {str(exc).splitlines()[0]}") from None
     for key in LOAD_TIME_KWARGS:
@@ -128,8 +148,12 @@ def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
     check_model_dir(name)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
-            name, dtype=dtype, attn_implementation=cfg["attn_implementation"],
-            trust_remote_code=_remote_code(cfg, name), use_safetensors=True)
+            name,
+            dtype=dtype,
+            attn_implementation=cfg["attn_implementation"],
+            trust_remote_code=_remote_code(cfg, name),
+            use_safetensors=True,
+        )
     except OSError as exc:
         raise VovnetError(f"cannot load model from {name}: {str(exc).splitlines()[0]}") from None
     if model.config.model_type not in ("qwen3_vl", "qwen3_vl_moe"):
@@ -145,8 +169,9 @@ def add_lora(model, cfg: dict):
 
     lora = cfg["lora"]
     pattern = LANGUAGE_MODULE_PATTERN.format("|".join(lora["target_modules"]))
-    peft_cfg = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                          target_modules=pattern, bias="none")
+    peft_cfg = LoraConfig(
+        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=pattern, bias="none"
+    )
     model = get_peft_model(model, peft_cfg)
     if cfg["train_vision_tower"]:
         for name, p in model.named_parameters():

@@ -6,6 +6,7 @@ tensors with autograd's saved-tensor hooks, so the activation figure is what aut
 for backward with these modules, this dtype and this attention kernel (see `plan_memory` for the
 per-GPU arithmetic).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,18 +40,19 @@ GROUPS = (
 @dataclass
 class Architecture:
     """What the memory arithmetic needs to know about the built model."""
+
     model_type: str
-    groups: dict[str, list[int]]                 # group -> [total params, trainable params]
-    lora_modules: list[str]                      # the LoRA-wrapped module names
-    per_target: dict[str, int]                   # target suffix -> modules matched
+    groups: dict[str, list[int]]  # group -> [total params, trainable params]
+    lora_modules: list[str]  # the LoRA-wrapped module names
+    per_target: dict[str, int]  # target suffix -> modules matched
     frozen: int
     trainable: int
-    largest_module: int                          # params of the largest leaf module (ZeRO-3 gather)
+    largest_module: int  # params of the largest leaf module (ZeRO-3 gather)
     hidden: int
     vocab: int
     layers: int
     full_vision_tokens: int
-    frozen_vision: int = 0                       # frozen vision-tower params (kept in fp32 under fp16)
+    frozen_vision: int = 0  # frozen vision-tower params (kept in fp32 under fp16)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -60,8 +62,10 @@ def read_config(model_dir: str | Path):
 
     path = Path(model_dir) / "config.json"
     if not path.is_file():
-        raise VovnetError(f"{model_dir}: no config.json (plan reads the architecture from it; place the model "
-                          "directory there, or at least its config.json)")
+        raise VovnetError(
+            f"{model_dir}: no config.json (plan reads the architecture from it; place the model "
+            "directory there, or at least its config.json)"
+        )
     try:
         return AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
     except (ValueError, KeyError, OSError, TypeError) as exc:
@@ -77,11 +81,13 @@ def build_meta_model(config, mcfg: dict, dtype: torch.dtype, trained: bool = Tru
 
     with torch.device("meta"):
         try:
-            model = AutoModelForImageTextToText.from_config(config, dtype=dtype,
-                                                            attn_implementation=mcfg["attn_implementation"])
+            model = AutoModelForImageTextToText.from_config(
+                config, dtype=dtype, attn_implementation=mcfg["attn_implementation"]
+            )
         except ValueError:  # a text-only architecture: plan its language model all the same
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype,
-                                                     attn_implementation=mcfg["attn_implementation"])
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=dtype, attn_implementation=mcfg["attn_implementation"]
+            )
         if not trained:
             model.requires_grad_(False)
             return model
@@ -91,8 +97,10 @@ def build_meta_model(config, mcfg: dict, dtype: torch.dtype, trained: bool = Tru
             return add_lora(model, mcfg)
         except ValueError as exc:  # peft: the pattern matched no module
             targets = ", ".join(mcfg["lora"]["target_modules"])
-            raise VovnetError(f"params.yaml: model.lora.target_modules [{targets}] matches no language-model "
-                              f"module ({str(exc).splitlines()[0][:160]})") from None
+            raise VovnetError(
+                f"params.yaml: model.lora.target_modules [{targets}] matches no language-model "
+                f"module ({str(exc).splitlines()[0][:160]})"
+            ) from None
 
 
 def _decoder(model):
@@ -100,8 +108,10 @@ def _decoder(model):
     inner = getattr(base, "model", base)
     lm = getattr(inner, "language_model", inner)
     if not all(hasattr(lm, a) for a in ("layers", "norm", "rotary_emb")):
-        raise VovnetError(f"plan: cannot find the decoder layers of {type(base).__name__} "
-                          "(expected .layers, .norm and .rotary_emb on its language model)")
+        raise VovnetError(
+            f"plan: cannot find the decoder layers of {type(base).__name__} "
+            "(expected .layers, .norm and .rotary_emb on its language model)"
+        )
     return base, lm
 
 
@@ -123,14 +133,17 @@ def describe(model, head: PolicyHead, config, mcfg: dict, budgets: dict, extra=N
             raise VovnetError("params.yaml: model.lora.target_modules matches no module: nothing would be trained")
         vision = [n for n in lora if ".visual." in n]
         if vision:
-            raise VovnetError(f"params.yaml: model.lora.target_modules touches the vision tower "
-                              f"({len(vision)} modules, e.g. {vision[0]}); LoRA belongs on the language model only")
+            raise VovnetError(
+                f"params.yaml: model.lora.target_modules touches the vision tower "
+                f"({len(vision)} modules, e.g. {vision[0]}); LoRA belongs on the language model only"
+            )
     per_target = {t: sum(1 for n in lora if n.rsplit(".", 1)[-1] == t) for t in mcfg["lora"]["target_modules"]}
     if mcfg.get("finetune", "lora") != "full":
         warnings += [f"LoRA target {t!r} matches no language-model module" for t, k in per_target.items() if k == 0]
     if mcfg["train_vision_tower"]:
-        warnings.append("model.train_vision_tower is true: the vision tower's activations are not traced; "
-                        "add a margin for them")
+        warnings.append(
+            "model.train_vision_tower is true: the vision tower's activations are not traced; add a margin for them"
+        )
     leaves = [m for m in model.modules() if not list(m.children())]
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in leaves)
     text = getattr(config, "text_config", config)
@@ -145,11 +158,20 @@ def describe(model, head: PolicyHead, config, mcfg: dict, budgets: dict, extra=N
         warnings.insert(0, f"model type {config.model_type!r} is not Qwen3-VL; planning it all the same")
     trainable = sum(p.numel() for _, p in named if p.requires_grad)
     return Architecture(
-        model_type=config.model_type, groups=groups, lora_modules=lora, per_target=per_target,
-        frozen=sum(p.numel() for _, p in named) - trainable, trainable=trainable, largest_module=largest,
-        hidden=text.hidden_size, vocab=text.vocab_size, layers=text.num_hidden_layers,
-        full_vision_tokens=full_tokens, warnings=warnings,
-        frozen_vision=sum(p.numel() for n, p in named if ".visual." in n and not p.requires_grad))
+        model_type=config.model_type,
+        groups=groups,
+        lora_modules=lora,
+        per_target=per_target,
+        frozen=sum(p.numel() for _, p in named) - trainable,
+        trainable=trainable,
+        largest_module=largest,
+        hidden=text.hidden_size,
+        vocab=text.vocab_size,
+        layers=text.num_hidden_layers,
+        full_vision_tokens=full_tokens,
+        warnings=warnings,
+        frozen_vision=sum(p.numel() for n, p in named if ".visual." in n and not p.requires_grad),
+    )
 
 
 class _SavedForBackward:
@@ -199,15 +221,16 @@ class _GpuTrainingKernels(TorchFunctionMode):
             rep = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         return torch.ops.aten._scaled_dot_product_efficient_attention(
-            q, k, v, attn_mask, True, dropout_p, is_causal, scale=scale)[0]
+            q, k, v, attn_mask, True, dropout_p, is_causal, scale=scale
+        )[0]
 
 
 @dataclass
 class Activations:
-    per_layer: list[int]      # bytes saved for backward by each decoder layer (no checkpointing)
-    layer_inputs: int         # bytes of the inputs checkpointing keeps per layer
-    head: int                 # final norm + LM head + loss
-    loss_backward: int        # transient at the start of backward: the loss's dense fp32 gradients
+    per_layer: list[int]  # bytes saved for backward by each decoder layer (no checkpointing)
+    layer_inputs: int  # bytes of the inputs checkpointing keeps per layer
+    head: int  # final norm + LM head + loss
+    loss_backward: int  # transient at the start of backward: the loss's dense fp32 gradients
 
     def total(self, checkpointing: bool) -> int:
         if checkpointing:  # every layer's input, plus one layer recomputed at a time
@@ -239,8 +262,12 @@ def trace_activations(model, batch: int, seq: int, dtype: torch.dtype, amp: bool
             # as transformers' causal-LM loss: logits upcast to fp32, then cross-entropy
             F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, ignore_index=-100)
     element = torch.finfo(dtype).bits // 8
-    return Activations(per_layer=per_layer, layer_inputs=batch * seq * hidden_size * element, head=saved.total,
-                       loss_backward=2 * batch * seq * logits.shape[-1] * 4)
+    return Activations(
+        per_layer=per_layer,
+        layer_inputs=batch * seq * hidden_size * element,
+        head=saved.total,
+        loss_backward=2 * batch * seq * logits.shape[-1] * 4,
+    )
 
 
 def _unpack(t: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """The value-of-vision policy head: reads the text-only pass and scores NO / COARSE / FULL vision."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -15,9 +16,9 @@ class PolicyFeatures:
     Detached: the head does not steer the LM. A new feature is a field here, filled in `policy_features`;
     the head's input width follows from SCALARS."""
 
-    hidden: torch.Tensor   # (B, H) the last layer's hidden state
+    hidden: torch.Tensor  # (B, H) the last layer's hidden state
     entropy: torch.Tensor  # (B,) next-token entropy (the uncertainty baseline reads it too)
-    margin: torch.Tensor   # (B,) top-1 minus top-2 next-token probability
+    margin: torch.Tensor  # (B,) top-1 minus top-2 next-token probability
 
     SCALARS: ClassVar[tuple[str, ...]] = ("entropy", "margin")  # appended to the normalised hidden state
 
@@ -30,8 +31,9 @@ class PolicyFeatures:
         return tuple(getattr(self, f.name) for f in fields(self))
 
 
-def policy_features(hidden_states: torch.Tensor, logits: torch.Tensor,
-                    index: torch.Tensor | None = None) -> PolicyFeatures:
+def policy_features(
+    hidden_states: torch.Tensor, logits: torch.Tensor, index: torch.Tensor | None = None
+) -> PolicyFeatures:
     """The policy features from a text-only pass's last-layer states (B, T, H) and logits (B, T', V), read at
     each row's `index` (B,) (None: the last column of each). The one producer: training's text pass and
     prefix reuse, evaluation's and predict's prefill all call it."""
@@ -52,8 +54,9 @@ class PolicyHead(nn.Module):
         super().__init__()
         self.hidden_size, self.width = hidden_size, width
         self.norm = nn.LayerNorm(hidden_size)
-        self.mlp = nn.Sequential(nn.Linear(PolicyFeatures.width(hidden_size), width), nn.GELU(),
-                                 nn.Linear(width, n_actions))
+        self.mlp = nn.Sequential(
+            nn.Linear(PolicyFeatures.width(hidden_size), width), nn.GELU(), nn.Linear(width, n_actions)
+        )
 
     def forward(self, features: PolicyFeatures) -> torch.Tensor:
         scalars = [getattr(features, name)[:, None].float() for name in PolicyFeatures.SCALARS]

@@ -7,6 +7,7 @@ entries and positions (positions never depend on padding), the fixed text suffix
 in the last column, and padded columns are masked out (their cache entries are zeros). The policy has
 already read these rows, so the result carries no policy features.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,13 +27,20 @@ def take(prefill: Prefill, rows: list[int]) -> Prefill:
     sel = torch.tensor(rows, device=device)
     mask = prefill.attention_mask[sel]
     start = prefill.input_ids.shape[1] - int(mask.sum(-1).max())  # left padding shared by all selected rows
-    data = [(layer.keys[:, :, start:].index_select(0, sel), layer.values[:, :, start:].index_select(0, sel))
-            for layer in prefill.cache.layers]  # one contiguous copy each
-    return dataclasses.replace(prefill, cache=DynamicCache(ddp_cache_data=data), input_ids=prefill.input_ids[sel, start:],
-                               attention_mask=mask[:, start:],
-                               prefix_end=None if prefill.prefix_end is None else prefill.prefix_end - start,
-                               last_logits=prefill.last_logits[sel], features=None,
-                               next_position=prefill.next_position[sel])
+    data = [
+        (layer.keys[:, :, start:].index_select(0, sel), layer.values[:, :, start:].index_select(0, sel))
+        for layer in prefill.cache.layers
+    ]  # one contiguous copy each
+    return dataclasses.replace(
+        prefill,
+        cache=DynamicCache(ddp_cache_data=data),
+        input_ids=prefill.input_ids[sel, start:],
+        attention_mask=mask[:, start:],
+        prefix_end=None if prefill.prefix_end is None else prefill.prefix_end - start,
+        last_logits=prefill.last_logits[sel],
+        features=None,
+        next_position=prefill.next_position[sel],
+    )
 
 
 def _stack_left_padded(parts: list[torch.Tensor], width: int, dim: int, value: int | float = 0) -> torch.Tensor:
@@ -58,11 +66,19 @@ def join(pieces: list[Prefill], pad_id: int) -> Prefill:
     data = []
     for i in range(len(pieces[0].cache.layers)):
         layers = [p.cache.layers[i] for p in pieces]
-        data.append((_stack_left_padded([x.keys for x in layers], width, 2),
-                     _stack_left_padded([x.values for x in layers], width, 2)))
+        data.append(
+            (
+                _stack_left_padded([x.keys for x in layers], width, 2),
+                _stack_left_padded([x.values for x in layers], width, 2),
+            )
+        )
     return dataclasses.replace(
-        pieces[0], cache=DynamicCache(ddp_cache_data=data),
+        pieces[0],
+        cache=DynamicCache(ddp_cache_data=data),
         input_ids=_stack_left_padded([p.input_ids for p in pieces], width, 1, pad_id),
         attention_mask=_stack_left_padded([p.attention_mask for p in pieces], width, 1),
-        prefix_end=width - suffix.pop() if shared else None, last_logits=torch.cat([p.last_logits for p in pieces]), features=None,
-        next_position=torch.cat([p.next_position for p in pieces]))
+        prefix_end=width - suffix.pop() if shared else None,
+        last_logits=torch.cat([p.last_logits for p in pieces]),
+        features=None,
+        next_position=torch.cat([p.next_position for p in pieces]),
+    )

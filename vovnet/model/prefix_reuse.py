@@ -13,6 +13,7 @@ layer's keys/values once (a replay recomputes them and stores nothing), and the 
 their own keys/values without storing them. Every replay sees what the first run saw, so the cache is kept
 in checkpointed layers and reuse stays exact with gradients flowing into the shared prefix.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -71,21 +72,29 @@ def _rope_model(lm):
     return base.model
 
 
-def reuse_forward(lm, encs: list[dict], pad_id: int, image_token_id: int, device) -> tuple[torch.Tensor, PolicyFeatures]:
+def reuse_forward(
+    lm, encs: list[dict], pad_id: int, image_token_id: int, device
+) -> tuple[torch.Tensor, PolicyFeatures]:
     """Per-sample task loss of every action (B, 3) and the text pass's policy features, from one prefix pass.
 
     `encs` are Encoder.encode_all outputs (one per sample)."""
     prefix_rows = [e["no"]["input_ids"][: e["no"]["prefix_len"]] for e in encs]
     for e in encs:  # the prefix must be token-identical in all actions
-        assert all(e[a]["input_ids"][: e["no"]["prefix_len"]] == e["no"]["input_ids"][: e["no"]["prefix_len"]]
-                   for a in ACTIONS)
+        assert all(
+            e[a]["input_ids"][: e["no"]["prefix_len"]] == e["no"]["input_ids"][: e["no"]["prefix_len"]] for a in ACTIONS
+        )
     prefix_ids = _pad(prefix_rows, pad_id, left=True).to(device)
     prefix_mask = _pad([[1] * len(r) for r in prefix_rows], 0, left=True).to(device)
     text_pos = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
     prefix_cache = _WriteOnceCache()
     with _cache_kept_under_checkpointing(lm):
-        lm(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_pos[None].expand(3, -1, -1),
-           cache=prefix_cache, use_cache=False)  # use_cache would only make a cache; we pass our own
+        lm(
+            input_ids=prefix_ids,
+            attention_mask=prefix_mask,
+            position_ids=text_pos[None].expand(3, -1, -1),
+            cache=prefix_cache,
+            use_cache=False,
+        )  # use_cache would only make a cache; we pass our own
         return _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, image_token_id, device)
 
 
@@ -94,8 +103,8 @@ def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, imag
     rope = _rope_model(lm)
     losses, features = [], None
     for action in ACTIONS:
-        rows = [e[action]["input_ids"][e["no"]["prefix_len"]:] for e in encs]
-        labels = [e[action]["labels"][e["no"]["prefix_len"]:] for e in encs]
+        rows = [e[action]["input_ids"][e["no"]["prefix_len"] :] for e in encs]
+        labels = [e[action]["labels"][e["no"]["prefix_len"] :] for e in encs]
         suffix_ids = _pad(rows, pad_id, left=False).to(device)
         suffix_labels = _pad(labels, IGNORE, left=False).to(device)
         full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
@@ -104,12 +113,21 @@ def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, imag
         vis = [e[action] for e in encs if "pixel_values" in e[action]]
         extra = {}
         if vis:
-            extra = {"pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
-                     "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device)}
+            extra = {
+                "pixel_values": torch.cat([v["pixel_values"] for v in vis]).to(device),
+                "image_grid_thw": torch.cat([v["image_grid_thw"] for v in vis]).to(device),
+            }
         pos, _ = rope.get_rope_index(full_ids, mm, extra.get("image_grid_thw"), None, full_mask)
-        out = lm(input_ids=suffix_ids, attention_mask=full_mask, position_ids=pos[:, :, P:],
-                 cache=_ReadOnlyPrefix(prefix_cache),
-                 mm_token_type_ids=mm[:, P:], use_cache=False, output_hidden_states=action == "no", **extra)
+        out = lm(
+            input_ids=suffix_ids,
+            attention_mask=full_mask,
+            position_ids=pos[:, :, P:],
+            cache=_ReadOnlyPrefix(prefix_cache),
+            mm_token_type_ids=mm[:, P:],
+            use_cache=False,
+            output_hidden_states=action == "no",
+            **extra,
+        )
         losses.append(per_sample_lm_loss(out.logits, suffix_labels)[0])
         if action == "no":
             idx = torch.tensor([e["no"]["prompt_len"] - e["no"]["prefix_len"] - 1 for e in encs], device=device)

@@ -2,15 +2,18 @@
 
 One user turn: the question text (hint, question, options, instruction) and, for vision actions, one
 `{"type": "image"}` part per image; `model.prompt_order` places the images:
-  image_first  `<|im_start|>user\\n<|vision_start|><|image_pad|><|vision_end|>{text}<|im_end|>\\n<|im_start|>assistant\\n`
-               (Qwen3-VL's documented usage); the text-only prompt shares no prefix with the vision prompts;
+  image_first  `<|im_start|>user\\n<|vision_start|><|image_pad|><|vision_end|>{text}<|im_end|>\\n`
+               `<|im_start|>assistant\\n` (Qwen3-VL's documented usage); the text-only prompt shares no
+               prefix with the vision prompts;
   text_first   `<|im_start|>user\\n{text}<|vision_start|>...<|vision_end|>` then the same end: the text-only
                prompt `<|im_start|>user\\n{text}` is a prefix of every vision prompt, so its KV cache is reused.
 A model directory without a chat template (models saved before templates) renders with the one the tiny and
-demo models carry (vovnet/model/tiny.py): Qwen3-VL's structure, no system turn, no tools. The answer is never in the prompt;
+demo models carry (vovnet/model/tiny.py): Qwen3-VL's structure, no system turn, no tools. The answer is never
+in the prompt;
 the training target is what the template writes for an assistant turn holding the answer (for a Thinking
 template that includes its empty `<think>` block).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,16 +67,19 @@ class Renderer:
         return cls(processor, template or getattr(processor, "chat_template", None) or TEMPLATE, order)
 
     def _render(self, conversation: list[dict], generation_prompt: bool) -> str:
-        return self.processor.apply_chat_template(conversation, chat_template=self.template, tokenize=False,
-                                                  add_generation_prompt=generation_prompt)
+        return self.processor.apply_chat_template(
+            conversation, chat_template=self.template, tokenize=False, add_generation_prompt=generation_prompt
+        )
 
     def prompt(self, rec: dict, image_tokens: list[int]) -> str:
         """The full prompt; `image_tokens` holds each image's vision-token count (empty: text only)."""
         text = self._render(messages(rec, len(image_tokens), self.order), True)
         slots = text.split(IMAGE_PAD)
         if len(slots) != len(image_tokens) + 1:
-            raise VovnetError(f"record {rec['id']}: the chat template wrote {len(slots) - 1} image slots for "
-                              f"{len(image_tokens)} images")
+            raise VovnetError(
+                f"record {rec['id']}: the chat template wrote {len(slots) - 1} image slots for "
+                f"{len(image_tokens)} images"
+            )
         return slots[0] + "".join(IMAGE_PAD * n + rest for n, rest in zip(image_tokens, slots[1:]))
 
     def shared_prefix(self, rec: dict) -> str | None:
@@ -84,8 +90,10 @@ class Renderer:
         text_only, text = self.prompt(rec, []), question_text(rec)
         prefix = text_only[: text_only.index(text) + len(text)]
         if not self.prompt(rec, [1]).startswith(prefix):
-            raise VovnetError("model.prompt_order: text_first: this chat template does not put the images after "
-                              "the question text; use image_first")
+            raise VovnetError(
+                "model.prompt_order: text_first: this chat template does not put the images after "
+                "the question text; use image_first"
+            )
         return prefix
 
     def target(self, rec: dict) -> str | None:
@@ -97,10 +105,12 @@ class Renderer:
         conversation = messages(rec, 0, self.order)
         prompt = self._render(conversation, True)
         turn = self._render(conversation + [{"role": "assistant", "content": answer}], False)
-        if not turn.startswith(prompt) or END not in turn[len(prompt):]:
-            raise VovnetError("the chat template's assistant turn does not extend its generation prompt; "
-                              "cannot place the training target")
-        return turn[len(prompt):].rsplit(END, 1)[0] + END
+        if not turn.startswith(prompt) or END not in turn[len(prompt) :]:
+            raise VovnetError(
+                "the chat template's assistant turn does not extend its generation prompt; "
+                "cannot place the training target"
+            )
+        return turn[len(prompt) :].rsplit(END, 1)[0] + END
 
 
 def target(rec: dict) -> str | None:

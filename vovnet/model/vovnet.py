@@ -6,6 +6,7 @@ action's per-sample task loss is computed (FULL's from the Thinking model when t
 when it is frozen), and the loss is
   task(mixture or straight-through choice) + lambda_cost * E[normalised vision tokens] + gain term.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ def model_inputs(batch: dict, with_labels: bool = True) -> dict:
 
 
 class VoVNet(nn.Module):
-    def __init__(self, lm: nn.Module, head: PolicyHead, full_lm: nn.Module | None = None,
-                 pad_id: int = 0, image_token_id: int = 0):
+    def __init__(
+        self,
+        lm: nn.Module,
+        head: PolicyHead,
+        full_lm: nn.Module | None = None,
+        pad_id: int = 0,
+        image_token_id: int = 0,
+    ):
         super().__init__()
         self.lm, self.head = lm, head
         self.full_lm = full_lm  # the optional Thinking model for FULL_VISION (frozen unless asked)
@@ -72,8 +79,16 @@ class VoVNet(nn.Module):
     def policy_scores(self, features: PolicyFeatures) -> torch.Tensor:
         return self.head(features)
 
-    def forward(self, batches: dict, stage: int, action: str = "full", policy_cfg: dict | None = None,
-                train_lora: bool = False, generator: torch.Generator | None = None, prefix_reuse: bool = False) -> dict:
+    def forward(
+        self,
+        batches: dict,
+        stage: int,
+        action: str = "full",
+        policy_cfg: dict | None = None,
+        train_lora: bool = False,
+        generator: torch.Generator | None = None,
+        prefix_reuse: bool = False,
+    ) -> dict:
         if stage == 1:  # the Instruct model for every action, FULL included
             out = self.lm(**model_inputs(batches[action]))
             return {"loss": out.loss, "task": out.loss.detach()}
@@ -83,8 +98,9 @@ class VoVNet(nn.Module):
         """Every action's per-sample task loss (B, 3) and the text pass's policy features."""
         encs = batches.get("encodings")
         if prefix_reuse and self.full_lm is None and encs and encs[0]["no"]["prefix_len"] is not None:  # text_first
-            return reuse_forward(self.lm, batches["encodings"], self.pad_id, self.image_token_id,
-                                 batches["no"]["input_ids"].device)
+            return reuse_forward(
+                self.lm, batches["encodings"], self.pad_id, self.image_token_id, batches["no"]["input_ids"].device
+            )
         loss_no, features = self.text_pass(batches["no"])
         losses = [loss_no]
         for a in ACTIONS[1:]:
@@ -106,7 +122,9 @@ class VoVNet(nn.Module):
         probs = torch.softmax(scores, dim=-1)
         weights = probs if cfg["mode"] == "soft" else gumbel_straight_through(scores, cfg["gumbel_tau"], generator)
         tokens = torch.stack([batches[a]["vision_tokens"] for a in ACTIONS], dim=-1).to(scores.device)
-        norm = tokens[:, -1:].clamp(min=1) if not cfg["cost_norm"] else torch.full_like(tokens[:, -1:], cfg["cost_norm"])
+        norm = (
+            tokens[:, -1:].clamp(min=1) if not cfg["cost_norm"] else torch.full_like(tokens[:, -1:], cfg["cost_norm"])
+        )
         cost = tokens / norm
         task = (weights * branch).sum(-1).mean()
         exp_cost = (weights * cost).sum(-1).mean()
@@ -122,9 +140,14 @@ class VoVNet(nn.Module):
                 gain_term = torch.nn.functional.cross_entropy(scores, utility.argmax(-1))
             loss = loss + cfg["gain_weight"] * gain_term
         chosen = weights.argmax(-1)
-        return {"loss": loss, "task": task.detach(), "cost": exp_cost.detach(), "gain": gain_term.detach(),
-                "actions": torch.bincount(chosen, minlength=3).float() / chosen.numel(),
-                "vision_tokens": tokens.gather(1, chosen[:, None]).mean().detach()}
+        return {
+            "loss": loss,
+            "task": task.detach(),
+            "cost": exp_cost.detach(),
+            "gain": gain_term.detach(),
+            "actions": torch.bincount(chosen, minlength=3).float() / chosen.numel(),
+            "vision_tokens": tokens.gather(1, chosen[:, None]).mean().detach(),
+        }
 
 
 def save_head(head: PolicyHead, out_dir: str | Path) -> None:

@@ -14,6 +14,7 @@ from the defaults here, then validates the result). The loaders are one module p
 (vovnet/tasks/adapters.py, protocols.py, samples.py): a stage that imports one depends on that kind of task
 module only (vovnet/deps.py reads the import's f-string).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -32,7 +33,7 @@ def _having(module: str) -> tuple[str, ...]:
     return tuple(sorted(p.parent.name for p in TASKS_DIR.glob(f"*/{module}.py")))
 
 
-ADAPTERS = _having("adapter")    # the schema's allowed `datasets.<name>.adapter` values
+ADAPTERS = _having("adapter")  # the schema's allowed `datasets.<name>.adapter` values
 PROTOCOLS = _having("protocol")  # the schema's allowed `evaluation.sets.<name>.protocol` values
 SAMPLES = _having("sample")
 
@@ -99,8 +100,9 @@ def checked(name: str, known: tuple[str, ...], what: str, load, interface: type,
     mod = load()
     missing = [m for m in _members(interface) if not hasattr(mod, m)]
     if missing:
-        raise VovnetError(f"{where}: missing {', '.join(missing)} "
-                          f"(the {interface.__name__} interface in vovnet/tasks/interfaces.py)")
+        raise VovnetError(
+            f"{where}: missing {', '.join(missing)} (the {interface.__name__} interface in vovnet/tasks/interfaces.py)"
+        )
     return mod
 
 

@@ -1,5 +1,6 @@
 """What a task's modules provide, as typing.Protocol classes: a task module satisfies one by defining
 these names at module level (vovnet.tasks checks them when it loads the module)."""
+
 from __future__ import annotations
 
 import random

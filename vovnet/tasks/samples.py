@@ -1,4 +1,5 @@
 """A task's sample module by name (vovnet/tasks/<name>/sample.py), checked against its interface."""
+
 from __future__ import annotations
 
 import importlib
@@ -8,5 +9,11 @@ from vovnet.tasks.interfaces import SampleMaker
 
 
 def get_sample_maker(name: str) -> SampleMaker:
-    return checked(name, SAMPLES, "sample maker", lambda: importlib.import_module(f"vovnet.tasks.{name}.sample"), SampleMaker,
-                   f"vovnet/tasks/{name}/sample.py")
+    return checked(
+        name,
+        SAMPLES,
+        "sample maker",
+        lambda: importlib.import_module(f"vovnet.tasks.{name}.sample"),
+        SampleMaker,
+        f"vovnet/tasks/{name}/sample.py",
+    )

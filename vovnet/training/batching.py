@@ -6,6 +6,7 @@ order[step * batch + j * micro : ... + micro], and process r runs slots r, r + p
 one optimizer step sees the same samples in the same micro-batches on 1 process or 8, and the same
 params give the same experiment.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,5 +27,5 @@ def process_micro_batches(order: list[int], plan: BatchPlan, rank: int, first_st
     for start in range(first_step * plan.batch, len(order), plan.batch):
         for a in range(plan.accumulation):
             slot = a * plan.processes + rank
-            out.append(order[start + slot * plan.micro: start + (slot + 1) * plan.micro])
+            out.append(order[start + slot * plan.micro : start + (slot + 1) * plan.micro])
     return out

@@ -1,5 +1,6 @@
 """Resumable checkpoints (outside DVC outs): trainable weights as safetensors; optimizer, scheduler and
 RNG state through torch.save, read back with weights_only=True (no pickle of arbitrary objects)."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,18 @@ def save_checkpoint(folder: str | Path, step: int, model, optimizer, scheduler, 
         tmp.mkdir()
         # every parameter that any stage trains (LoRA or full weights, head), whatever requires_grad now
         trained = getattr(model, "trained_names", frozenset())
-        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters()
-                   if n in trained or "lora_" in n or n.startswith("head.") or p.requires_grad},
-                  str(tmp / "trainable.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state()}, tmp / "optim.pt")
+        save_file(
+            {
+                n: p.detach().cpu().contiguous()
+                for n, p in model.named_parameters()
+                if n in trained or "lora_" in n or n.startswith("head.") or p.requires_grad
+            },
+            str(tmp / "trainable.safetensors"),
+        )
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()},
+            tmp / "optim.pt",
+        )
         (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     for old in sorted(folder.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -4,6 +4,7 @@ Stage 2 learns the value of vision, `loss_no - loss_a`, per question. On questio
 stage 1 those losses are partly memorised and understate what vision adds to an unseen question, so the
 head is trained on a separate file (merge's val part by default) that must share no item with stage 1's.
 """
+
 from __future__ import annotations
 
 from vovnet import VovnetError
@@ -25,7 +26,9 @@ def stage_records(tcfg: dict) -> tuple[list[dict], list[dict]]:
     hits = find_overlap(second, first)
     if hits:
         examples = ", ".join(f"{a}~{b}" for a, b in hits[:3])
-        raise VovnetError(f"{tcfg['policy_file']}: {len(hits)} of {len(second)} stage-2 records overlap stage 1's "
-                          f"{tcfg['train_file']} (by id, image+question or MMBench source index; e.g. {examples}); "
-                          "stage 2 must learn the value of vision on questions stage 1 never saw")
+        raise VovnetError(
+            f"{tcfg['policy_file']}: {len(hits)} of {len(second)} stage-2 records overlap stage 1's "
+            f"{tcfg['train_file']} (by id, image+question or MMBench source index; e.g. {examples}); "
+            "stage 2 must learn the value of vision on questions stage 1 never saw"
+        )
     return first, second

@@ -2,6 +2,7 @@
 
 `train` reads top to bottom: setup, resume, stage 1, stage 2, save. Each optimizer step runs the same
 samples in the same micro-batches whatever the number of processes (vovnet/training/batching.py)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,14 +18,14 @@ from torch.utils.data import DataLoader
 
 from vovnet import VovnetError
 from vovnet.io_utils import dumps
+from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.model.budgets import ACTIONS
+from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet, save_vovnet
 from vovnet.model.loading import keep_vision_fp32, vision_towers
-from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vovnet.training.stage_data import stage_records
-from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 
 log = logging.getLogger("vovnet.train")
 
@@ -40,6 +41,7 @@ def stage_lr_lambda(n: int, warmup_ratio: float, kind: str):
             return (step + 1) / warm
         progress = (step - warm) / max(1, n - warm)
         return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
+
     return f
 
 
@@ -63,7 +65,9 @@ def stage1_action(s1cfg: dict, epoch: int, g: torch.Generator) -> str:
 def run_fingerprint(params: dict) -> str:
     """Checkpoints belong to one configuration + both stages' files; another experiment never resumes them."""
     t = params["train"]
-    keep = {k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")}
+    keep = {
+        k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")
+    }
     h = hashlib.sha256(dumps([params["model"], params["policy"], params["vision_budget"], keep]).encode())
     for path in (t["train_file"], t["policy_file"]):
         with open(path, "rb") as fh:
@@ -83,7 +87,11 @@ def param_groups(model, tcfg: dict) -> list[dict]:
             (vision if ".visual." in n else lm).append(p)
     vision_lr = float(tcfg["vision_lr"]) if tcfg.get("vision_lr") is not None else tcfg["lr"]
     head = [p for p in model.head.parameters() if p.requires_grad]
-    return [{"params": lm, "lr": tcfg["lr"]}, {"params": head, "lr": tcfg["head_lr"]}, {"params": vision, "lr": vision_lr}]
+    return [
+        {"params": lm, "lr": tcfg["lr"]},
+        {"params": head, "lr": tcfg["head_lr"]},
+        {"params": vision, "lr": vision_lr},
+    ]
 
 
 def to_device(batches: dict, device) -> dict:
@@ -97,11 +105,11 @@ class Run:
     params: dict
     accelerator: object
     plan: BatchPlan
-    model: object                  # the VoVNet, unwrapped
+    model: object  # the VoVNet, unwrapped
     processor: object
     datasets: dict[int, RecordDataset]
     collator: ActionCollator
-    stage_steps: dict[int, int]    # optimizer steps per stage
+    stage_steps: dict[int, int]  # optimizer steps per stage
     ckpt_dir: Path
     state: dict = field(default_factory=lambda: {"stage": 1, "epoch": 0, "step": 0, "opt_step": 0})
     resumed_optim: dict | None = None  # optimizer state of the checkpoint's stage, used once
@@ -117,7 +125,7 @@ class Run:
 
 @dataclass
 class StageTools:
-    model: object       # prepared for this stage
+    model: object  # prepared for this stage
     optimizer: object
     scheduler: object
     trainable: list
@@ -146,8 +154,11 @@ def setup(params: dict, accelerator=None) -> Run:
     plan = batch_plan(tcfg["batch_size"], tcfg["micro_batch_size"], world)
     if accelerator is None:
         mp = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(resolve_dtype(params["model"]["dtype"]), "no")
-        accelerator = Accelerator(gradient_accumulation_steps=plan.accumulation, mixed_precision=mp,
-                                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        accelerator = Accelerator(
+            gradient_accumulation_steps=plan.accumulation,
+            mixed_precision=mp,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
     torch.manual_seed(tcfg["seed"])
     if tcfg["cpu_threads"]:
         torch.set_num_threads(tcfg["cpu_threads"])
@@ -157,17 +168,35 @@ def setup(params: dict, accelerator=None) -> Run:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
     # stage 1: the Instruct model answers every action; stage 2: FULL's prompt is the Thinking model's when it answers
-    encoders = {s: Encoder(processor, params["vision_budget"], tcfg["max_length"], model.prompt_order,
-                           model.full_template if s == 2 else None) for s in (1, 2)}
+    encoders = {
+        s: Encoder(
+            processor,
+            params["vision_budget"],
+            tcfg["max_length"],
+            model.prompt_order,
+            model.full_template if s == 2 else None,
+        )
+        for s in (1, 2)
+    }
     datasets = {1: RecordDataset(stage1_records, encoders[1]), 2: RecordDataset(stage2_records, encoders[2])}
     epochs = {1: tcfg["stage1"]["epochs"], 2: tcfg["stage2"]["epochs"]}
     stage_steps = {s: math.ceil(len(d) / plan.batch) * epochs[s] for s, d in datasets.items()}
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if ds_plugin is not None:  # we cut the batches ourselves, so DeepSpeed learns their sizes from us
-        ds_plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=plan.micro, train_batch_size=plan.batch,
-                                          gradient_accumulation_steps=plan.accumulation)
-    log.info("train: process %d of %d on %s: %d micro-batch(es) of %d per optimizer step of %d",
-             accelerator.process_index, plan.processes, accelerator.device, plan.accumulation, plan.micro, plan.batch)
+        ds_plugin.deepspeed_config.update(
+            train_micro_batch_size_per_gpu=plan.micro,
+            train_batch_size=plan.batch,
+            gradient_accumulation_steps=plan.accumulation,
+        )
+    log.info(
+        "train: process %d of %d on %s: %d micro-batch(es) of %d per optimizer step of %d",
+        accelerator.process_index,
+        plan.processes,
+        accelerator.device,
+        plan.accumulation,
+        plan.micro,
+        plan.batch,
+    )
     collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
     ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
     return Run(params, accelerator, plan, model, processor, datasets, collator, stage_steps, ckpt_dir)
@@ -235,8 +264,14 @@ def train_stage(run: Run, stage: int, epochs: int) -> dict:
             report_step(run, stage, vals, tools.scheduler.get_last_lr()[0])
             if run.state["opt_step"] % run.tcfg["save_every"] == 0 and run.accelerator.is_main_process:
                 optimizer = getattr(tools.optimizer, "optimizer", tools.optimizer)
-                save_checkpoint(run.ckpt_dir, run.state["opt_step"], run.accelerator.unwrap_model(tools.model),
-                                optimizer, tools.scheduler, run.state)
+                save_checkpoint(
+                    run.ckpt_dir,
+                    run.state["opt_step"],
+                    run.accelerator.unwrap_model(tools.model),
+                    optimizer,
+                    tools.scheduler,
+                    run.state,
+                )
     run.state.update(stage=stage + 1, epoch=0, step=0)
     return {k: v / max(1, steps) for k, v in totals.items()}
 
@@ -265,9 +300,15 @@ def optimizer_step(run: Run, tools: StageTools, stage: int, epoch: int, micro: l
     for a, (indices, batches) in enumerate(micro):
         slot = a * run.plan.processes + acc.process_index
         with acc.accumulate(tools.model):
-            out = tools.model(to_device(batches, acc.device), stage=stage, action=action, policy_cfg=run.params["policy"],
-                              train_lora=tcfg["stage2"]["train_lora"], generator=slot_generator(tcfg["seed"], step, slot),
-                              prefix_reuse=tcfg["prefix_reuse"])
+            out = tools.model(
+                to_device(batches, acc.device),
+                stage=stage,
+                action=action,
+                policy_cfg=run.params["policy"],
+                train_lora=tcfg["stage2"]["train_lora"],
+                generator=slot_generator(tcfg["seed"], step, slot),
+                prefix_reuse=tcfg["prefix_reuse"],
+            )
             check_finite_loss(out["loss"], run, stage, action, indices)
             acc.backward(out["loss"])
             if acc.sync_gradients:
@@ -306,7 +347,8 @@ def check_finite_loss(loss: torch.Tensor, run: Run, stage: int, action: str, ind
     raise VovnetError(
         f"non-finite loss ({loss.item()}) in stage {stage}, {branch}, at optimizer step {run.state['opt_step']}, "
         f"records {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: lower train.lr, raise train.warmup_ratio, "
-        "or set model.dtype: float32 (fp16 overflow on V100 is the usual cause)")
+        "or set model.dtype: float32 (fp16 overflow on V100 is the usual cause)"
+    )
 
 
 def report_step(run: Run, stage: int, vals: dict, lr: float) -> None:
@@ -327,16 +369,19 @@ def save(run: Run, summary: dict) -> dict:
     acc = run.accelerator
     acc.wait_for_everyone()
     elapsed = max(1e-9, time.time() - run.t0)
-    summary.update(optimizer_steps=run.state["opt_step"], records={f"stage{s}": len(d) for s, d in run.datasets.items()},
-                   **run.plan.as_metrics(), seconds=round(elapsed, 2),
-                   samples_per_second=round(run.samples_seen / elapsed, 2))
+    summary.update(
+        optimizer_steps=run.state["opt_step"],
+        records={f"stage{s}": len(d) for s, d in run.datasets.items()},
+        **run.plan.as_metrics(),
+        seconds=round(elapsed, 2),
+        samples_per_second=round(run.samples_seen / elapsed, 2),
+    )
     if acc.is_main_process:
         save_vovnet(acc.unwrap_model(run.wrapped or run.model), run.processor, run.params, run.tcfg["output_dir"])
         if run.live is not None:
             run.live.end()
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
     return summary
-
 
 
 def _log_line(stage: int, step: int, vals: dict, lr: float) -> str:

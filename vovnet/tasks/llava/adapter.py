@@ -3,6 +3,7 @@
 Images are bare names resolved under `image_root` / VOVNET_IMAGE_ROOTS / VOVNET_IMAGE_ROOT; a name that
 would leave its root (absolute, `..`, or a symlink pointing outside) is rejected and never read.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,12 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     roots, missing_is_error = image_roots(cfg), cfg["on_missing_image"] == "error"
     for i, item in enumerate(data):
         if not isinstance(item, dict):
-            yield Row(index=i, key=f"row{i}", group=f"row{i}", fields={"_error": ("record", f"expected an object, got {kind_of(item)}")})
+            yield Row(
+                index=i,
+                key=f"row{i}",
+                group=f"row{i}",
+                fields={"_error": ("record", f"expected an object, got {kind_of(item)}")},
+            )
             continue
         key, fields = f"row{i}", dict(item)
         if "id" in item:
@@ -73,8 +79,10 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
                 except FileNotFoundError:
                     msg = f"image {name!r} not found under any root ({', '.join(map(str, roots)) or 'none set'})"
                     if missing_is_error:
-                        raise VovnetError(f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
-                                          "or on_missing_image: reject") from None
+                        raise VovnetError(
+                            f"{path}: row {i} (id {key}): {msg}; set image_root or VOVNET_IMAGE_ROOTS, "
+                            "or on_missing_image: reject"
+                        ) from None
                     fields["_error"] = ("image", msg)
         yield Row(index=i, key=key, group=key, fields=fields, images=images)
 
@@ -89,8 +97,12 @@ def _turn_text(turns: list, k: int, speaker: str) -> str:
         raise Reject(where, f"expected an object, got {kind_of(turn)}")
     if turn.get("from") != speaker:
         said = turn.get("from")
-        raise Reject(f"{where}.from", f"expected {speaker!r}, got {said!r}" if isinstance(said, str)
-                     else f"expected {speaker!r}, got {kind_of(said)}")
+        raise Reject(
+            f"{where}.from",
+            f"expected {speaker!r}, got {said!r}"
+            if isinstance(said, str)
+            else f"expected {speaker!r}, got {kind_of(said)}",
+        )
     value = turn.get("value")
     if not isinstance(value, str):
         raise Reject(f"{where}.value", f"expected text, got {kind_of(value)}")

@@ -16,6 +16,7 @@ Anything else is unresolved ('Z' in VLMEvalKit) and therefore wrong. A question 
 N times with rotated options (`meta.circular_group`); the evaluation core scores a question 1 only if
 every rotation is right, exactly as `mcq_circular_eval` does without a judge.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,5 +53,15 @@ def write_submission(path: Path, records: list[dict], outputs: list[str]) -> Non
         for rec, out in sorted(zip(records, outputs), key=lambda t: t[0]["meta"].get("index", 0)):
             opts = (rec["choices"] or []) + [""] * (4 - len(rec["choices"] or []))
             pred = extract_choice(out, rec["choices"] or []) or ""
-            w.writerow([rec["meta"].get("index", rec["id"]), rec["question"], rec["hint"] or "", *opts[:4], pred,
-                        rec["meta"].get("category") or "", rec["meta"].get("l2_category") or "", rec["split"]])
+            w.writerow(
+                [
+                    rec["meta"].get("index", rec["id"]),
+                    rec["question"],
+                    rec["hint"] or "",
+                    *opts[:4],
+                    pred,
+                    rec["meta"].get("category") or "",
+                    rec["meta"].get("l2_category") or "",
+                    rec["split"],
+                ]
+            )

@@ -1,5 +1,6 @@
 """The MMBench sample: VLMEvalKit's TSV layout (base64 images, circular copies whose image cell names
 the original's index), a dev file with answers and a test file without."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,22 @@ FACTS = [
     ("Which is a primary colour?", ["blue", "pink", "brown", "grey"]),
     ("Which of these is frozen water?", ["ice", "sand", "wood", "glass"]),
 ]
-MMBENCH_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
-                   "l2-category", "comment", "split"]
+MMBENCH_COLUMNS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 
 
 def mmbench_rows(rng: random.Random, n_colour: int = 10, n_shape: int = 6) -> list[dict]:
@@ -28,28 +43,60 @@ def mmbench_rows(rng: random.Random, n_colour: int = 10, n_shape: int = 6) -> li
         colour = list(COLOURS)[i % 4]
         opts = list(COLOURS)
         rng.shuffle(opts)
-        items.append(("What is the main colour of this image?", opts, opts.index(colour),
-                      jpeg(colour_image(rng, colour)), "colour_recognition", "perception"))
+        items.append(
+            (
+                "What is the main colour of this image?",
+                opts,
+                opts.index(colour),
+                jpeg(colour_image(rng, colour)),
+                "colour_recognition",
+                "perception",
+            )
+        )
     for i in range(n_shape):
         shape = SHAPES[i % 3]
         opts = list(SHAPES)
         rng.shuffle(opts)
-        items.append(("Which shape is drawn in the image?", opts, opts.index(shape), png(shape_image(shape, rng)),
-                      "shape_recognition", "perception"))
+        items.append(
+            (
+                "Which shape is drawn in the image?",
+                opts,
+                opts.index(shape),
+                png(shape_image(shape, rng)),
+                "shape_recognition",
+                "perception",
+            )
+        )
     for q, opts in FACTS:
         shuffled = list(opts)
         rng.shuffle(shuffled)
-        items.append((q, shuffled, shuffled.index(opts[0]), jpeg(colour_image(rng, rng.choice(list(COLOURS)))),
-                      "commonsense", "reasoning"))
+        items.append(
+            (
+                q,
+                shuffled,
+                shuffled.index(opts[0]),
+                jpeg(colour_image(rng, rng.choice(list(COLOURS)))),
+                "commonsense",
+                "reasoning",
+            )
+        )
     rows = []
     for i, (q, opts, ans, img, cat, l2) in enumerate(items):
         base = i + 1
         for k in range(len(opts)):  # CircularEval: rotation k shifts options left by k
             rot = opts[k:] + opts[:k]
-            row = {"index": base + k * 1_000_000, "question": q, "hint": "Synthetic sample item." if i % 5 == 0 else "",
-                   "answer": "ABCD"[rot.index(opts[ans])], "category": cat, "source": "vovnet-synthetic",
-                   "l2-category": l2, "comment": "", "split": "dev",
-                   "image": base64.b64encode(img).decode() if k == 0 else str(base)}
+            row = {
+                "index": base + k * 1_000_000,
+                "question": q,
+                "hint": "Synthetic sample item." if i % 5 == 0 else "",
+                "answer": "ABCD"[rot.index(opts[ans])],
+                "category": cat,
+                "source": "vovnet-synthetic",
+                "l2-category": l2,
+                "comment": "",
+                "split": "dev",
+                "image": base64.b64encode(img).decode() if k == 0 else str(base),
+            }
             for j, letter in enumerate("ABCD"):
                 row[letter] = rot[j] if j < len(rot) else ""
             rows.append(row)

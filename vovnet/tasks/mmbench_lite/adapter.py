@@ -3,6 +3,7 @@
 It is a subset of MMBench dev, so its answers are known; merge keeps it out of the held-out part. The reader
 is vovnet/data/mmbench_layout.py, shared with MMBench.
 """
+
 from __future__ import annotations
 
 from vovnet.data.mmbench_layout import build, hf_configs, iter_rows, source_files  # the same raw layout

@@ -1,5 +1,6 @@
 """The MMBench-Lite sample: a subset of the MMBench sample's dev file (its non-circular originals with an
 even index), as the real Lite set is drawn from MMBench dev."""
+
 from __future__ import annotations
 
 import csv

@@ -1,5 +1,6 @@
 """MMMU (MMMU/MMMU): 30 per-subject configs; `options` is a Python-literal list in a string;
 `<image N>` placeholders in the question refer to the columns image_1 .. image_7."""
+
 from __future__ import annotations
 
 import ast
@@ -77,8 +78,9 @@ def parse_options(text) -> list[str]:
             raise Reject("options", "not a literal list") from None
     else:
         raise Reject("options", f"expected a list written as text, got {kind_of(text)}")
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                              for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
+    ):
         raise Reject("options", "not a literal list of strings")
     return [str(v).strip() for v in value]
 
@@ -114,15 +116,30 @@ def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
         answer = None
     if answer is None and "test" not in split.lower():
         raise Reject("answer", f"empty answer in the labelled split {split!r}")
-    meta = {"subject": f["_subject"], "subfield": text_field(f, "subfield"), "img_type": text_field(f, "img_type"),
-            "topic_difficulty": text_field(f, "topic_difficulty"), "question_type": qtype}
+    meta = {
+        "subject": f["_subject"],
+        "subfield": text_field(f, "subfield"),
+        "img_type": text_field(f, "img_type"),
+        "topic_difficulty": text_field(f, "topic_difficulty"),
+        "question_type": qtype,
+    }
     question = text_field(f, "question")
     if qtype == "multiple-choice":
         if not options:
             raise Reject("options", "multiple-choice question without options")
         label = letter_to_label(answer, len(options)) if answer is not None else None
-        return make_record(dataset, split, row, question=question, choices=options, label=label,
-                           images=images, meta=meta)
+        return make_record(
+            dataset, split, row, question=question, choices=options, label=label, images=images, meta=meta
+        )
     all_answers = _open_answers(answer) if answer is not None else []
-    return make_record(dataset, split, row, question=question, choices=None, text=all_answers[0] if all_answers else None,
-                       all_answers=all_answers, images=images, meta=meta)
+    return make_record(
+        dataset,
+        split,
+        row,
+        question=question,
+        choices=None,
+        text=all_answers[0] if all_answers else None,
+        all_answers=all_answers,
+        images=images,
+        meta=meta,
+    )

@@ -17,6 +17,7 @@ simple), so "1,234" yields both 1234 and 234; each candidate is normalised (numb
 one-character strings padded to " x" and "x " so that they only match as a word edge). A string
 candidate is right when it contains a normalised gold string; a number when it equals a gold number.
 """
+
 from __future__ import annotations
 
 import random
@@ -131,6 +132,7 @@ def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tup
             rows.append({"parsed": letter, "resolved": resolved, "score": float(correct)})
         else:
             preds = parse_open(out)
-            rows.append({"parsed": preds, "resolved": bool(out.strip()),
-                         "score": float(eval_open(rec["answer"]["all"], preds))})
+            rows.append(
+                {"parsed": preds, "resolved": bool(out.strip()), "score": float(eval_open(rec["answer"]["all"], preds))}
+            )
     return rows, {"protocol": "mmmu"}

@@ -12,6 +12,7 @@ Half the questions (by `open_fraction`) are open short answers, the rest 4-optio
 this adapter renders PNGs from it deterministically (a seeded RNG per split), so no image is committed.
 Images are unique over all splits, so no held-out item shares an image with a training item.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,18 +28,50 @@ from PIL import Image, ImageDraw
 from vovnet import VovnetError
 from vovnet.data.records import ImageRef, Row, make_record
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220), "yellow": (240, 210, 20),
-           "purple": (140, 40, 170), "orange": (250, 130, 10), "pink": (250, 120, 190), "cyan": (20, 200, 210)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 40),
+    "blue": (30, 60, 220),
+    "yellow": (240, 210, 20),
+    "purple": (140, 40, 170),
+    "orange": (250, 130, 10),
+    "pink": (250, 120, 190),
+    "cyan": (20, 200, 210),
+}
 SHAPES = ("circle", "square", "triangle")
-WORDS = ("apple", "river", "candle", "garden", "pencil", "rocket", "window", "tiger", "violin", "bridge",
-         "cloud", "forest", "ladder", "marble", "planet", "saddle")
+WORDS = (
+    "apple",
+    "river",
+    "candle",
+    "garden",
+    "pencil",
+    "rocket",
+    "window",
+    "tiger",
+    "violin",
+    "bridge",
+    "cloud",
+    "forest",
+    "ladder",
+    "marble",
+    "planet",
+    "saddle",
+)
 # The detail: ink (0) or paper (255) per pixel, or flat 128 - every texture's mean - for `plain`.
-TEXTURES = {"horizontal": lambda x, y: 255 * (y % 2), "vertical": lambda x, y: 255 * (x % 2),
-            "checked": lambda x, y: 255 * ((x + y) % 2), "plain": lambda x, y: 128}
+TEXTURES = {
+    "horizontal": lambda x, y: 255 * (y % 2),
+    "vertical": lambda x, y: 255 * (x % 2),
+    "checked": lambda x, y: 255 * ((x + y) % 2),
+    "plain": lambda x, y: 128,
+}
 FAMILIES = ("text", "coarse", "full")
 SPEC_FILE = "generator.json"
-SPEC_DEFAULTS = {"seed": 0, "image_size": 64, "sizes": {"train": 1200, "policy": 300, "heldout": 300},
-                 "open_fraction": 0.5}
+SPEC_DEFAULTS = {
+    "seed": 0,
+    "image_size": 64,
+    "sizes": {"train": 1200, "policy": 300, "heldout": 300},
+    "open_fraction": 0.5,
+}
 
 
 def read_spec(raw_dir: Path) -> dict:
@@ -113,10 +146,23 @@ def _generate(spec_json: str) -> dict[str, list[dict]]:
             if digest in seen:
                 continue
             seen.add(digest)
-            rows.append({"key": f"{split}-{len(rows):06d}", "png": png, "question": question, "hint": hint,
-                         "answer": answer, "choices": choices,
-                         "meta": {"family": family, "format": "open" if is_open else "mc", "colour": colour,
-                                  "shape": shape, "texture": texture}})
+            rows.append(
+                {
+                    "key": f"{split}-{len(rows):06d}",
+                    "png": png,
+                    "question": question,
+                    "hint": hint,
+                    "answer": answer,
+                    "choices": choices,
+                    "meta": {
+                        "family": family,
+                        "format": "open" if is_open else "mc",
+                        "colour": colour,
+                        "shape": shape,
+                        "texture": texture,
+                    },
+                }
+            )
         out[split] = rows
     return out
 
@@ -137,11 +183,23 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     if split not in splits:
         raise VovnetError(f"{raw_dir / SPEC_FILE}: no split {split!r} in generator sizes (have {', '.join(splits)})")
     for i, item in enumerate(splits[split]):
-        yield Row(index=i, key=item["key"], group=item["key"], fields=item, images=[ImageRef("png", "bytes", item["png"])])
+        yield Row(
+            index=i, key=item["key"], group=item["key"], fields=item, images=[ImageRef("png", "bytes", item["png"])]
+        )
 
 
 def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     f = row.fields
     label = f["choices"].index(f["answer"]) if f["choices"] else None
-    return make_record(dataset, split, row, question=f["question"], hint=f["hint"], choices=f["choices"],
-                       label=label, text=f["answer"], images=images, meta=f["meta"])
+    return make_record(
+        dataset,
+        split,
+        row,
+        question=f["question"],
+        hint=f["hint"],
+        choices=f["choices"],
+        label=label,
+        text=f["answer"],
+        images=images,
+        meta=f["meta"],
+    )

@@ -5,6 +5,7 @@ TextVQA's 10-answer formula (min(1, matches/3)) would score a single reference a
 The first line of the output is the prediction. A multiple-choice record also accepts its correct option,
 given as the letter or as the option's text.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,11 @@ def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tup
         family = (rec.get("meta") or {}).get("family")
         if family is not None:
             per_family[family].append(score)
-    summary = {"protocol": "short_answer_exact_match",
-               "accuracy": sum(r["score"] for r in rows) / len(rows) if rows else 0.0, "questions": len(rows)}
+    summary = {
+        "protocol": "short_answer_exact_match",
+        "accuracy": sum(r["score"] for r in rows) / len(rows) if rows else 0.0,
+        "questions": len(rows),
+    }
     if per_family:
         summary["per_family"] = {k: sum(v) / len(v) for k, v in sorted(per_family.items())}
     return rows, summary

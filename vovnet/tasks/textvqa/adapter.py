@@ -1,4 +1,5 @@
 """TextVQA (lmms-lab/textvqa): question_id, question, image, answers (10 human answers), image_id, ocr_tokens."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -72,5 +73,13 @@ def build(dataset: str, split: str, row: Row, images: list[dict]) -> dict:
     if tokens is not None and not (isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens)):
         raise Reject("ocr_tokens", f"expected a list of text, got {kind_of(tokens)}")
     meta = {"image_id": text_field(f, "image_id"), "ocr_tokens": list(tokens or [])}
-    return make_record(dataset, split, row, question=text_field(f, "question"), text=text,
-                       all_answers=answers, images=images, meta=meta)
+    return make_record(
+        dataset,
+        split,
+        row,
+        question=text_field(f, "question"),
+        text=text,
+        all_answers=answers,
+        images=images,
+        meta=meta,
+    )

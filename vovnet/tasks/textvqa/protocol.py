@@ -6,6 +6,7 @@ lmms_eval/tasks/textvqa/utils.py; the answer processor is vovnet/evaluation/vqa_
 The whole reply is scored (not its first line). The reply and each of the ten answers are processed the
 same way; accuracy is the mean over the ten leave-one-out subsets of min(1, matches / 3).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -24,10 +25,12 @@ def vqa_accuracy(prediction: str, answers: list[str]) -> float:
         return 0.0
     pred = normalize(prediction)
     gts = [normalize(a) for a in answers]
-    return statistics.mean(min(1.0, sum(g == pred for g in gts[:i] + gts[i + 1:]) / 3) for i in range(len(gts)))
+    return statistics.mean(min(1.0, sum(g == pred for g in gts[:i] + gts[i + 1 :]) / 3) for i in range(len(gts)))
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
-    rows = [{"parsed": normalize(out), "resolved": bool(out.strip()), "score": vqa_accuracy(out, rec["answer"]["all"])}
-            for rec, out in zip(records, outputs)]
+    rows = [
+        {"parsed": normalize(out), "resolved": bool(out.strip()), "score": vqa_accuracy(out, rec["answer"]["all"])}
+        for rec, out in zip(records, outputs)
+    ]
     return rows, {"protocol": "textvqa"}
