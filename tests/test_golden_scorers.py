@@ -2,7 +2,8 @@
 docstring for the code and commit followed) and checked against those scorers run on the same inputs.
 
 MMBench: VLMEvalKit `can_infer` (exact matching). MMMU: MMMU-Benchmark eval_utils. TextVQA: lmms-eval's
-EvalAIAnswerProcessor and `textvqa_process_results`.
+EvalAIAnswerProcessor and `textvqa_process_results`. MMStar: VLMEvalKit `can_infer` under
+`mcq_vanilla_eval` (its verdicts were taken by running that function on the outputs).
 """
 import pytest
 
@@ -11,6 +12,7 @@ from vovnet.model.answer_parsing import strip_thinking
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
+from vovnet.tasks.mmstar import protocol as mmstar
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
@@ -154,13 +156,108 @@ TEXTVQA = [
 ]
 
 
+SCENE = ["a beach at sunset", "a snowy mountain", "a busy street", "a kitchen"]
+COUNT = ["2", "3", "4", "5"]
+REL = ["The suitcase is on the book.", "The suitcase is beneath the cat.", "The suitcase is beneath the bed.",
+       "The suitcase is beneath the book."]
+TRUE_FALSE = ["True", "False"]
+# MMStar (options as its questions list them inline): VLMEvalKit's `can_infer` verdict at e8e78f05, run on
+# each output (letter, 'Z' refusal, or None = unresolved, which `mcq_vanilla_eval` scores as 'Z', wrong)
+MMSTAR = [
+    ('A', SCENE, 'A'),
+    ('B.', SCENE, 'B'),
+    ('(C)', SCENE, 'C'),
+    ('D: a kitchen', SCENE, 'D'),
+    ('The answer is B', SCENE, 'B'),
+    ('Answer: C', SCENE, 'C'),
+    ('a snowy mountain', SCENE, 'B'),
+    ('It looks like a busy street.', SCENE, 'C'),
+    ('The image shows a beach at sunset with the sun low over the water', SCENE, 'A'),
+    ('kitchen', SCENE, None),
+    ('a beach or a kitchen', SCENE, 'D'),
+    ('A. a beach at sunset', SCENE, 'A'),
+    ('Option D', SCENE, 'D'),
+    ('I would go with B here', SCENE, 'B'),
+    ('B because the mountain is covered in snow and the sky is grey', SCENE, None),
+    ('The correct answer is **D**.', SCENE, 'D'),
+    ('E', SCENE, None),
+    ('Z', SCENE, 'Z'),
+    ('', SCENE, None),
+    ('Cannot determine the answer', SCENE, 'Z'),
+    ("Sorry, I can't help with images of people yet.", SCENE, 'Z'),
+    ("I'm sorry, but without the image provided I cannot choose.", SCENE, 'Z'),
+    ('A or B', SCENE, None),
+    ('Failed to obtain answer via API', SCENE, None),
+    ('a', SCENE, None),
+    ('b)', SCENE, None),
+    ('answer is c', SCENE, 'C'),
+    ('3', COUNT, 'B'),
+    ('There are 3 apples', COUNT, None),
+    ('B', COUNT, 'B'),
+    ('(B) 3', COUNT, 'B'),
+    ('The answer is 4', COUNT, None),
+    ('C. 4', COUNT, 'C'),
+    ('5 apples, so D', COUNT, 'D'),
+    ('2 or 3', COUNT, None),
+    ('I count five', COUNT, None),
+    ('4.', COUNT, 'C'),
+    ('The answer is D.', COUNT, 'D'),
+    ('Answer: A) 2', COUNT, 'A'),
+    ('A 2', COUNT, 'A'),
+    ('**C**', COUNT, 'C'),
+    ('The suitcase is beneath the cat.', REL, 'B'),
+    ('B', REL, 'B'),
+    ('The suitcase is on the book', REL, None),
+    ('beneath the bed', REL, None),
+    ('the suitcase is beneath the book.', REL, 'D'),
+    ('A is wrong; D', REL, None),
+    ('D. The suitcase is beneath the book.', REL, 'D'),
+    ('Neither', REL, None),
+    ('the answer is d', REL, 'D'),
+    ('True', TRUE_FALSE, 'A'),
+    ('False', TRUE_FALSE, 'B'),
+    ('false.', TRUE_FALSE, 'B'),
+    ('It is true', TRUE_FALSE, 'A'),
+    ('A', TRUE_FALSE, 'A'),
+    ('B: False', TRUE_FALSE, 'B'),
+    ('True or False', TRUE_FALSE, None),
+    ('not true', TRUE_FALSE, 'A'),
+    ('The statement is false', TRUE_FALSE, None),
+    ('C', TRUE_FALSE, None),
+    ('[A]', SCENE, 'A'),
+    ('{B}', SCENE, 'B'),
+    ('#C', SCENE, 'C'),
+    ('A?', SCENE, None),
+    ("'B'", SCENE, None),
+    ('A/B', SCENE, None),
+    ('Reasoning first.\nFinal: C', SCENE, 'C'),
+    ('C is the answer, not A', SCENE, None),
+]
+
+
 def test_golden_tables_are_large_enough():
-    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA)) >= 60
+    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR)) >= 60
 
 
 @pytest.mark.parametrize("output,choices,expected", MMBENCH)
 def test_mmbench_matches_vlmevalkit_exact_matching(output, choices, expected):
     assert mmbench.match_option(output, choices) == expected
+
+
+@pytest.mark.parametrize("output,choices,expected", MMSTAR)
+def test_mmstar_matches_vlmevalkit_vanilla_exact_matching(output, choices, expected):
+    gold = "ABCD".index(expected) if expected in ("A", "B", "C", "D") else 0
+    rec = {"id": "q", "choices": choices, "answer": {"label": gold, "text": None, "all": []}, "meta": {}}
+    rows, summary = mmstar.score_records([rec], [output])
+    assert rows == [{"parsed": expected, "resolved": expected not in (None, "Z"),
+                     "score": float(expected not in (None, "Z"))}]
+    assert summary["protocol"] == "mmstar"
+
+
+def test_mmstar_scores_a_wrong_letter_zero():
+    rec = {"id": "q", "choices": SCENE, "answer": {"label": 2, "text": "C", "all": ["C"]}, "meta": {}}
+    rows, _ = mmstar.score_records([rec, rec, rec], ["B", "C", "Z"])
+    assert [r["score"] for r in rows] == [0.0, 1.0, 0.0] and [r["resolved"] for r in rows] == [True, True, False]
 
 
 @pytest.mark.parametrize("output,choices,expected", MMMU_CHOICE)
