@@ -3,7 +3,8 @@ docstring for the code and commit followed) and checked against those scorers ru
 
 MMBench: VLMEvalKit `can_infer` (exact matching). MMMU: MMMU-Benchmark eval_utils. TextVQA: lmms-eval's
 EvalAIAnswerProcessor and `textvqa_process_results`. MMStar: VLMEvalKit `can_infer` under
-`mcq_vanilla_eval` (its verdicts were taken by running that function on the outputs).
+`mcq_vanilla_eval`; POPE: VLMEvalKit `YOrN_Extraction` and `POPE_rating` (both sets of verdicts were
+taken by running those functions on the outputs).
 """
 import pytest
 
@@ -13,6 +14,7 @@ from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
 from vovnet.tasks.mmstar import protocol as mmstar
+from vovnet.tasks.pope import protocol as pope
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
@@ -235,8 +237,97 @@ MMSTAR = [
 ]
 
 
+# POPE: VLMEvalKit's `YOrN_Extraction` verdict at e8e78f05, run on each output (Unknown is wrong)
+POPE = [
+    ('Yes', 'Yes'),
+    ('No', 'No'),
+    ('yes', 'Yes'),
+    ('no', 'No'),
+    ('YES', 'Yes'),
+    ('NO', 'No'),
+    ('Yes.', 'Yes'),
+    ('No.', 'No'),
+    ('Yes, there is a dog in the image.', 'Yes'),
+    ('No, there is no dog.', 'No'),
+    ('There is no dog in the image.', 'No'),
+    ('There is a dog in the image.', 'Unknown'),
+    ('yes and no', 'Unknown'),
+    ('Yes-no', 'Unknown'),
+    ('yes/no', 'Unknown'),
+    ('no-one knows', 'No'),
+    ('No one', 'No'),
+    ("I don't know", 'Unknown'),
+    ('', 'Unknown'),
+    ('   ', 'Unknown'),
+    ('Not sure', 'Unknown'),
+    ('nope', 'Unknown'),
+    ('yeah', 'Unknown'),
+    ('Yes!', 'Yes'),
+    ('No?', 'No'),
+    ('(yes)', 'Yes'),
+    ('[no]', 'No'),
+    ('"Yes"', 'Yes'),
+    ("'yes'", 'Unknown'),
+    ("yes'", 'Unknown'),
+    ('Yes;no', 'Unknown'),
+    ('Yes; no', 'Unknown'),
+    ('yes,no', 'Unknown'),
+    ('yes, no', 'Unknown'),
+    ('yes,1,000', 'Unknown'),
+    ('Yes 1,000 no', 'Unknown'),
+    ('no.', 'No'),
+    ('no...', 'No'),
+    ('The answer is yes.', 'Yes'),
+    ('The answer is no.', 'No'),
+    ('Answer: Yes', 'Yes'),
+    ('answer:no', 'Unknown'),
+    ('Yes\nNo', 'Unknown'),
+    ('Yes\n', 'Yes'),
+    ('\nno', 'No'),
+    ('yes.no', 'Unknown'),
+    ('yes.\nno', 'Unknown'),
+    ('Yes, definitely.', 'Yes'),
+    ('Definitely not.', 'Unknown'),
+    ('Absolutely yes', 'Yes'),
+    ('no, no, no', 'No'),
+    ('yes yes', 'Yes'),
+    ('Yesterday', 'Unknown'),
+    ('Nobody', 'Unknown'),
+    ('no_dog', 'No'),
+    ('yes_', 'Yes'),
+    ('yes-', 'Yes'),
+    ('-yes', 'Yes'),
+    ('yes+', 'Yes'),
+    ('yes=', 'Yes'),
+    ('<yes>', 'Yes'),
+    ('yes@', 'Yes'),
+    ('yes`', 'Yes'),
+    ('yes\\', 'Yes'),
+    ('{no}', 'No'),
+    ('no!', 'No'),
+    ('No , there is not', 'No'),
+    ('yes ,', 'Yes'),
+    ('Y', 'Unknown'),
+    ('N', 'Unknown'),
+    ('Sí', 'Unknown'),
+    ('no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no.no. yes', 'Yes'),
+]
+# (gold, output, category) and `POPE_rating`'s figures for them at e8e78f05 (run; divided by 100):
+# name -> (accuracy, precision, recall, F1); the last row lists two categories and is counted in both
+POPE_TABLE = [("yes", "Yes", "adversarial"), ("yes", "No", "adversarial"), ("no", "Yes", "adversarial"),
+              ("no", "no", "adversarial"), ("yes", "yes.", "popular"), ("yes", "I am not sure", "popular"),
+              ("no", "No.", "popular"), ("no", "nope", "popular"), ("yes", "Yes, there is.", "random"),
+              ("no", "Yes", "random"), ("no", "yes", "random"), ("yes", "no", "random,popular")]
+POPE_RATING = {
+    "overall": (0.3846153846153847, 0.5, 0.42857142857142855, 0.4615384615384615),
+    "popular": (0.4, 1.0, 0.33333333333333326, 0.5),
+    "random": (0.25, 0.33333333333333326, 0.5, 0.4),
+    "adversarial": (0.5, 0.5, 0.5, 0.5),
+}
+
+
 def test_golden_tables_are_large_enough():
-    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR)) >= 60
+    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR), len(POPE)) >= 60
 
 
 @pytest.mark.parametrize("output,choices,expected", MMBENCH)
@@ -258,6 +349,28 @@ def test_mmstar_scores_a_wrong_letter_zero():
     rec = {"id": "q", "choices": SCENE, "answer": {"label": 2, "text": "C", "all": ["C"]}, "meta": {}}
     rows, _ = mmstar.score_records([rec, rec, rec], ["B", "C", "Z"])
     assert [r["score"] for r in rows] == [0.0, 1.0, 0.0] and [r["resolved"] for r in rows] == [True, True, False]
+
+
+@pytest.mark.parametrize("output,expected", POPE)
+def test_pope_matches_vlmevalkit_yes_no_extraction(output, expected):
+    assert pope.extract_yes_no(output) == expected
+    rec = {"id": "q", "choices": None, "answer": {"label": None, "text": "no", "all": ["no"]}, "meta": {}}
+    rows, _ = pope.score_records([rec], [output])
+    assert rows == [{"parsed": expected, "resolved": expected != "Unknown", "score": float(expected == "No")}]
+
+
+def test_pope_rating_matches_vlmevalkit():
+    recs = [{"id": f"q{i}", "choices": None, "answer": {"label": None, "text": g, "all": [g]}, "meta": {"category": c}}
+            for i, (g, _, c) in enumerate(POPE_TABLE)]
+    rows, summary = pope.score_records(recs, [o for _, o, _ in POPE_TABLE])
+    got = {"overall": summary["overall"], **summary["per_category"]}
+    assert set(got) == set(POPE_RATING)
+    for name, (acc, precision, recall, f1) in POPE_RATING.items():
+        fig = got[name]
+        assert (fig["accuracy"], fig["precision"], fig["recall"], fig["f1"]) == pytest.approx((acc, precision, recall, f1))
+    assert summary["overall"]["questions"] == 13  # 12 rows, one of them in two categories
+    assert summary["overall"]["yes_ratio"] == pytest.approx(6 / 13)  # answers read as yes
+    assert [r["score"] for r in rows[:4]] == [1.0, 0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("output,choices,expected", MMMU_CHOICE)
