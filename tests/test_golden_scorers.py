@@ -3,7 +3,7 @@ docstring for the code and commit followed) and checked against those scorers ru
 
 MMBench: VLMEvalKit `can_infer` (exact matching). MMMU: MMMU-Benchmark eval_utils. TextVQA: lmms-eval's
 EvalAIAnswerProcessor and `textvqa_process_results`. MMStar: VLMEvalKit `can_infer` under
-`mcq_vanilla_eval`; POPE: VLMEvalKit `YOrN_Extraction` and `POPE_rating` (both sets of verdicts were
+`mcq_vanilla_eval`, and the same for ScienceQA-IMG; POPE: VLMEvalKit `YOrN_Extraction` and `POPE_rating` (both sets of verdicts were
 taken by running those functions on the outputs).
 """
 import pytest
@@ -15,9 +15,11 @@ from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
 from vovnet.tasks.mmstar import protocol as mmstar
 from vovnet.tasks.pope import protocol as pope
+from vovnet.tasks.scienceqa_img import protocol as scienceqa
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
+LETTERS_ABCDE = "ABCDE"
 YES_NO = ["yes", "no"]
 NUMS = ["1", "12", "123"]
 
@@ -326,8 +328,80 @@ POPE_RATING = {
 }
 
 
+YES_NO_OPTS = ["yes", "no"]
+THREE = ["sandpaper", "ice", "wood"]
+FIVE = ["Arizona", "Nevada", "Utah", "Colorado", "New Mexico"]
+WEATHER = ["weather", "climate"]
+# ScienceQA-IMG (two to five options): VLMEvalKit's `can_infer` verdict at e8e78f05, run on each output
+SCIENCEQA = [
+    ('A', YES_NO_OPTS, 'A'),
+    ('B', YES_NO_OPTS, 'B'),
+    ('C', YES_NO_OPTS, None),
+    ('yes', YES_NO_OPTS, 'A'),
+    ('No.', YES_NO_OPTS, 'B'),
+    ('The answer is A.', YES_NO_OPTS, 'A'),
+    ('A. yes', YES_NO_OPTS, 'A'),
+    ('B. no', YES_NO_OPTS, 'B'),
+    ('yes or no', YES_NO_OPTS, None),
+    ('Yes, it is.', YES_NO_OPTS, None),
+    ('nope', YES_NO_OPTS, 'B'),
+    ('not', YES_NO_OPTS, 'B'),
+    ('A', THREE, 'A'),
+    ('(B)', THREE, 'B'),
+    ('C.', THREE, 'C'),
+    ('D', THREE, None),
+    ('ice', THREE, 'B'),
+    ('Ice is smoother.', THREE, 'B'),
+    ('sandpaper and wood', THREE, None),
+    ('The smoothest is ice, because its surface has no bumps at all.', THREE, None),
+    ('B) ice', THREE, 'B'),
+    ('Answer: C', THREE, 'C'),
+    ('The answer is C', THREE, 'C'),
+    ('answer is d', THREE, None),
+    ('wooden', THREE, 'C'),
+    ('E', FIVE, 'E'),
+    ('(E)', FIVE, 'E'),
+    ('E. New Mexico', FIVE, 'E'),
+    ('The answer is E', FIVE, 'E'),
+    ('The answer is D', FIVE, 'D'),
+    ('New Mexico', FIVE, 'E'),
+    ('Utah', FIVE, 'C'),
+    ('nevada.', FIVE, 'B'),
+    ('Mexico', FIVE, None),
+    ('Arizona or Utah', FIVE, None),
+    ('I think E', FIVE, 'E'),
+    ('E is correct', FIVE, 'E'),
+    ('Option E is the right one here', FIVE, None),
+    ('F', FIVE, None),
+    ('A B', FIVE, None),
+    ('The state highlighted is Colorado.', FIVE, 'D'),
+    ('colorado', FIVE, 'D'),
+    ('**E**', FIVE, 'E'),
+    ('weather', WEATHER, 'A'),
+    ('climate', WEATHER, 'B'),
+    ('Climate.', WEATHER, 'B'),
+    ('It describes the weather', WEATHER, 'A'),
+    ('B', WEATHER, 'B'),
+    ('A: weather', WEATHER, 'A'),
+    ('Z', WEATHER, 'Z'),
+    ('Cannot determine the answer', WEATHER, 'Z'),
+    ("I'm sorry, but without the image provided", WEATHER, 'Z'),
+    ('', WEATHER, None),
+    ('A.', WEATHER, 'A'),
+    ('a', WEATHER, None),
+    ('The passage tells about the weather, so the answer is A', WEATHER, 'A'),
+    ('answer is B', WEATHER, 'B'),
+    ('Failed to obtain answer via API', WEATHER, None),
+    ('B. climate\nA is wrong', WEATHER, 'B'),
+    ('C', WEATHER, None),
+    ('The answer is (B)', WEATHER, 'B'),
+    ('#A', WEATHER, 'A'),
+    ('{B}', WEATHER, 'B'),
+]
+
+
 def test_golden_tables_are_large_enough():
-    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR), len(POPE)) >= 60
+    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR), len(POPE), len(SCIENCEQA)) >= 60
 
 
 @pytest.mark.parametrize("output,choices,expected", MMBENCH)
@@ -349,6 +423,17 @@ def test_mmstar_scores_a_wrong_letter_zero():
     rec = {"id": "q", "choices": SCENE, "answer": {"label": 2, "text": "C", "all": ["C"]}, "meta": {}}
     rows, _ = mmstar.score_records([rec, rec, rec], ["B", "C", "Z"])
     assert [r["score"] for r in rows] == [0.0, 1.0, 0.0] and [r["resolved"] for r in rows] == [True, True, False]
+
+
+@pytest.mark.parametrize("output,choices,expected", SCIENCEQA)
+def test_scienceqa_matches_vlmevalkit_vanilla_exact_matching(output, choices, expected):
+    wrong = 1 if expected == "A" else 0
+    for gold, score in ((LETTERS_ABCDE.find(expected or "?"), 1.0), (wrong, 0.0)):
+        if gold < 0:  # unresolved or a refusal: wrong against every gold
+            gold, score = 0, 0.0
+        rec = {"id": "q", "choices": choices, "answer": {"label": gold, "text": None, "all": []}, "meta": {}}
+        rows, _ = scienceqa.score_records([rec], [output])
+        assert rows == [{"parsed": expected, "resolved": expected not in (None, "Z"), "score": score}]
 
 
 @pytest.mark.parametrize("output,expected", POPE)
