@@ -18,6 +18,8 @@ def test_multimodal_gain_and_the_learned_share():
     # text alone as good as the image: no gain to share
     flat = report.value_of_vision(fig(0.5, 10.0), {"always_full": fig(0.5, 100.0), "no_vision": fig(0.5, 0.0)})
     assert flat["mg"] == 0 and flat["learned_share"] is None and flat["cost_share"] == pytest.approx(0.1)
+    worse = report.value_of_vision(fig(0.4, 0.0), {"always_full": fig(0.3, 100.0), "no_vision": fig(0.4, 0.0)})
+    assert worse["mg"] == pytest.approx(-0.1) and str(worse["learned_share"]) == "0.0"  # the image hurts here
     unscored = report.value_of_vision(fig(None, 1.0), {"always_full": fig(None, 2.0), "no_vision": fig(None, 0.0)})
     assert set(unscored.values()) == {None}
 

@@ -54,7 +54,7 @@ def value_of_vision(learned: dict, baselines: dict[str, dict]) -> dict:
     if None in (learned["accuracy"], full["accuracy"], none["accuracy"]):
         return {"mg": None, "learned_gain": None, "learned_share": None, "cost_share": None}
     mg, gain = full["accuracy"] - none["accuracy"], learned["accuracy"] - none["accuracy"]
-    return {"mg": mg, "learned_gain": gain, "learned_share": gain / mg if mg else None,
+    return {"mg": mg, "learned_gain": gain, "learned_share": gain / mg + 0.0 if mg else None,  # + 0.0: no -0.0
             "cost_share": learned["vision_tokens"] / full["vision_tokens"] if full["vision_tokens"] else None}
 
 
