@@ -190,6 +190,11 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
         f"{k}.json" for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)
     )
     assert set(rep["learned"]["per_action"]) == {"no", "coarse", "full", "mixed"} and "per_category" in rep["learned"]
+    vov, base = rep["value_of_vision"], rep["baselines"]
+    assert vov["mg"] == pytest.approx(base["always_full"]["accuracy"] - base["no_vision"]["accuracy"])
+    assert vov["cost_share"] == pytest.approx(rep["learned"]["vision_tokens"] / base["always_full"]["vision_tokens"])
+    assert set(rep["official"]) == {"learned", "always_full", "no_vision"}
+    assert rep["official"]["learned"]["protocol"] == "mmbench"
     preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
     assert all(p["outputs_by_action"]["full"] == "" for p in preds)
     assert open("eval/mmbench/pareto.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

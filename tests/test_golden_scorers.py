@@ -2,7 +2,9 @@
 docstring for the code and commit followed) and checked against those scorers run on the same inputs.
 
 MMBench: VLMEvalKit `can_infer` (exact matching). MMMU: MMMU-Benchmark eval_utils. TextVQA: lmms-eval's
-EvalAIAnswerProcessor and `textvqa_process_results`.
+EvalAIAnswerProcessor and `textvqa_process_results`. MMStar: VLMEvalKit `can_infer` under
+`mcq_vanilla_eval`, and the same for ScienceQA-IMG; POPE: VLMEvalKit `YOrN_Extraction` and `POPE_rating`
+(both sets of verdicts were taken by running those functions on the outputs).
 """
 
 import pytest
@@ -11,10 +13,14 @@ from vovnet.evaluation.scoring import score
 from vovnet.model.answer_parsing import strip_thinking
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
+from vovnet.tasks.mmstar import protocol as mmstar
+from vovnet.tasks.pope import protocol as pope
 from vovnet.tasks.protocols import get_protocol
+from vovnet.tasks.scienceqa_img import protocol as scienceqa
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
+LETTERS_ABCDE = "ABCDE"
 YES_NO = ["yes", "no"]
 NUMS = ["1", "12", "123"]
 
@@ -307,13 +313,326 @@ TEXTVQA = [
 ]
 
 
+SCENE = ["a beach at sunset", "a snowy mountain", "a busy street", "a kitchen"]
+COUNT = ["2", "3", "4", "5"]
+REL = [
+    "The suitcase is on the book.",
+    "The suitcase is beneath the cat.",
+    "The suitcase is beneath the bed.",
+    "The suitcase is beneath the book.",
+]
+TRUE_FALSE = ["True", "False"]
+# MMStar (options as its questions list them inline): VLMEvalKit's `can_infer` verdict at e8e78f05, run on
+# each output (letter, 'Z' refusal, or None = unresolved, which `mcq_vanilla_eval` scores as 'Z', wrong)
+MMSTAR = [
+    ("A", SCENE, "A"),
+    ("B.", SCENE, "B"),
+    ("(C)", SCENE, "C"),
+    ("D: a kitchen", SCENE, "D"),
+    ("The answer is B", SCENE, "B"),
+    ("Answer: C", SCENE, "C"),
+    ("a snowy mountain", SCENE, "B"),
+    ("It looks like a busy street.", SCENE, "C"),
+    ("The image shows a beach at sunset with the sun low over the water", SCENE, "A"),
+    ("kitchen", SCENE, None),
+    ("a beach or a kitchen", SCENE, "D"),
+    ("A. a beach at sunset", SCENE, "A"),
+    ("Option D", SCENE, "D"),
+    ("I would go with B here", SCENE, "B"),
+    ("B because the mountain is covered in snow and the sky is grey", SCENE, None),
+    ("The correct answer is **D**.", SCENE, "D"),
+    ("E", SCENE, None),
+    ("Z", SCENE, "Z"),
+    ("", SCENE, None),
+    ("Cannot determine the answer", SCENE, "Z"),
+    ("Sorry, I can't help with images of people yet.", SCENE, "Z"),
+    ("I'm sorry, but without the image provided I cannot choose.", SCENE, "Z"),
+    ("A or B", SCENE, None),
+    ("Failed to obtain answer via API", SCENE, None),
+    ("a", SCENE, None),
+    ("b)", SCENE, None),
+    ("answer is c", SCENE, "C"),
+    ("3", COUNT, "B"),
+    ("There are 3 apples", COUNT, None),
+    ("B", COUNT, "B"),
+    ("(B) 3", COUNT, "B"),
+    ("The answer is 4", COUNT, None),
+    ("C. 4", COUNT, "C"),
+    ("5 apples, so D", COUNT, "D"),
+    ("2 or 3", COUNT, None),
+    ("I count five", COUNT, None),
+    ("4.", COUNT, "C"),
+    ("The answer is D.", COUNT, "D"),
+    ("Answer: A) 2", COUNT, "A"),
+    ("A 2", COUNT, "A"),
+    ("**C**", COUNT, "C"),
+    ("The suitcase is beneath the cat.", REL, "B"),
+    ("B", REL, "B"),
+    ("The suitcase is on the book", REL, None),
+    ("beneath the bed", REL, None),
+    ("the suitcase is beneath the book.", REL, "D"),
+    ("A is wrong; D", REL, None),
+    ("D. The suitcase is beneath the book.", REL, "D"),
+    ("Neither", REL, None),
+    ("the answer is d", REL, "D"),
+    ("True", TRUE_FALSE, "A"),
+    ("False", TRUE_FALSE, "B"),
+    ("false.", TRUE_FALSE, "B"),
+    ("It is true", TRUE_FALSE, "A"),
+    ("A", TRUE_FALSE, "A"),
+    ("B: False", TRUE_FALSE, "B"),
+    ("True or False", TRUE_FALSE, None),
+    ("not true", TRUE_FALSE, "A"),
+    ("The statement is false", TRUE_FALSE, None),
+    ("C", TRUE_FALSE, None),
+    ("[A]", SCENE, "A"),
+    ("{B}", SCENE, "B"),
+    ("#C", SCENE, "C"),
+    ("A?", SCENE, None),
+    ("'B'", SCENE, None),
+    ("A/B", SCENE, None),
+    ("Reasoning first.\nFinal: C", SCENE, "C"),
+    ("C is the answer, not A", SCENE, None),
+]
+
+
+# POPE: VLMEvalKit's `YOrN_Extraction` verdict at e8e78f05, run on each output (Unknown is wrong)
+POPE = [
+    ("Yes", "Yes"),
+    ("No", "No"),
+    ("yes", "Yes"),
+    ("no", "No"),
+    ("YES", "Yes"),
+    ("NO", "No"),
+    ("Yes.", "Yes"),
+    ("No.", "No"),
+    ("Yes, there is a dog in the image.", "Yes"),
+    ("No, there is no dog.", "No"),
+    ("There is no dog in the image.", "No"),
+    ("There is a dog in the image.", "Unknown"),
+    ("yes and no", "Unknown"),
+    ("Yes-no", "Unknown"),
+    ("yes/no", "Unknown"),
+    ("no-one knows", "No"),
+    ("No one", "No"),
+    ("I don't know", "Unknown"),
+    ("", "Unknown"),
+    ("   ", "Unknown"),
+    ("Not sure", "Unknown"),
+    ("nope", "Unknown"),
+    ("yeah", "Unknown"),
+    ("Yes!", "Yes"),
+    ("No?", "No"),
+    ("(yes)", "Yes"),
+    ("[no]", "No"),
+    ('"Yes"', "Yes"),
+    ("'yes'", "Unknown"),
+    ("yes'", "Unknown"),
+    ("Yes;no", "Unknown"),
+    ("Yes; no", "Unknown"),
+    ("yes,no", "Unknown"),
+    ("yes, no", "Unknown"),
+    ("yes,1,000", "Unknown"),
+    ("Yes 1,000 no", "Unknown"),
+    ("no.", "No"),
+    ("no...", "No"),
+    ("The answer is yes.", "Yes"),
+    ("The answer is no.", "No"),
+    ("Answer: Yes", "Yes"),
+    ("answer:no", "Unknown"),
+    ("Yes\nNo", "Unknown"),
+    ("Yes\n", "Yes"),
+    ("\nno", "No"),
+    ("yes.no", "Unknown"),
+    ("yes.\nno", "Unknown"),
+    ("Yes, definitely.", "Yes"),
+    ("Definitely not.", "Unknown"),
+    ("Absolutely yes", "Yes"),
+    ("no, no, no", "No"),
+    ("yes yes", "Yes"),
+    ("Yesterday", "Unknown"),
+    ("Nobody", "Unknown"),
+    ("no_dog", "No"),
+    ("yes_", "Yes"),
+    ("yes-", "Yes"),
+    ("-yes", "Yes"),
+    ("yes+", "Yes"),
+    ("yes=", "Yes"),
+    ("<yes>", "Yes"),
+    ("yes@", "Yes"),
+    ("yes`", "Yes"),
+    ("yes\\", "Yes"),
+    ("{no}", "No"),
+    ("no!", "No"),
+    ("No , there is not", "No"),
+    ("yes ,", "Yes"),
+    ("Y", "Unknown"),
+    ("N", "Unknown"),
+    ("Sí", "Unknown"),
+    (
+        "no." * 40 + " yes",
+        "Yes",
+    ),
+]
+# (gold, output, category) and `POPE_rating`'s figures for them at e8e78f05 (run; divided by 100):
+# name -> (accuracy, precision, recall, F1); the last row lists two categories and is counted in both
+POPE_TABLE = [
+    ("yes", "Yes", "adversarial"),
+    ("yes", "No", "adversarial"),
+    ("no", "Yes", "adversarial"),
+    ("no", "no", "adversarial"),
+    ("yes", "yes.", "popular"),
+    ("yes", "I am not sure", "popular"),
+    ("no", "No.", "popular"),
+    ("no", "nope", "popular"),
+    ("yes", "Yes, there is.", "random"),
+    ("no", "Yes", "random"),
+    ("no", "yes", "random"),
+    ("yes", "no", "random,popular"),
+]
+POPE_RATING = {
+    "overall": (0.3846153846153847, 0.5, 0.42857142857142855, 0.4615384615384615),
+    "popular": (0.4, 1.0, 0.33333333333333326, 0.5),
+    "random": (0.25, 0.33333333333333326, 0.5, 0.4),
+    "adversarial": (0.5, 0.5, 0.5, 0.5),
+}
+
+
+YES_NO_OPTS = ["yes", "no"]
+THREE = ["sandpaper", "ice", "wood"]
+FIVE = ["Arizona", "Nevada", "Utah", "Colorado", "New Mexico"]
+WEATHER = ["weather", "climate"]
+# ScienceQA-IMG (two to five options): VLMEvalKit's `can_infer` verdict at e8e78f05, run on each output
+SCIENCEQA = [
+    ("A", YES_NO_OPTS, "A"),
+    ("B", YES_NO_OPTS, "B"),
+    ("C", YES_NO_OPTS, None),
+    ("yes", YES_NO_OPTS, "A"),
+    ("No.", YES_NO_OPTS, "B"),
+    ("The answer is A.", YES_NO_OPTS, "A"),
+    ("A. yes", YES_NO_OPTS, "A"),
+    ("B. no", YES_NO_OPTS, "B"),
+    ("yes or no", YES_NO_OPTS, None),
+    ("Yes, it is.", YES_NO_OPTS, None),
+    ("nope", YES_NO_OPTS, "B"),
+    ("not", YES_NO_OPTS, "B"),
+    ("A", THREE, "A"),
+    ("(B)", THREE, "B"),
+    ("C.", THREE, "C"),
+    ("D", THREE, None),
+    ("ice", THREE, "B"),
+    ("Ice is smoother.", THREE, "B"),
+    ("sandpaper and wood", THREE, None),
+    ("The smoothest is ice, because its surface has no bumps at all.", THREE, None),
+    ("B) ice", THREE, "B"),
+    ("Answer: C", THREE, "C"),
+    ("The answer is C", THREE, "C"),
+    ("answer is d", THREE, None),
+    ("wooden", THREE, "C"),
+    ("E", FIVE, "E"),
+    ("(E)", FIVE, "E"),
+    ("E. New Mexico", FIVE, "E"),
+    ("The answer is E", FIVE, "E"),
+    ("The answer is D", FIVE, "D"),
+    ("New Mexico", FIVE, "E"),
+    ("Utah", FIVE, "C"),
+    ("nevada.", FIVE, "B"),
+    ("Mexico", FIVE, None),
+    ("Arizona or Utah", FIVE, None),
+    ("I think E", FIVE, "E"),
+    ("E is correct", FIVE, "E"),
+    ("Option E is the right one here", FIVE, None),
+    ("F", FIVE, None),
+    ("A B", FIVE, None),
+    ("The state highlighted is Colorado.", FIVE, "D"),
+    ("colorado", FIVE, "D"),
+    ("**E**", FIVE, "E"),
+    ("weather", WEATHER, "A"),
+    ("climate", WEATHER, "B"),
+    ("Climate.", WEATHER, "B"),
+    ("It describes the weather", WEATHER, "A"),
+    ("B", WEATHER, "B"),
+    ("A: weather", WEATHER, "A"),
+    ("Z", WEATHER, "Z"),
+    ("Cannot determine the answer", WEATHER, "Z"),
+    ("I'm sorry, but without the image provided", WEATHER, "Z"),
+    ("", WEATHER, None),
+    ("A.", WEATHER, "A"),
+    ("a", WEATHER, None),
+    ("The passage tells about the weather, so the answer is A", WEATHER, "A"),
+    ("answer is B", WEATHER, "B"),
+    ("Failed to obtain answer via API", WEATHER, None),
+    ("B. climate\nA is wrong", WEATHER, "B"),
+    ("C", WEATHER, None),
+    ("The answer is (B)", WEATHER, "B"),
+    ("#A", WEATHER, "A"),
+    ("{B}", WEATHER, "B"),
+]
+
+
 def test_golden_tables_are_large_enough():
-    assert min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA)) >= 60
+    assert (
+        min(len(MMBENCH), len(MMMU_CHOICE) + len(MMMU_OPEN), len(TEXTVQA), len(MMSTAR), len(POPE), len(SCIENCEQA)) >= 60
+    )
 
 
 @pytest.mark.parametrize("output,choices,expected", MMBENCH)
 def test_mmbench_matches_vlmevalkit_exact_matching(output, choices, expected):
     assert mmbench.match_option(output, choices) == expected
+
+
+@pytest.mark.parametrize("output,choices,expected", MMSTAR)
+def test_mmstar_matches_vlmevalkit_vanilla_exact_matching(output, choices, expected):
+    gold = "ABCD".index(expected) if expected in ("A", "B", "C", "D") else 0
+    rec = {"id": "q", "choices": choices, "answer": {"label": gold, "text": None, "all": []}, "meta": {}}
+    rows, summary = mmstar.score_records([rec], [output])
+    assert rows == [
+        {"parsed": expected, "resolved": expected not in (None, "Z"), "score": float(expected not in (None, "Z"))}
+    ]
+    assert summary["protocol"] == "mmstar"
+
+
+def test_mmstar_scores_a_wrong_letter_zero():
+    rec = {"id": "q", "choices": SCENE, "answer": {"label": 2, "text": "C", "all": ["C"]}, "meta": {}}
+    rows, _ = mmstar.score_records([rec, rec, rec], ["B", "C", "Z"])
+    assert [r["score"] for r in rows] == [0.0, 1.0, 0.0] and [r["resolved"] for r in rows] == [True, True, False]
+
+
+@pytest.mark.parametrize("output,choices,expected", SCIENCEQA)
+def test_scienceqa_matches_vlmevalkit_vanilla_exact_matching(output, choices, expected):
+    wrong = 1 if expected == "A" else 0
+    for gold, verdict in ((LETTERS_ABCDE.find(expected or "?"), 1.0), (wrong, 0.0)):
+        if gold < 0:  # unresolved or a refusal: wrong against every gold
+            gold, verdict = 0, 0.0
+        rec = {"id": "q", "choices": choices, "answer": {"label": gold, "text": None, "all": []}, "meta": {}}
+        rows, _ = scienceqa.score_records([rec], [output])
+        assert rows == [{"parsed": expected, "resolved": expected not in (None, "Z"), "score": verdict}]
+
+
+@pytest.mark.parametrize("output,expected", POPE)
+def test_pope_matches_vlmevalkit_yes_no_extraction(output, expected):
+    assert pope.extract_yes_no(output) == expected
+    rec = {"id": "q", "choices": None, "answer": {"label": None, "text": "no", "all": ["no"]}, "meta": {}}
+    rows, _ = pope.score_records([rec], [output])
+    assert rows == [{"parsed": expected, "resolved": expected != "Unknown", "score": float(expected == "No")}]
+
+
+def test_pope_rating_matches_vlmevalkit():
+    recs = [
+        {"id": f"q{i}", "choices": None, "answer": {"label": None, "text": g, "all": [g]}, "meta": {"category": c}}
+        for i, (g, _, c) in enumerate(POPE_TABLE)
+    ]
+    rows, summary = pope.score_records(recs, [o for _, o, _ in POPE_TABLE])
+    got = {"overall": summary["overall"], **summary["per_category"]}
+    assert set(got) == set(POPE_RATING)
+    for name, (acc, precision, recall, f1) in POPE_RATING.items():
+        fig = got[name]
+        assert (fig["accuracy"], fig["precision"], fig["recall"], fig["f1"]) == pytest.approx(
+            (acc, precision, recall, f1)
+        )
+    assert summary["overall"]["questions"] == 13  # 12 rows, one of them in two categories
+    assert summary["overall"]["yes_ratio"] == pytest.approx(6 / 13)  # answers read as yes
+    assert [r["score"] for r in rows[:4]] == [1.0, 0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("output,choices,expected", MMMU_CHOICE)

@@ -307,6 +307,15 @@ def compare(ev: Evaluation, sc: Scored, gens: list[dict], reference: list[float]
             ev.records, sc.questions, sc.rows, gens, sc.learned, sc.learned_fig, reference, ev.params, sc.breakdowns
         )
         rep.update(compared)
+        rep["value_of_vision"] = report.value_of_vision(sc.learned_fig, compared["baselines"])
+        rep["official"] = {
+            k: scoring.official_figures(ev.protocol, ev.records, gens, c, ev.ecfg["seed"], sc.thinking)
+            for k, c in [
+                ("learned", sc.learned),
+                ("always_full", policies.constant(gens, policies.FULL)),
+                ("no_vision", policies.constant(gens, policies.NO)),
+            ]
+        }
         return rep, compared["baselines"], compared["accuracy_at_learned_tokens"], pareto
     rep["note"] = "this split has no answers: predictions written in the benchmark's upload layout, no score"
     # what each fixed action would cost on this split

@@ -47,6 +47,22 @@ def baseline_rows(figs: dict[str, dict], at_learned: dict[str, float | None], ha
     return rows
 
 
+def value_of_vision(learned: dict, baselines: dict[str, dict]) -> dict:
+    """The MMStar paper's multi-modal gain, MG = always-FULL minus no-vision accuracy, and the learned policy's
+    share of it at its cost: (learned - no-vision) / MG, and its mean vision tokens over always-FULL's.
+    A share is None where its denominator is 0 (no gain to share, or a FULL image that costs nothing)."""
+    full, none = baselines["always_full"], baselines["no_vision"]
+    if None in (learned["accuracy"], full["accuracy"], none["accuracy"]):
+        return {"mg": None, "learned_gain": None, "learned_share": None, "cost_share": None}
+    mg, gain = full["accuracy"] - none["accuracy"], learned["accuracy"] - none["accuracy"]
+    return {
+        "mg": mg,
+        "learned_gain": gain,
+        "learned_share": gain / mg + 0.0 if mg else None,  # + 0.0: no -0.0
+        "cost_share": learned["vision_tokens"] / full["vision_tokens"] if full["vision_tokens"] else None,
+    }
+
+
 def flat_keys(metrics: dict) -> list[str]:
     """The keys `dvc metrics show` draws as columns."""
     return list(flatten(metrics))

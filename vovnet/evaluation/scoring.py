@@ -26,6 +26,23 @@ def score(
     return protocol.score_records(records, [answer_part(o, thinking) for o in outputs], seed)
 
 
+def official_figures(
+    protocol: EvalProtocol,
+    records: list[dict],
+    gens: list[dict],
+    choices: list[int],
+    seed: int,
+    thinking: tuple[str, ...] = (),
+) -> dict:
+    """The protocol's own summary (POPE: accuracy, precision, recall, F1, yes-ratio; overall and per category)
+    of the outputs one policy picks. An output cut at max_new_tokens counts as empty, as it scores 0 here."""
+    outputs = [
+        "" if g["too_long"][ACTIONS[c]] else answer_part(g["outputs"][ACTIONS[c]], ACTIONS[c] in thinking)
+        for g, c in zip(gens, choices)
+    ]
+    return protocol.score_records(records, outputs, seed)[1]
+
+
 def question_key(rec: dict) -> tuple:
     group = (rec.get("meta") or {}).get("circular_group")
     return (rec["dataset"], "circular", group) if group is not None else (rec["dataset"], "record", rec["id"])

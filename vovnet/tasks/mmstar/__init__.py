@@ -1,0 +1,1 @@
+"""The mmstar task: see vovnet/tasks/__init__.py for what its folder holds."""

@@ -1,0 +1,1 @@
+"""The scienceqa_img task: see vovnet/tasks/__init__.py for what its folder holds."""
