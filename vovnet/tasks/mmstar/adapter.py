@@ -14,38 +14,21 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from vovnet.data import hf_source, split_files
-from vovnet.data.image_refs import hf_image_ref
-from vovnet.data.records import LETTERS, Reject, Row, kind_of, letter_to_label, make_record, source_key, text_field
+from vovnet.data import hub_parquet
+from vovnet.data.hub_parquet import hf_configs, source_files  # noqa: F401  (the Adapter interface: same layout)
+from vovnet.data.records import LETTERS, Reject, Row, kind_of, letter_to_label, make_record, text_field
 
 REQUIRED = ("index", "question", "image", "answer")
 OPTIONS_MARK = "Options:"
 META_FIELDS = ("source", "split", "image_path")
 
 
-def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
-    explicit = split_files.explicit_file(raw_dir, cfg, split)
-    if explicit is not None:
-        return [explicit]
-    return hf_source.split_files_of(raw_dir, cfg["subset"], split, list(cfg["splits"]))
-
-
-def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
-    return [cfg["subset"]]
-
-
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    files = source_files(raw_dir, cfg, split)
-    for i, cells in enumerate(hf_source.iter_rows(files, REQUIRED, f"split {split}")):
-        yield row_from_cells(cells, i, raw_dir)
+    return hub_parquet.keyed_rows(raw_dir, cfg, split, REQUIRED, "index")
 
 
 def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
-    try:
-        key = source_key(cells, "index")
-    except Reject as rej:
-        key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
-    return Row(index=i, key=key, group=key, fields=cells, images=[hf_image_ref("image", cells.get("image"), snapshot)])
+    return hub_parquet.keyed_row(cells, i, snapshot, "index")
 
 
 def split_options(question: str) -> tuple[str, list[str]]:

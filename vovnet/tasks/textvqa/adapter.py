@@ -6,37 +6,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from vovnet.data import hf_source, split_files
-from vovnet.data.image_refs import hf_image_ref
-from vovnet.data.records import Reject, Row, kind_of, make_record, source_key, text_field
+from vovnet.data import hub_parquet
+from vovnet.data.hub_parquet import hf_configs, source_files  # noqa: F401  (the Adapter interface: same layout)
+from vovnet.data.records import Reject, Row, kind_of, make_record, text_field
 
 N_ANSWERS = 10
 REQUIRED = ("question_id", "question", "image", "answers")
 
 
-def source_files(raw_dir: Path, cfg: dict, split: str) -> list[Path]:
-    explicit = split_files.explicit_file(raw_dir, cfg, split)
-    if explicit is not None:
-        return [explicit]
-    return hf_source.split_files_of(raw_dir, cfg["subset"], split, list(cfg["splits"]))
-
-
-def hf_configs(raw_dir: Path, cfg: dict) -> list[str | None]:
-    return [cfg["subset"]]
-
-
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
-    files = source_files(raw_dir, cfg, split)
-    for i, cells in enumerate(hf_source.iter_rows(files, REQUIRED, f"split {split}")):
-        yield row_from_cells(cells, i, raw_dir)
+    return hub_parquet.keyed_rows(raw_dir, cfg, split, REQUIRED, "question_id")
 
 
 def row_from_cells(cells: dict, i: int, snapshot: Path) -> Row:
-    try:
-        key = source_key(cells, "question_id")
-    except Reject as rej:
-        key, cells["_error"] = f"row{i}", (rej.field, rej.reason)
-    return Row(index=i, key=key, group=key, fields=cells, images=[hf_image_ref("image", cells.get("image"), snapshot)])
+    return hub_parquet.keyed_row(cells, i, snapshot, "question_id")
 
 
 def _answers(value, split: str) -> list[str]:
