@@ -16,23 +16,9 @@ from vovnet.data.normalize import normalize_dataset
 LIMIT = 89_478_485
 V = datasets.Value
 ROOT = Path(__file__).resolve().parents[1]
-CARD = """---
-configs:
-- config_name: default
-  data_files:
-  - split: test
-    path: data/test-*
-- config_name: Full
-  data_files:
-  - split: adversarial
-    path: Full/adversarial-*
-  - split: popular
-    path: Full/popular-*
-  - split: random
-    path: Full/random-*
----
-# POPE
-"""
+# the hub card's configs, as the shipped sample writes them (one statement of the layout)
+from vovnet.tasks.pope.sample import CARD  # noqa: E402
+
 FEATURES = datasets.Features(
     {
         "id": V("string"),
