@@ -4,6 +4,7 @@ params.yaml is edited round-trip (ruamel): comments, key order, flow lists, quot
 are, a value the preset does not set (or sets to what the file already holds) is not touched, and line 1's
 `Preset:` names the new preset. A preset names exactly its datasets and evaluation sets, each with exactly
 the keys it lists (the rest come from the task's defaults.yaml): others are removed, new ones appended.
+A preset with a `base:` starts from that preset's values; `<entry>: null` drops one of the base's entries.
 """
 
 from __future__ import annotations
@@ -52,7 +53,17 @@ def _overlay(name: str, preset_dir: Path = PRESET_DIR, seen: tuple = ()) -> dict
         return values
     merged = _overlay(data["base"], preset_dir, seen + (name,))
     _deep_set(merged, values, replace=False)
+    for path in REPLACED:  # `<entry>: null` drops one of the base preset's datasets or evaluation sets
+        entries = _get(merged, path)
+        for gone in [k for k, v in (entries or {}).items() if v is None]:
+            del entries[gone]
     return merged
+
+
+def _get(doc: dict, path: tuple):
+    for key in path:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
 
 
 def description(name: str, preset_dir: Path = PRESET_DIR) -> str | None:

@@ -1,4 +1,5 @@
-"""download@<dataset>: fetch a source (http(s) URL, local path/file URL, or hf:<id>) into data/raw/<name>/.
+"""download@<dataset>: fetch a source (http(s) URL, local path/file URL, hf:<id>, or package:<module>/<folder>,
+the data an installed Python package ships, e.g. `package:easy_vqa/data`) into data/raw/<name>/.
 
 Tokens come only from HF_TOKEN / HUGGINGFACE_HUB_TOKEN and are passed in memory, never written.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ from vovnet.io_utils import atomic_path, dumps
 from vovnet.tasks.adapters import get_adapter
 
 log = logging.getLogger("vovnet.download")
-SCHEMES = ("http", "https", "file", "hf")
+SCHEMES = ("http", "https", "file", "hf", "package")
 CHUNK = 1 << 20
 GENERATE = "generate"  # no download: the adapter renders the set from datasets.<name>.generator
 
@@ -45,6 +47,8 @@ def source_kind(source: str) -> str:
         return "generate"
     if source.startswith("hf:"):
         return "hf"
+    if source.startswith("package:"):
+        return "package"
     scheme = urllib.parse.urlparse(source).scheme
     if scheme in ("http", "https"):
         return "url"
@@ -64,6 +68,19 @@ def local_path(source: str) -> Path:
     return Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source)
 
 
+def package_path(source: str) -> Path | None:
+    """`package:<module>/<folder>`: a folder inside an installed package (pip's copy is the download);
+    None when the package is not installed (a server that `dvc pull`s the raw copy needs no install)."""
+    module, _, folder = source[len("package:") :].partition("/")
+    rel = Path(folder)
+    if not module.isidentifier() or rel.is_absolute() or ".." in rel.parts:
+        raise VovnetError(f"source {source!r}: expected package:<module>/<folder inside it>")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / rel
+
+
 def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: float = 1.0) -> bool:
     """Bring raw_dir up to date with the source; False (nothing written) when it already is."""
     raw_dir = Path(raw_dir)
@@ -74,13 +91,14 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
     image_root = _tracked_image_root(name, cfg, raw_dir)
     images = {"path": str(image_root), "files": fingerprint(image_root, stats)} if image_root else None
     request = request_of(cfg)
-    if kind == "file":
-        path = local_path(source)
-        if not path.exists():
+    if kind in ("file", "package"):
+        path = local_path(source) if kind == "file" else package_path(source)
+        if path is None or not path.exists():
+            where = path or f"{source} (its package is not installed: pip install -r requirements.txt)"
             if previous is not None and intact(raw_dir, previous):
-                log.warning("datasets.%s.source: %s is not on this machine; keeping %s as pulled", name, path, raw_dir)
+                log.warning("datasets.%s.source: %s is not on this machine; keeping %s as pulled", name, where, raw_dir)
                 return False
-            raise VovnetError(f"datasets.{name}.source: {path} does not exist")
+            raise VovnetError(f"datasets.{name}.source: {where} does not exist")
         files = fingerprint(path, stats, skip=(RECORD,))
         wanted = {"request": request, "files": files, "image_root": images}
         if previous == wanted and intact(raw_dir, previous):
@@ -129,7 +147,9 @@ def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: 
 def watched_paths(name: str, cfg: dict, raw_dir: str | Path) -> list[Path]:
     """What a no-op check must stat besides params: a local source and an image_root outside raw_dir."""
     source, root = cfg["source"], _tracked_image_root(name, cfg, Path(raw_dir))
-    return ([local_path(source)] if source_kind(source) == "file" else []) + ([root] if root else [])
+    kind = source_kind(source)
+    local = local_path(source) if kind == "file" else package_path(source) if kind == "package" else None
+    return ([local] if local else []) + ([root] if root else [])
 
 
 def _tracked_image_root(name: str, cfg: dict, raw_dir: Path) -> Path | None:

@@ -1,0 +1,1 @@
+"""The easy_vqa task: see vovnet/tasks/__init__.py for what its folder holds."""
