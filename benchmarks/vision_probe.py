@@ -25,6 +25,7 @@ from vovnet.evaluation.vqa_answers import normalize
 from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset, collate
+from vovnet.model.losses import answer_token_nll, vision_focus_loss
 from vovnet.model.tiny import TINY_MODEL_DIR
 
 GENERATE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
@@ -98,6 +99,8 @@ def main() -> int:
     ap.add_argument("--full-pixels", type=int, help="override vision_budget.full (min = max)")
     ap.add_argument("--lr", type=float, help="override train.lr")
     ap.add_argument("--vision-lr", type=float, help="override train.vision_lr")
+    ap.add_argument("--families", help="train and score only these meta.family values, comma-separated")
+    ap.add_argument("--focus", action="store_true", help="train.stage1.vision_focus on vision steps")
     ap.add_argument("--gradients", action="store_true")
     args = ap.parse_args()
     params = load_params(args.params)
@@ -108,8 +111,13 @@ def main() -> int:
     if args.full_pixels:
         budgets["full"] = {"min_pixels": args.full_pixels, "max_pixels": args.full_pixels}
     model, processor, encoder = load(params, budgets)
-    train = RecordDataset(list(read_jsonl(tcfg["train_file"])), encoder)
-    held = RecordDataset(list(read_jsonl(tcfg["policy_file"])), encoder, with_target=False)
+    keep = set(args.families.split(",")) if args.families else None
+
+    def records(path: str) -> list[dict]:
+        return [r for r in read_jsonl(path) if keep is None or r["meta"]["family"] in keep]
+
+    train = RecordDataset(records(tcfg["train_file"]), encoder)
+    held = RecordDataset(records(tcfg["policy_file"]), encoder, with_target=False)
     if args.gradients:
         gradients(model, processor, train, tcfg["batch_size"])
         return 0
@@ -125,9 +133,19 @@ def main() -> int:
     model.train()
     for step in range(1, args.steps + 1):
         action = ACTIONS[int(torch.multinomial(mix, 1, generator=g))]
-        batch = collate([train[i][action] for i in rnd.sample(range(len(train)), tcfg["batch_size"])], pad, img)
+        picked = [train[i] for i in rnd.sample(range(len(train)), tcfg["batch_size"])]
+        batch = collate([e[action] for e in picked], pad, img)
         batch.pop("last_prompt_index", None), batch.pop("vision_tokens", None)
-        model(**batch).loss.backward()
+        if args.focus and action != "no":
+            text = collate([e["no"] for e in picked], pad, img)
+            labels, text_labels = batch.pop("labels"), text.pop("labels")
+            text.pop("last_prompt_index"), text.pop("vision_tokens")
+            with torch.no_grad():
+                text_nll = answer_token_nll(model(**text).logits, text_labels)
+            loss = vision_focus_loss(answer_token_nll(model(**batch).logits, labels), text_nll)
+        else:
+            loss = model(**batch).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["max_grad_norm"])
         opt.step(), sched.step(), opt.zero_grad()
         if step == args.steps or (args.every and step % args.every == 0):

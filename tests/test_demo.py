@@ -223,3 +223,37 @@ def test_stage1_warmup_epochs_train_full_only_then_the_mix():
     assert [stage1_action({**s1, "warmup_epochs": 0}, 0, torch.Generator().manual_seed(i)) for i in range(60)] == draws[
         2
     ]
+
+
+def test_vision_focus_weighs_the_tokens_the_text_cannot_give():
+    from vovnet.model.losses import vision_focus_loss
+
+    nll_branch = torch.tensor([0.01, 2.0, 0.01], requires_grad=True)
+    nll_text = torch.tensor([0.01, 0.01, 3.0])  # token 0: both give it; 1: this branch misses it; 2: text cannot
+    vision_focus_loss(nll_branch, nll_text).backward()
+    weight = nll_branch.grad * 3
+    assert weight[0] < 0.03 and weight[1] > 0.85 and weight[2] > 0.95
+    with pytest.raises(ValueError, match="answer tokens differ"):
+        vision_focus_loss(torch.zeros(3), torch.zeros(4))
+
+
+def test_a_focused_stage1_step_reports_the_plain_loss_and_trains_less_on_what_text_answers(in_workspace):
+    from vovnet.io_utils import read_jsonl
+    from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
+    from vovnet.model.factory import build_vovnet
+
+    p = load_params("params.yaml")
+    p["model"].update(finetune="full", train_vision_tower=True)
+    model, processor = build_vovnet(p)
+    model.set_stage(1, train_lora=False)
+    ds = RecordDataset(list(read_jsonl(p["train"]["train_file"]))[:4], Encoder(processor, p["vision_budget"], 2048))
+    batch = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)([ds[i] for i in range(4)])
+    for action in ("full", "coarse"):
+        plain, focused = model(batch, stage=1, action=action), model(batch, stage=1, action=action, vision_focus=True)
+        assert torch.allclose(plain["task"], focused["task"], rtol=1e-5)  # the logged task loss is the model's own
+        assert 0 < focused["loss"] < plain["loss"]
+        focused["loss"].backward()
+        assert model.lm.get_input_embeddings().weight.grad is not None
+        model.zero_grad()
+    no = model(batch, stage=1, action="no", vision_focus=True)
+    assert torch.equal(no["loss"], model(batch, stage=1, action="no")["loss"])  # the text branch is not weighted

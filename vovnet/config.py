@@ -196,6 +196,9 @@ class Stage1(Section):
     epochs: NonNegInt = 1
     mix: Mix = Mix()
     warmup_epochs: NonNegInt = Field(0, description="first stage-1 epochs on FULL only (of epochs), then the mix")
+    vision_focus: bool = Field(
+        False, description="a vision step weighs each answer token by 1 - p_text * p_branch (what text cannot answer)"
+    )
 
 
 class Stage2(Section):

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vovnet.model.budgets import ACTIONS
-from vovnet.model.losses import per_sample_lm_loss
+from vovnet.model.losses import answer_token_nll, per_sample_lm_loss, vision_focus_loss
 from vovnet.model.policy import PolicyFeatures, PolicyHead, gumbel_straight_through, policy_features
 from vovnet.model.prefix_reuse import reuse_forward
 
@@ -88,11 +88,25 @@ class VoVNet(nn.Module):
         train_lora: bool = False,
         generator: torch.Generator | None = None,
         prefix_reuse: bool = False,
+        vision_focus: bool = False,
     ) -> dict:
         if stage == 1:  # the Instruct model for every action, FULL included
+            if vision_focus and action != "no":
+                return self._focused(batches, action)
             out = self.lm(**model_inputs(batches[action]))
             return {"loss": out.loss, "task": out.loss.detach()}
         return self._stage2(batches, policy_cfg, train_lora, generator, prefix_reuse)
+
+    def _focused(self, batches: dict, action: str) -> dict:
+        """Stage 1 with train.stage1.vision_focus: a vision branch learns from what the text cannot answer
+        (losses.vision_focus_loss); the text-only pass that weighs its tokens builds no graph."""
+        with torch.no_grad():
+            text = self.lm(**model_inputs(batches["no"], with_labels=False))
+        out = self.lm(**model_inputs(batches[action], with_labels=False))
+        labels = batches[action]["labels"]
+        nll = answer_token_nll(out.logits, labels)
+        task = nll.detach().mean() if nll.numel() else nll.detach().sum()
+        return {"loss": vision_focus_loss(nll, answer_token_nll(text.logits, batches["no"]["labels"])), "task": task}
 
     def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, PolicyFeatures]:
         """Every action's per-sample task loss (B, 3) and the text pass's policy features."""

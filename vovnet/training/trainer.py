@@ -308,6 +308,7 @@ def optimizer_step(run: Run, tools: StageTools, stage: int, epoch: int, micro: l
                 train_lora=tcfg["stage2"]["train_lora"],
                 generator=slot_generator(tcfg["seed"], step, slot),
                 prefix_reuse=tcfg["prefix_reuse"],
+                vision_focus=tcfg["stage1"]["vision_focus"],
             )
             check_finite_loss(out["loss"], run, stage, action, indices)
             acc.backward(out["loss"])
