@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
 from collections import defaultdict
 
@@ -26,16 +27,21 @@ from vovnet.io_utils import read_jsonl
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset, collate
 from vovnet.model.losses import answer_token_nll, vision_focus_loss
-from vovnet.model.tiny import TINY_MODEL_DIR
+from vovnet.model.tiny import TINY_MODEL_DIR, build_tiny_model
 
 GENERATE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 
 
-def load(params: dict, budgets: dict):
+def load(params: dict, budgets: dict, tiny: dict):
+    """The `model` stage's tiny model, or one built here when `tiny` overrides model.tiny."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model = AutoModelForImageTextToText.from_pretrained(TINY_MODEL_DIR, dtype=torch.float32)
-    processor = AutoProcessor.from_pretrained(TINY_MODEL_DIR)
+    folder = TINY_MODEL_DIR
+    if tiny:
+        folder = tempfile.mkdtemp()
+        build_tiny_model(folder, {"tiny": {**params["model"]["tiny"], **tiny}})
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
+    processor = AutoProcessor.from_pretrained(folder)
     encoder = Encoder(processor, budgets, params["train"]["max_length"], params["model"]["prompt_order"])
     return model, processor, encoder
 
@@ -99,6 +105,7 @@ def main() -> int:
     ap.add_argument("--full-pixels", type=int, help="override vision_budget.full (min = max)")
     ap.add_argument("--lr", type=float, help="override train.lr")
     ap.add_argument("--vision-lr", type=float, help="override train.vision_lr")
+    ap.add_argument("--tiny", default="", help="model.tiny overrides, e.g. vision_hidden_size=128,vision_depth=4")
     ap.add_argument("--families", help="train and score only these meta.family values, comma-separated")
     ap.add_argument("--focus", action="store_true", help="train.stage1.vision_focus on vision steps")
     ap.add_argument("--gradients", action="store_true")
@@ -110,7 +117,8 @@ def main() -> int:
     budgets = {k: dict(v) for k, v in params["vision_budget"].items()}
     if args.full_pixels:
         budgets["full"] = {"min_pixels": args.full_pixels, "max_pixels": args.full_pixels}
-    model, processor, encoder = load(params, budgets)
+    tiny = {k: int(v) for k, v in (kv.split("=") for kv in args.tiny.split(",") if kv)}
+    model, processor, encoder = load(params, budgets, tiny)
     keep = set(args.families.split(",")) if args.families else None
 
     def records(path: str) -> list[dict]:

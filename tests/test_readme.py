@@ -20,7 +20,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
     "python -m vovnet preset demo && dvc repro": "the demo pipeline, up to 15 minutes (the preset switch itself is "
     "tested in tests/test_presets.py)",
-    "python benchmarks/demo_report.py": "reads the outputs of the demo pipeline above",
+    "python -m vovnet preset demo_easyvqa && dvc repro": "the easy-VQA demo pipeline, up to 15 minutes (its data "
+    "path is tested in tests/test_easy_vqa.py, the preset switch in tests/test_presets.py)",
+    "python benchmarks/demo_report.py --set demo": "reads the outputs of the demo pipeline above",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
     "python -m pytest -q": "the tests themselves (what .ci/run runs)",
