@@ -18,6 +18,7 @@ from vovnet.config import read_yaml
 from vovnet.deps import interpolate, resolve_stages
 from vovnet.io_utils import dumps
 from vovnet.presets import write_preset
+from vovnet.tasks import defaults
 
 pytestmark = pytest.mark.slow
 SMALL = {  # fewer steps and questions: the same keys are read, in less time
@@ -133,21 +134,22 @@ def workspace(tmp_path, preset: str):
     for section, values in SMALL.items():
         for k, v in values.items():
             raw[section][k] = {**raw[section][k], **v} if isinstance(v, dict) else v
-    for ds in raw["datasets"].values():
-        if isinstance(ds.get("generator"), dict):
-            ds["generator"]["sizes"] = DEMO_SIZES
+    for ds in raw["datasets"].values():  # a generated or drawn set: a few questions per split
+        spec = ds.get("generator") or defaults(ds["adapter"])["dataset"].get("generator")
+        if isinstance(spec, dict):
+            ds["generator"] = {**spec, "sizes": DEMO_SIZES}
     (tmp_path / "params.yaml").write_text(dumps(raw) + "\n")  # JSON is YAML
     return raw
 
 
 def test_each_stage_declares_exactly_the_params_it_reads(tmp_path_factory, monkeypatch):
     """Per stage, every key read is declared. Per dvc.yaml entry, every declared key is read by one of its
-    stages on the default pipeline or the demo preset (a foreach entry declares one list for all items:
-    `generator` is read by the generated set's adapter only)."""
+    stages on the default pipeline or the demo presets (a foreach entry declares one list for all items:
+    `generator` is read by the generated and drawn sets' adapters only)."""
     monkeypatch.setenv("VOVNET_LOG_LEVEL", "WARNING")
     dvc_yaml = read_yaml(ROOT / "dvc.yaml")
     problems, reads = [], {}  # reads: (entry, template) -> [(relative leaves declared, relative keys read)]
-    for preset in ("sample", "demo"):
+    for preset in ("sample", "demo", "demo_easyvqa"):
         ws = tmp_path_factory.mktemp(preset)
         params = workspace(ws, preset)
         monkeypatch.chdir(ws)
