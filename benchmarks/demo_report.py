@@ -68,6 +68,50 @@ def svg_plot(series: list, x_max: float, w: int = 560, h: int = 360) -> str:
     return "\n".join(out) + "\n"
 
 
+def uncertainty_full_share(entropy: list[float], tokens: dict, budget: float) -> list[float]:
+    """The uncertainty policy at exactly the learned policy's tokens: FULL for the highest text-pass
+    entropies, in order, until `budget` vision tokens are spent (the last question a fraction), else NO."""
+    share, left = [0.0] * len(entropy), budget
+    for i in sorted(range(len(entropy)), key=lambda i: -entropy[i]):
+        cost = tokens["full"][i] - tokens["no"][i]
+        if left <= 0:
+            break
+        share[i] = min(1.0, left / cost) if cost > 0 else 1.0
+        left -= share[i] * cost
+    return share
+
+
+def family_table(records, correct, learned_choice, frac: float, p_full: list[float]) -> dict:
+    """Per meta.family: the learned policy's actions and accuracy, every fixed action's, and random
+    (NO/FULL with the learned tokens' FULL share) and uncertainty (p_full) at equal tokens."""
+    out = {}
+    print("\nper family: the learned policy's actions; accuracy: learned, always FULL / COARSE / NO, and random and")
+    print("uncertainty at the learned policy's tokens")
+    print(
+        f"{'family':8} {'n':>4} {'NO':>5} {'COARSE':>6} {'FULL':>5} {'learned':>8} "
+        f"{'full':>6} {'coarse':>6} {'no':>6} {'random':>7} {'uncert.':>7}"
+    )
+    for fam in sorted({r["meta"].get("family", "?") for r in records}):
+        idx = [i for i, r in enumerate(records) if r["meta"].get("family") == fam]
+        mean = lambda xs: sum(xs) / len(idx)  # noqa: E731
+        share = [mean([learned_choice[i] == a for i in idx]) for a in range(3)]
+        row = {
+            "questions": len(idx),
+            "learned_actions": dict(zip(ACTIONS, share)),
+            "learned": mean([correct[ACTIONS[learned_choice[i]]][i] for i in idx]),
+            **{f"always_{a}": mean([correct[a][i] for i in idx]) for a in ACTIONS},
+            "uncertainty": mean([p_full[i] * correct["full"][i] + (1 - p_full[i]) * correct["no"][i] for i in idx]),
+        }
+        row["random"] = (1 - frac) * row["always_no"] + frac * row["always_full"]
+        out[fam] = row
+        print(
+            f"{fam:8} {len(idx):4} {share[0]:5.2f} {share[1]:6.2f} {share[2]:5.2f} {row['learned']:8.3f} "
+            f"{row['always_full']:6.3f} {row['always_coarse']:6.3f} {row['always_no']:6.3f} {row['random']:7.3f} "
+            f"{row['uncertainty']:7.3f}"
+        )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--set", default="demo", help="the evaluation set (and dataset) of the preset that ran")
@@ -121,25 +165,11 @@ def main() -> int:
         f"{'random curve (evaluation), equal tokens':34} {random_curve if random_curve is not None else float('nan'):8.3f}"
         f" {tok_l:13.2f}"
     )
+    p_full = uncertainty_full_share([q["text_entropy"] for q in p], tokens, tok_l * n)
+    exact = sum(f * correct["full"][i] + (1 - f) * correct["no"][i] for i, f in enumerate(p_full)) / n
+    print(f"{'uncertainty, exact equal tokens':34} {exact:8.3f} {tok_l:13.2f}")
     print(f"{'uncertainty+COARSE, equal tokens':34} {at.get('uncertainty_coarse') or float('nan'):8.3f} {tok_l:13.2f}")
-    families = sorted({r["meta"].get("family", "?") for r in records})
-    per_family = {}
-    print("\nper family: learned policy's actions and accuracy")
-    print(f"{'family':8} {'n':>4} {'NO':>6} {'COARSE':>6} {'FULL':>6} {'learned':>8} {'full':>6} {'no':>6}")
-    for fam in families:
-        idx = [i for i, r in enumerate(records) if r["meta"].get("family") == fam]
-        share = [sum(learned_choice[i] == a for i in idx) / len(idx) for a in range(3)]
-        acc = sum(correct[ACTIONS[learned_choice[i]]][i] for i in idx) / len(idx)
-        per_family[fam] = {
-            "questions": len(idx),
-            "learned_actions": dict(zip(ACTIONS, share)),
-            "learned": acc,
-            **{f"always_{a}": sum(correct[a][i] for i in idx) / len(idx) for a in ACTIONS},
-        }
-        print(
-            f"{fam:8} {len(idx):4} {share[0]:6.2f} {share[1]:6.2f} {share[2]:6.2f} {acc:8.3f} "
-            f"{sum(correct['full'][i] for i in idx) / len(idx):6.3f} {sum(correct['no'][i] for i in idx) / len(idx):6.3f}"
-        )
+    per_family = family_table(records, correct, learned_choice, frac, p_full)
     checks = [
         ("always-full beats no-vision by >= 10 pts", full_acc - no_acc >= 0.1, f"{100 * (full_acc - no_acc):+.1f} pts"),
         ("learned >= 97% of always-full accuracy", acc_l >= 0.97 * full_acc, f"{acc_l / max(1e-9, full_acc):.3f}"),
@@ -159,7 +189,12 @@ def main() -> int:
         "questions": n,
         **{f"always_{a}": {"accuracy": const[a][0], "vision_tokens": const[a][1]} for a in ACTIONS},
         "learned": {"accuracy": acc_l, "vision_tokens": tok_l},
-        "at_learned_tokens": {"random": random_eq, "random_learned_ratios": random_ratios, "uncertainty": unc_eq},
+        "at_learned_tokens": {
+            "random": random_eq,
+            "random_learned_ratios": random_ratios,
+            "uncertainty": unc_eq,
+            "uncertainty_exact": exact,
+        },
         "per_family": per_family,
         "targets": {name: {"met": ok, "value": value} for name, ok, value in checks},
     }

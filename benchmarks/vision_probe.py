@@ -150,7 +150,7 @@ def main() -> int:
             text.pop("last_prompt_index"), text.pop("vision_tokens")
             with torch.no_grad():
                 text_nll = answer_token_nll(model(**text).logits, text_labels)
-            loss = vision_focus_loss(answer_token_nll(model(**batch).logits, labels), text_nll)
+            loss = vision_focus_loss(answer_token_nll(model(**batch).logits, labels), text_nll)  # as VoVNet._focused
         else:
             loss = model(**batch).loss
         loss.backward()

@@ -228,13 +228,14 @@ def test_stage1_warmup_epochs_train_full_only_then_the_mix():
 def test_vision_focus_weighs_the_tokens_the_text_cannot_give():
     from vovnet.model.losses import vision_focus_loss
 
+    ids = torch.tensor([5, 9, 2])
     nll_branch = torch.tensor([0.01, 2.0, 0.01], requires_grad=True)
     nll_text = torch.tensor([0.01, 0.01, 3.0])  # token 0: both give it; 1: this branch misses it; 2: text cannot
-    vision_focus_loss(nll_branch, nll_text).backward()
+    vision_focus_loss((nll_branch, ids), (nll_text, ids)).backward()
     weight = nll_branch.grad * 3
     assert weight[0] < 0.03 and weight[1] > 0.85 and weight[2] > 0.95
     with pytest.raises(ValueError, match="answer tokens differ"):
-        vision_focus_loss(torch.zeros(3), torch.zeros(4))
+        vision_focus_loss((torch.zeros(3), ids), (torch.zeros(3), torch.tensor([5, 9, 3])))
 
 
 def test_a_focused_stage1_step_reports_the_plain_loss_and_trains_less_on_what_text_answers(in_workspace):
@@ -253,7 +254,8 @@ def test_a_focused_stage1_step_reports_the_plain_loss_and_trains_less_on_what_te
         assert torch.allclose(plain["task"], focused["task"], rtol=1e-5)  # the logged task loss is the model's own
         assert 0 < focused["loss"] < plain["loss"]
         focused["loss"].backward()
-        assert model.lm.get_input_embeddings().weight.grad is not None
+        patch = [q.grad for n, q in model.named_parameters() if n.endswith("patch_embed.proj.weight")]
+        assert patch and patch[0] is not None and patch[0].abs().sum() > 0  # the weighted loss reaches the tower
         model.zero_grad()
     no = model(batch, stage=1, action="no", vision_focus=True)
     assert torch.equal(no["loss"], model(batch, stage=1, action="no")["loss"])  # the text branch is not weighted

@@ -124,6 +124,15 @@ def test_spec_errors_are_one_line(tmp_path):
         normalized(cfg_for(str(tmp_path / "src"), policy_images=0.0), tmp_path, "b")
     with pytest.raises(VovnetError, match=r"generator.stated_fraction must be in \[0, 1\], got 2"):
         normalized(cfg_for(str(tmp_path / "src"), stated_fraction=2), tmp_path, "c")
+    bad_values = [
+        ({"sizes": {**SIZES, "train": -5}}, r"generator.sizes.train must be a whole number >= 0, got -5$"),
+        ({"sizes": {**SIZES, "policy": 2.5}}, r"generator.sizes.policy must be a whole number >= 0, got 2.5$"),
+        ({"policy_images": "half"}, r"generator.policy_images must be a number, got 'half'$"),
+        ({"seed": None}, r"generator.seed must be a number, got None$"),
+    ]
+    for k, (override, message) in enumerate(bad_values):
+        with pytest.raises(VovnetError, match=message):
+            normalized(cfg_for(str(tmp_path / "src"), **override), tmp_path, f"d{k}")
 
 
 def _flat(d: dict, path: str = "") -> dict:

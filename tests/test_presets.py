@@ -1,5 +1,6 @@
 """`python -m vovnet preset` edits params.yaml in place: byte-exact round trip, only preset values touched."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,20 @@ def test_a_base_preset_is_merged_not_replaced():
     assert list(_overlay("fast_dev")["datasets"]) == list(_overlay("paper")["datasets"])
     assert _overlay("fast_dev")["datasets"]["mmbench"]["max_samples"] == 200
     assert _overlay("fast_dev")["datasets"]["mmbench"]["source"] == _overlay("paper")["datasets"]["mmbench"]["source"]
+
+
+def test_a_null_entry_drops_the_base_presets_entry_and_a_typo_is_an_error(tmp_path):
+    from vovnet.presets import PRESET_DIR
+
+    shutil.copy(PRESET_DIR / "demo.yaml", tmp_path / "demo.yaml")
+    (tmp_path / "child.yaml").write_text("base: demo\ndatasets:\n  demo: null\n  other: {adapter: llava}\n")
+    assert list(_overlay("child", tmp_path)["datasets"]) == ["other"]
+    (tmp_path / "typo.yaml").write_text("base: demo\ndatasets:\n  dmeo: null\n")
+    with pytest.raises(VovnetError, match=r"^presets/typo.yaml: datasets.dmeo: null drops .* preset 'demo' has no"):
+        _overlay("typo", tmp_path)
+    (tmp_path / "orphan.yaml").write_text("evaluation:\n  sets:\n    demo: null\n")
+    with pytest.raises(VovnetError, match=r"evaluation.sets.demo: null drops .*, but it has no base preset$"):
+        _overlay("orphan", tmp_path)
 
 
 def test_unknown_preset_and_invalid_result_leave_the_file(params_file, tmp_path):

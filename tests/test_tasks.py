@@ -44,7 +44,7 @@ def test_sample_makers_run_in_a_strict_order():
 def test_unknown_names_are_one_line_errors():
     with pytest.raises(VovnetError, match=r"^params.yaml: unknown evaluation protocol 'nosuch' \(known: mmbench, "):
         get_protocol("nosuch")
-    with pytest.raises(VovnetError, match=r"^params.yaml: unknown adapter 'short_answer' \(known: llava, "):
+    with pytest.raises(VovnetError, match=r"^params.yaml: unknown adapter 'short_answer' \(known: easy_vqa, llava, "):
         get_adapter("short_answer")  # a protocol-only folder has no adapter
 
 

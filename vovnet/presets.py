@@ -49,15 +49,21 @@ def _overlay(name: str, preset_dir: Path = PRESET_DIR, seen: tuple = ()) -> dict
         raise VovnetError(f"presets: base cycle {' -> '.join(seen + (name,))}")
     data = _load_preset(name, preset_dir)
     values = {k: v for k, v in data.items() if k not in META}
-    if not data.get("base"):
-        return values
-    merged = _overlay(data["base"], preset_dir, seen + (name,))
-    _deep_set(merged, values, replace=False)
+    base = _overlay(data["base"], preset_dir, seen + (name,)) if data.get("base") else {}
     for path in REPLACED:  # `<entry>: null` drops one of the base preset's datasets or evaluation sets
-        entries = _get(merged, path)
+        for entry, value in (_get(values, path) or {}).items():
+            if value is None and entry not in (_get(base, path) or {}):
+                where = ".".join(path + (entry,))
+                has = f"preset {data['base']!r} has no {where}" if base else "it has no base preset"
+                raise VovnetError(f"presets/{name}.yaml: {where}: null drops a base preset's entry, but {has}")
+    if not base:
+        return values
+    _deep_set(base, values, replace=False)
+    for path in REPLACED:
+        entries = _get(base, path)
         for gone in [k for k, v in (entries or {}).items() if v is None]:
             del entries[gone]
-    return merged
+    return base
 
 
 def _get(doc: dict, path: tuple):

@@ -375,6 +375,7 @@ def predictions(ev: Evaluation, gens: list[dict], sc: Scored) -> list[dict]:
                 "score": r["score"] if ev.has_answers else None,
                 "too_long": r["too_long"],
                 "policy_scores": g["scores"],
+                "text_entropy": g["entropy"],  # what the uncertainty baseline thresholds
                 "outputs_by_action": g["outputs"],
                 "vision_tokens_by_action": g["vision_tokens"],
             }

@@ -103,10 +103,9 @@ class VoVNet(nn.Module):
         with torch.no_grad():
             text = self.lm(**model_inputs(batches["no"], with_labels=False))
         out = self.lm(**model_inputs(batches[action], with_labels=False))
-        labels = batches[action]["labels"]
-        nll = answer_token_nll(out.logits, labels)
-        task = nll.detach().mean() if nll.numel() else nll.detach().sum()
-        return {"loss": vision_focus_loss(nll, answer_token_nll(text.logits, batches["no"]["labels"])), "task": task}
+        branch = answer_token_nll(out.logits, batches[action]["labels"])
+        task = branch[0].detach().mean() if branch[0].numel() else branch[0].detach().sum()
+        return {"loss": vision_focus_loss(branch, answer_token_nll(text.logits, batches["no"]["labels"])), "task": task}
 
     def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, PolicyFeatures]:
         """Every action's per-sample task loss (B, 3) and the text pass's policy features."""

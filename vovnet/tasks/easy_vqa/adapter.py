@@ -49,10 +49,20 @@ def read_spec(cfg: dict, where: str) -> dict:
     sizes = spec["sizes"]
     if not isinstance(sizes, dict) or sorted(sizes) != sorted(SOURCE_SPLIT):
         raise VovnetError(f"{where}: generator.sizes: give {', '.join(SOURCE_SPLIT)} (question counts)")
-    for key in ("policy_images", "stated_fraction"):
-        if not 0 <= float(spec[key]) <= 1:
-            raise VovnetError(f"{where}: generator.{key} must be in [0, 1], got {spec[key]}")
+    for split, n in sizes.items():
+        if not _is_int(n) or n < 0:
+            raise VovnetError(f"{where}: generator.sizes.{split} must be a whole number >= 0, got {n!r}")
+    for key in ("policy_images", "stated_fraction", "seed"):
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise VovnetError(f"{where}: generator.{key} must be a number, got {value!r}")
+        if key != "seed" and not 0 <= value <= 1:
+            raise VovnetError(f"{where}: generator.{key} must be in [0, 1], got {value}")
     return spec
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @lru_cache(maxsize=4)
@@ -67,8 +77,7 @@ def _questions(path: Path) -> list[tuple[str, str, int]]:
 
 
 def _image_id(row) -> int | None:
-    ok = isinstance(row, tuple) and isinstance(row[2], int) and not isinstance(row[2], bool)
-    return row[2] if ok else None
+    return row[2] if isinstance(row, tuple) and _is_int(row[2]) else None
 
 
 def _drawn(raw_dir: Path, spec_json: str, split: str) -> dict[int, bool]:
@@ -115,7 +124,7 @@ def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
             continue
         fields["question"], fields["answer"], image_id = rows[i]
         fields["image_id"] = image_id
-        if not isinstance(image_id, int) or isinstance(image_id, bool):
+        if not _is_int(image_id):
             fields["_error"] = ("image id", f"expected an integer, got {kind_of(image_id)}")
         else:
             try:
