@@ -11,6 +11,9 @@ Baselines at the learned policy's mean vision tokens (linear interpolation on ea
   - random with the learned policy's own action ratios (expectation);
   - uncertainty: the evaluation's own threshold sweep (quantiles of the policy split's text-pass
     entropy, never the held-out split's), read from eval/demo/report.json.
+The oracle is no policy: each question's cheapest action that answers it right, at the same tokens. It is
+the ceiling of any policy over this model's answers, so `oracle - uncertainty` bounds what the learned
+policy can gain over uncertainty (an analysis of the held-out outputs; nothing is chosen with it).
 """
 
 from __future__ import annotations
@@ -79,6 +82,24 @@ def uncertainty_full_share(entropy: list[float], tokens: dict, budget: float) ->
         share[i] = min(1.0, left / cost) if cost > 0 else 1.0
         left -= share[i] * cost
     return share
+
+
+def oracle_accuracy(correct: dict, tokens: dict, budget: float) -> float:
+    """The ceiling of any policy over this model's answers at `budget` vision tokens in all: each question
+    takes its cheapest action that answers it right, cheapest questions first (optimal for 0/1 scores)."""
+    n, right_free, costs = len(tokens["no"]), 0, []
+    for i in range(n):
+        cost = min((tokens[a][i] for a in ACTIONS if correct[a][i]), default=None)
+        if cost == 0:
+            right_free += 1
+        elif cost is not None:
+            costs.append(cost)
+    taken = 0
+    for cost in sorted(costs):
+        if cost > budget:
+            break
+        budget, taken = budget - cost, taken + 1
+    return (right_free + taken) / n
 
 
 def family_table(records, correct, learned_choice, frac: float, p_full: list[float]) -> dict:
@@ -169,6 +190,8 @@ def main() -> int:
     exact = sum(f * correct["full"][i] + (1 - f) * correct["no"][i] for i, f in enumerate(p_full)) / n
     print(f"{'uncertainty, exact equal tokens':34} {exact:8.3f} {tok_l:13.2f}")
     print(f"{'uncertainty+COARSE, equal tokens':34} {at.get('uncertainty_coarse') or float('nan'):8.3f} {tok_l:13.2f}")
+    oracle = oracle_accuracy(correct, tokens, tok_l * n)
+    print(f"{'oracle (cheapest right action)':34} {oracle:8.3f} {tok_l:13.2f}")
     per_family = family_table(records, correct, learned_choice, frac, p_full)
     checks = [
         ("always-full beats no-vision by >= 10 pts", full_acc - no_acc >= 0.1, f"{100 * (full_acc - no_acc):+.1f} pts"),
@@ -194,6 +217,7 @@ def main() -> int:
             "random_learned_ratios": random_ratios,
             "uncertainty": unc_eq,
             "uncertainty_exact": exact,
+            "oracle": oracle,
         },
         "per_family": per_family,
         "targets": {name: {"met": ok, "value": value} for name, ok, value in checks},

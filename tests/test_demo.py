@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from vovnet.io_utils import read_jsonl
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
+ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}
 
 
@@ -259,3 +262,16 @@ def test_a_focused_stage1_step_reports_the_plain_loss_and_trains_less_on_what_te
         model.zero_grad()
     no = model(batch, stage=1, action="no", vision_focus=True)
     assert torch.equal(no["loss"], model(batch, stage=1, action="no")["loss"])  # the text branch is not weighted
+
+
+def test_demo_report_oracle_takes_each_question_s_cheapest_right_action_cheapest_first():
+    spec = importlib.util.spec_from_file_location("demo_report", ROOT / "benchmarks" / "demo_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    # q0 right at NO (free); q1 right at COARSE (1) and FULL; q2 only at FULL (16); q3 never right
+    correct = {"no": [1, 0, 0, 0], "coarse": [0, 1, 0, 0], "full": [1, 1, 1, 0]}
+    tokens = {"no": [0] * 4, "coarse": [1] * 4, "full": [16] * 4}
+    assert report.oracle_accuracy(correct, tokens, budget=0) == 0.25
+    assert report.oracle_accuracy(correct, tokens, budget=16) == 0.5  # q1 at COARSE; q2 would need 16 more
+    assert report.oracle_accuracy(correct, tokens, budget=17) == 0.75
+    assert report.oracle_accuracy(correct, tokens, budget=1000) == 0.75
