@@ -87,19 +87,16 @@ def uncertainty_full_share(entropy: list[float], tokens: dict, budget: float) ->
 def oracle_accuracy(correct: dict, tokens: dict, budget: float) -> float:
     """The ceiling of any policy over this model's answers at `budget` vision tokens in all: each question
     takes its cheapest action that answers it right, cheapest questions first (optimal for 0/1 scores)."""
-    n, right_free, costs = len(tokens["no"]), 0, []
-    for i in range(n):
-        cost = min((tokens[a][i] for a in ACTIONS if correct[a][i]), default=None)
-        if cost == 0:
-            right_free += 1
-        elif cost is not None:
-            costs.append(cost)
+    n = len(tokens["no"])
+    costs = [
+        min(tokens[a][i] for a in ACTIONS if correct[a][i]) for i in range(n) if any(correct[a][i] for a in ACTIONS)
+    ]
     taken = 0
-    for cost in sorted(costs):
+    for cost in sorted(costs):  # questions right at NO cost 0 and are always taken
         if cost > budget:
             break
         budget, taken = budget - cost, taken + 1
-    return (right_free + taken) / n
+    return taken / n
 
 
 def family_table(records, correct, learned_choice, frac: float, p_full: list[float]) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
 from vovnet import VovnetError
@@ -21,7 +21,6 @@ from vovnet.io_utils import read_jsonl
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}
 
 
@@ -134,7 +133,6 @@ def test_short_answer_exact_match_after_vqa_normalisation():
 
 
 def test_demo_preset_replaces_evaluation_sets_and_round_trips(tmp_path):
-    from tests.conftest import ROOT
     from vovnet.presets import write_preset
 
     path = tmp_path / "params.yaml"
