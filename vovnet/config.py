@@ -299,6 +299,12 @@ class Launch(Section):
     main_process_port: Union[Literal["auto"], Annotated[int, Field(ge=1024, le=65535)]] = Field(
         "auto", description="auto: a free port, so two launches on one machine do not collide"
     )
+    cpu_max_params: PosInt = Field(
+        500_000_000,
+        description="a launch without CUDA stops with one line when the model has more parameters than this "
+        "(a GPU problem, not a CPU run), unless cpu_intended",
+    )
+    cpu_intended: bool = Field(False, description="true: a CPU run of a model above cpu_max_params is meant")
 
 
 class Params(Section):

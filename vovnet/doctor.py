@@ -74,23 +74,7 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             )
         else:
             out.append(("ok", f"remote {name}: {url} (network remote; `dvc pull` will test it)"))
-    try:
-        import torch
-
-        n = torch.cuda.device_count()
-        if n:
-            bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-            out.append(
-                (
-                    "ok",
-                    f"gpu: {n} x {torch.cuda.get_device_name(0)}, "
-                    f"{'bf16' if bf16 else 'fp16 only (no bf16: dtype auto uses fp16)'}",
-                )
-            )
-        else:
-            out.append(("warn", "gpu: none visible (training runs on CPU in fp32)"))
-    except Exception as exc:  # a broken CUDA install should be reported, not crash the doctor
-        out.append(("warn", f"gpu: cannot query ({type(exc).__name__}: {exc})"))
+    out += _devices(params)
     for cfg in launch_configs():
         try:
             problems = check_launch_config(cfg)
@@ -106,6 +90,18 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             ("ok", f"{flag}={val}") if val == "1" else ("warn", f"{flag} is not 1 (set it on servers without internet)")
         )
     return out
+
+
+def _devices(params: dict) -> list[tuple[str, str]]:
+    """The launcher's preflight, device part: kernels for every GPU, a usable driver, one kind of GPU, free
+    memory, and no large model on CPU by accident (the memory plan follows with `run_plan`)."""
+    from vovnet import gpu_env
+    from vovnet.launch import visible_cuda_devices
+    from vovnet.preflight import cpu_check, device_checks
+
+    out = device_checks(gpu_env.probe())
+    cpu = cpu_check(params, visible_cuda_devices())
+    return out + ([cpu] if cpu else [])
 
 
 def _launch(params: dict) -> tuple[str, str]:
@@ -131,29 +127,40 @@ def launch_processes(params: dict) -> int | None:
     return None if n == "auto" else int(n)
 
 
-def target_gpus(gpus: int | None, gpu_gib: float | None) -> tuple[int, float]:
-    """The run's GPUs: as given, else the visible ones, else the mission's 8 x 32 GiB V100s."""
-    import torch
+def target_gpus(gpus: int | None, gpu_gib: float | None, sm: int | None = None) -> tuple[int, float, int | None]:
+    """The run's GPUs: as given, else the visible ones (their count, the least free memory, the lowest
+    capability), else the mission's 8 x 32 GiB V100s."""
+    from vovnet import gpu_env
+    from vovnet.model.plan_memory import DEFAULT_GPU_GIB, DEFAULT_GPUS
 
-    from vovnet.model.plan_memory import DEFAULT_GPU_GIB, DEFAULT_GPUS, GIB
-
-    if torch.cuda.is_available():
-        gpus = gpus or torch.cuda.device_count()
-        gpu_gib = gpu_gib or torch.cuda.get_device_properties(0).total_memory / GIB
-    return gpus or DEFAULT_GPUS, gpu_gib or DEFAULT_GPU_GIB
+    dev = gpu_env.probe()
+    if dev.gpus:
+        gpus = gpus or len(dev.gpus)
+        gpu_gib = gpu_gib or gpu_env.free_gib(dev)
+        sm = sm or min(g.sm for g in dev.gpus)
+    return gpus or DEFAULT_GPUS, gpu_gib or DEFAULT_GPU_GIB, sm
 
 
 def run_plan(
-    params_path: str = "params.yaml", gpus: int | None = None, gpu_gib: float | None = None, dtype: str | None = None
+    params_path: str = "params.yaml",
+    gpus: int | None = None,
+    gpu_gib: float | None = None,
+    dtype: str | None = None,
+    sm: int | None = None,
 ) -> int:
-    """`python -m vovnet plan`: the table, or one line naming what is wrong (raised as VovnetError)."""
+    """`python -m vovnet plan`: the table, then one line for each of the configured launch, evaluate@ and
+    predict that does not fit (exit 1); a bad input is one line (raised as VovnetError)."""
     from vovnet.model.plan_memory import format_plan, make_plan
+    from vovnet.model.plan_verdict import plan_problems
 
     params = load_params(params_path)
-    gpus, gpu_gib = target_gpus(gpus or launch_processes(params), gpu_gib)
-    plan = make_plan(params, gpus, gpu_gib, dtype)
+    gpus, gpu_gib, sm = target_gpus(gpus or launch_processes(params), gpu_gib, sm)
+    plan = make_plan(params, gpus, gpu_gib, dtype, sm=sm)
     print(format_plan(plan, params["model"]["name"]))
-    return 0
+    problems = plan_problems(params, plan)
+    for line in problems:
+        print(f"[fail] {line}")
+    return 1 if problems else 0
 
 
 def _analytics() -> tuple[str, str]:
@@ -172,7 +179,7 @@ def run_doctor(params_path: str = "params.yaml") -> int:
         print(f"[{status}] {msg}")
     failed = any(s == "fail" for s, _ in results)
     try:
-        run_plan(params_path)
+        failed = run_plan(params_path) != 0 or failed
     except VovnetError as exc:
         print(f"[fail] plan: {exc}")
         failed = True

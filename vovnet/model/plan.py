@@ -192,14 +192,34 @@ class _SavedForBackward:
         return sum(self.sizes.values())
 
 
+def sdpa_kernel(sm: int, q_heads: int, kv_heads: int, masked: bool = False) -> str:
+    """The SDPA kernel CUDA picks for transformers' call. With a padding mask (a batch of unequal lengths)
+    transformers expands k/v to every query head and the memory-efficient kernel runs. Without one (batch 1,
+    or equal lengths) it passes k/v unexpanded with enable_gqa=True: flash and cuDNN take GQA but need
+    sm_80, and torch's memory-efficient kernel takes no GQA on any GPU (sdp_utils.cpp checks its heads with
+    supports_grouped_query_attention=false). So below sm_80 only MATH is left: fp32 q/k/v copies and the
+    fp32 score matrix, kept for backward."""
+    return "math" if sm < 80 and q_heads != kv_heads and not masked else "efficient"
+
+
+KERNEL_NOTES = {
+    "math": "MATH (sm < 80 with enable_gqa rules out the memory-efficient kernel; fp32 scores kept)",
+    "efficient": "memory-efficient (q, k, v, output, log-sum-exp; no score matrix)",
+    "eager": "eager (the softmax scores kept in the compute dtype)",
+}
+
+
 class _GpuTrainingKernels(TorchFunctionMode):
     """What CUDA training does that meta tensors would not: autocast's casts for `linear` (accelerate's
-    mixed precision; `amp_dtype` None for DeepSpeed, which casts the module itself) and SDPA's
-    memory-efficient kernel (which keeps q, k, v, out and log-sum-exp, never the score matrix)."""
+    mixed precision; `amp_dtype` None for DeepSpeed, which casts the module itself) and the SDPA kernel a
+    GPU of capability `sm` runs (`sdpa_kernel`). What that kernel saves is also counted on its own
+    (`attention`, `kernel`), so the plan can name it and tests can check it."""
 
-    def __init__(self, amp_dtype: torch.dtype | None, attn: str):
+    def __init__(self, amp_dtype: torch.dtype | None, attn: str, sm: int, masked: bool):
         super().__init__()
-        self.amp_dtype, self.attn = amp_dtype, attn
+        self.amp_dtype, self.attn, self.sm, self.masked = amp_dtype, attn, sm, masked
+        self.layer: _SavedForBackward | None = None  # the current layer's record
+        self.attention, self.kernel = 0, attn
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -207,7 +227,7 @@ class _GpuTrainingKernels(TorchFunctionMode):
             args = tuple(self._cast(a) for a in args)
             kwargs = {k: self._cast(v) for k, v in kwargs.items()}
         if func is F.scaled_dot_product_attention and self.attn == "sdpa":
-            return self._efficient_attention(*args, **kwargs)
+            return self._attention(*args, **kwargs)
         return func(*args, **kwargs)
 
     def _cast(self, x):
@@ -215,14 +235,31 @@ class _GpuTrainingKernels(TorchFunctionMode):
             return x.to(self.amp_dtype)
         return x
 
-    @staticmethod
-    def _efficient_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if k.shape[1] != q.shape[1]:  # with a padding mask transformers repeats k/v per query head
-            rep = q.shape[1] // k.shape[1]
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        return torch.ops.aten._scaled_dot_product_efficient_attention(
-            q, k, v, attn_mask, True, dropout_p, is_causal, scale=scale
-        )[0]
+    def _attention(self, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        self.kernel = sdpa_kernel(self.sm, q.shape[1], k.shape[1], self.masked)
+        saved = _SavedForBackward(self.layer.exclude if self.layer else set())
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack):
+            if self.kernel == "math":
+                out = torch.ops.aten._scaled_dot_product_attention_math(
+                    q, k, v, attn_mask, dropout_p, is_causal, None, scale=scale, enable_gqa=True
+                )[0]
+            else:
+                out = efficient_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
+        if self.layer is not None:
+            self.layer.sizes.update(saved.sizes)
+        self.attention = saved.total
+        return out
+
+
+def efficient_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """The memory-efficient kernel as CUDA runs it; with fewer k/v heads they are expanded first, as
+    transformers does whenever it passes a mask."""
+    if k.shape[1] != q.shape[1]:
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    return torch.ops.aten._scaled_dot_product_efficient_attention(
+        q, k, v, attn_mask, True, dropout_p, is_causal, scale=scale
+    )[0]
 
 
 @dataclass
@@ -231,6 +268,8 @@ class Activations:
     layer_inputs: int  # bytes of the inputs checkpointing keeps per layer
     head: int  # final norm + LM head + loss
     loss_backward: int  # transient at the start of backward: the loss's dense fp32 gradients
+    attention: int = 0  # of per_layer[-1]: what the attention kernel keeps
+    kernel: str = "eager"  # sdpa_kernel's choice, or eager
 
     def total(self, checkpointing: bool) -> int:
         if checkpointing:  # every layer's input, plus one layer recomputed at a time
@@ -238,24 +277,36 @@ class Activations:
         return sum(self.per_layer) + self.head + self.loss_backward
 
 
-def trace_activations(model, batch: int, seq: int, dtype: torch.dtype, amp: bool, attn: str) -> Activations:
-    """One training forward of the language model at (batch, seq) on meta tensors, counted per layer."""
+def _signature(layer) -> tuple:
+    return type(layer), tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in layer.named_parameters())
+
+
+def trace_activations(
+    model, batch: int, seq: int, dtype: torch.dtype, amp: bool, attn: str, sm: int = 80
+) -> Activations:
+    """One training forward of the language model at (batch, seq) on meta tensors, counted per layer,
+    with the attention kernel a GPU of capability `sm` runs (a batch above 1 planned as padded, so
+    masked). A layer built like the one before it saves the same bytes (its input has the same shape),
+    so it is counted without running it again."""
     base, lm = _decoder(model)
     exclude = {t.untyped_storage()._cdata for t in list(model.parameters()) + list(model.buffers())}
     hidden_size = lm.config.hidden_size
     h = torch.empty(batch, seq, hidden_size, device="meta", dtype=dtype)
     pos = torch.zeros(batch, seq, device="meta", dtype=torch.long)
-    kernels = _GpuTrainingKernels(dtype if amp else None, attn)
+    kernels = _GpuTrainingKernels(dtype if amp else None, attn, sm, masked=batch > 1)
     with torch.enable_grad():
         pe = lm.rotary_emb(h, pos)
-        per_layer = []
+        per_layer, last = [], None
         for layer in lm.layers:
-            saved = _SavedForBackward(exclude)
+            if last is not None and _signature(layer) == last:
+                per_layer.append(per_layer[-1])
+                continue
+            saved = kernels.layer = _SavedForBackward(exclude)
             with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack), kernels:
                 out = layer(h, position_embeddings=pe, attention_mask=None, position_ids=pos)
-            h = out[0] if isinstance(out, tuple) else out
+            h, last = (out[0] if isinstance(out, tuple) else out), _signature(layer)
             per_layer.append(saved.total)
-        saved = _SavedForBackward(exclude)
+        saved = kernels.layer = _SavedForBackward(exclude)
         labels = torch.zeros(batch * seq, device="meta", dtype=torch.long)
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack), kernels:
             logits = base.get_output_embeddings()(lm.norm(h))
@@ -267,6 +318,8 @@ def trace_activations(model, batch: int, seq: int, dtype: torch.dtype, amp: bool
         layer_inputs=batch * seq * hidden_size * element,
         head=saved.total,
         loss_backward=2 * batch * seq * logits.shape[-1] * 4,
+        attention=kernels.attention,
+        kernel=kernels.kernel,
     )
 
 

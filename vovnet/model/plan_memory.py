@@ -8,19 +8,28 @@ allocator's fragmentation, none of which the trace sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from vovnet import VovnetError
 from vovnet.launch import batch_plan
 from vovnet.model.loading import resolve_dtype, vision_dtype
-from vovnet.model.plan import Architecture, build_meta_model, cast_trainable, describe, read_config, trace_activations
+from vovnet.model.plan import (
+    KERNEL_NOTES,
+    Architecture,
+    build_meta_model,
+    cast_trainable,
+    describe,
+    read_config,
+    trace_activations,
+)
+from vovnet.model.plan_inference import InferenceRow, Terms, TextShape, inference_row
 from vovnet.model.policy import PolicyHead
 
 GIB = 1024**3
 HEADROOM = 0.9
-DEFAULT_GPUS, DEFAULT_GPU_GIB = 8, 32.0  # the mission's 8 x V100 32 GB
+DEFAULT_GPUS, DEFAULT_GPU_GIB, DEFAULT_SM = 8, 32.0, 70  # the mission's 8 x V100 32 GB (sm_70)
 STRATEGIES = ("DDP", "ZeRO-2", "ZeRO-3")
 ACCELERATE_CONFIGS = {
     "DDP": "configs/accelerate/ddp_8gpu.yaml",
@@ -30,18 +39,10 @@ ACCELERATE_CONFIGS = {
 
 
 @dataclass
-class Row:
+class Row(Terms):
     strategy: str
     checkpointing: bool
     terms: dict[str, float]  # bytes: weights, gradients, optimizer, activations
-
-    @property
-    def total(self) -> float:
-        return sum(self.terms.values())
-
-    @property
-    def largest(self) -> str:
-        return max(self.terms, key=self.terms.get)
 
 
 def planning_dtype(name: str) -> tuple[torch.dtype, str]:
@@ -52,6 +53,17 @@ def planning_dtype(name: str) -> tuple[torch.dtype, str]:
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return (torch.bfloat16, "auto: bf16 on this GPU") if bf16 else (torch.float16, "auto: fp16 on this GPU")
     return torch.float16, "auto: no GPU visible, planned as V100 fp16 (--dtype bfloat16 for A100/H100)"
+
+
+def planning_sm(sm: int | None) -> int:
+    """The compute capability whose kernels the plan counts: as given, else the smallest visible GPU's,
+    else the V100 target's."""
+    if sm:
+        return sm
+    if torch.cuda.is_available() and torch.cuda.device_count():
+        caps = [torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]
+        return min(10 * a + b for a, b in caps)
+    return DEFAULT_SM
 
 
 def strategy_terms(
@@ -93,9 +105,19 @@ class Plan:
     configured_checkpointing: bool
     stage2_factor: int
     vision_fp32: bool = False  # the vision tower runs in fp32 (under fp16)
+    sm: int = DEFAULT_SM
+    kernel: str = "efficient"  # the attention kernel the trace counted (plan.sdpa_kernel)
+    attention: int = 0  # bytes that kernel keeps per layer (DDP trace)
+    inference: list[InferenceRow] = field(default_factory=list)
+    shapes: list[TextShape] = field(default_factory=list)  # the language model(s) that generate
+    element: int = 2  # bytes per weight in the compute dtype
+    vision_element: int = 4
 
-    def fits(self, row: Row) -> bool:
-        return row.total <= HEADROOM * self.gpu_gib * GIB
+    def fits(self, row: Row | InferenceRow, gpu_gib: float | None = None) -> bool:
+        return row.total <= HEADROOM * (gpu_gib or self.gpu_gib) * GIB
+
+    def row(self, strategy: str, checkpointing: bool) -> Row:
+        return next(r for r in self.rows if r.strategy == strategy and r.checkpointing == checkpointing)
 
 
 def per_process_batch(tcfg: dict, gpus: int, warnings: list[str]) -> int:
@@ -109,22 +131,29 @@ def per_process_batch(tcfg: dict, gpus: int, warnings: list[str]) -> int:
 
 
 def make_plan(
-    params: dict, gpus: int = DEFAULT_GPUS, gpu_gib: float = DEFAULT_GPU_GIB, dtype_name: str | None = None
+    params: dict,
+    gpus: int = DEFAULT_GPUS,
+    gpu_gib: float = DEFAULT_GPU_GIB,
+    dtype_name: str | None = None,
+    sm: int | None = None,
 ) -> Plan:
     mcfg, tcfg = params["model"], params["train"]
     if gpus < 1 or gpu_gib <= 0:
         raise VovnetError(f"plan: --gpus must be >= 1 and --gpu-memory > 0 (got {gpus}, {gpu_gib})")
     dtype, note = planning_dtype(dtype_name or mcfg["dtype"])
+    sm = planning_sm(sm)
     config = read_config(mcfg["name"])
     model = build_meta_model(config, mcfg, dtype)
     text = getattr(config, "text_config", config)
     with torch.device("meta"):
         head = PolicyHead(text.hidden_size, params["policy"]["hidden"])
-    extra = None
+    extra, shapes = None, [TextShape.of(config)]
     if mcfg["use_thinking_for_full"]:
         if not mcfg["full_model_name"]:
             raise VovnetError("params.yaml: model.use_thinking_for_full is true but model.full_model_name is empty")
-        extra = build_meta_model(read_config(mcfg["full_model_name"]), mcfg, dtype, trained=mcfg["train_full_model"])
+        full_config = read_config(mcfg["full_model_name"])
+        extra = build_meta_model(full_config, mcfg, dtype, trained=mcfg["train_full_model"])
+        shapes.append(TextShape.of(full_config))
     arch = describe(model, head, config, mcfg, params["vision_budget"], extra)
     batch, seq = per_process_batch(tcfg, gpus, arch.warnings), tcfg["max_length"]
     if arch.full_vision_tokens >= seq:
@@ -135,9 +164,9 @@ def make_plan(
     element = torch.finfo(dtype).bits // 8
     vision_element = torch.finfo(vision_dtype(dtype)).bits // 8
     attn = mcfg["attn_implementation"]
-    acts = {"DDP": trace_activations(model, batch, seq, dtype, amp=element < 4, attn=attn)}
+    acts = {"DDP": trace_activations(model, batch, seq, dtype, amp=element < 4, attn=attn, sm=sm)}
     cast_trainable(model, dtype)  # what the DeepSpeed engine does to the module
-    acts["ZeRO"] = trace_activations(model, batch, seq, dtype, amp=False, attn=attn)
+    acts["ZeRO"] = trace_activations(model, batch, seq, dtype, amp=False, attn=attn, sm=sm)
     # Stage 2 with train_lora keeps the graphs of all three branches (NO, COARSE, FULL) until backward.
     factor = 3 if tcfg["stage2"]["train_lora"] else 1
     rows = []
@@ -151,9 +180,26 @@ def make_plan(
                     strategy_terms(strategy, arch, factor * trace.total(ckpt), element, gpus, vision_element),
                 )
             )
-    return Plan(
+    plan = Plan(
         arch, rows, note, batch, seq, gpus, gpu_gib, tcfg["gradient_checkpointing"], factor, vision_element > element
     )
+    plan.sm, plan.kernel, plan.attention = sm, acts["DDP"].kernel, acts["DDP"].attention
+    plan.shapes, plan.element, plan.vision_element = shapes, element, vision_element
+    plan.inference = inference_rows(params, plan)
+    return plan
+
+
+def inference_rows(params: dict, plan: Plan) -> list[InferenceRow]:
+    """evaluate@ (each process a whole model, evaluation.batch_size per generate call) and predict (one
+    process, --batch-size defaulting to the same): one row, since both hold the same per GPU."""
+    mcfg, ecfg = params["model"], params["evaluation"]
+    arch, element, sm = plan.arch, plan.element, plan.sm
+    weights = (arch.frozen + arch.trainable) * element + arch.frozen_vision * (plan.vision_element - element)
+    new = ecfg["max_new_tokens"]
+    if mcfg["use_thinking_for_full"]:  # the Thinking model answers FULL with room to think
+        new = max(new, ecfg["thinking_max_new_tokens"])
+    name = "evaluate@ / predict" + (" + Thinking" if mcfg["use_thinking_for_full"] else "")
+    return [inference_row(name, weights, plan.shapes, ecfg, new, element, mcfg["attn_implementation"], sm)]
 
 
 def _n(x: int) -> str:
@@ -213,4 +259,41 @@ def format_plan(plan: Plan, model_name: str) -> str:
         f"traced on meta{', x3 for stage 2 with train_lora' if plan.stage2_factor > 1 else ''}; "
         f"{int(HEADROOM * 100)}% of each card is usable, the rest is CUDA context, NCCL, fragmentation)"
     )
+    out.append(
+        f"attention on sm_{plan.sm}: {KERNEL_NOTES[plan.kernel]}, {plan.attention / GIB:.3f} GiB per layer "
+        "kept for backward"
+    )
+    out += _inference_lines(plan) + _v100_16gb_lines(plan)
     return "\n".join(out)
+
+
+def _inference_lines(plan: Plan) -> list[str]:
+    out = ["", f"| {'inference per GPU':<28} | batch | tokens | weights | kv cache | prefill | total GiB | verdict |"]
+    out.append(f"|{'-' * 30}|{'-' * 7}|{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 11}|{'-' * 9}|")
+    for r in plan.inference:
+        t = {k: v / GIB for k, v in r.terms.items()}
+        out.append(
+            f"| {r.name:<28} | {r.batch:5d} | {r.length:6d} | {t['weights']:7.2f} | {t['kv cache']:8.2f} | "
+            f"{t['prefill']:7.2f} | {r.total / GIB:9.2f} | {'fits' if plan.fits(r) else 'OOM':<7} |"
+        )
+    kernels = {r.kernel for r in plan.inference}
+    out.append(f"(prefill: one decoder layer at a time, attention {', '.join(KERNEL_NOTES[k] for k in kernels)})")
+    return out
+
+
+def _v100_16gb_lines(plan: Plan) -> list[str]:
+    """The mission's servers may carry the 16 GB V100: each shipped launch config's verdict there."""
+    out = [""]
+    for strategy, path in ACCELERATE_CONFIGS.items():
+        r = plan.row(strategy, plan.configured_checkpointing)
+        verdict = "fits" if plan.fits(r, 16) else "does NOT fit"
+        out.append(
+            f"16 GB V100 ({plan.gpus} x 16 GiB): {path}: {verdict} ({r.total / GIB:.1f} of "
+            f"{HEADROOM * 16:.1f} usable GiB; largest term {r.largest} {r.terms[r.largest] / GIB:.1f} GiB)"
+        )
+    inf = plan.inference[0]
+    out.append(
+        f"16 GB V100: {inf.name}: {'fits' if plan.fits(inf, 16) else 'does NOT fit'} ({inf.total / GIB:.1f} of "
+        f"{HEADROOM * 16:.1f} usable GiB)"
+    )
+    return out
