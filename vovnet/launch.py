@@ -184,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         params_path = argv[argv.index("--params") + 1]
     if not argv:
         raise VovnetError("usage: python -m vovnet.launch stages/<stage>.py [args] | -m <module> [args]")
-    launch = resolve_launch(load_params(params_path)["launch"])
+    from vovnet.preflight import require_ready  # above the model layer: imported here, as a CLI would
+
+    params = load_params(params_path)
+    launch = resolve_launch(params["launch"])
+    # a run that would die on its first kernel, or train an 8B on CPU, stops here in seconds, one line
+    require_ready(params, launch.cuda_devices, launch.processes, argv)
     print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
     return subprocess.call(launch.command(argv), env=launch.env())
 
