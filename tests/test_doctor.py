@@ -1,3 +1,5 @@
+import json
+
 from vovnet.doctor import run_doctor
 
 
@@ -36,3 +38,35 @@ def test_doctor_says_which_launch_dvc_repro_runs_and_the_batch_per_process(tmp_p
         "[fail] launch: params.yaml: train.batch_size 3 does not divide over 2 processes "
         "(the global batch must be a multiple of the process count)"
     ]
+
+
+def test_doctor_fails_the_pypi_wheel_on_a_mocked_v100_naming_sm70_and_the_cu126_install(tmp_path, monkeypatch, capsys):
+    from test_gpu_env import V100, mock_gpus
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("launch:\n  processes: auto\n")
+    mock_gpus(monkeypatch, [V100] * 4)  # the arch list is the installed wheel's (PyPI: sm_75 and up)
+    assert run_doctor("params.yaml") == 1
+    gpu = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[fail] gpu:")]
+    assert len(gpu) == 1 and "GPUs 0-3 (Tesla V100-SXM2-32GB) is sm_70" in gpu[0]
+    assert "CUDA 12.6" in gpu[0] and "pip install -r requirements-gpu.txt" in gpu[0]
+
+
+def test_plan_that_does_not_fit_fails_doctor_and_plan_with_one_line(tmp_path, monkeypatch, capsys):
+    from test_gpu_env import CU126_ARCHS, V100_16, mock_gpus, paper_params
+
+    from vovnet.doctor import run_plan
+
+    params = paper_params(tmp_path)
+    (tmp_path / "params.yaml").write_text(json.dumps(params))  # YAML 1.2 reads JSON
+    mock_gpus(monkeypatch, [V100_16] * 8, arch=CU126_ARCHS)
+    assert run_plan(str(tmp_path / "params.yaml")) == 1
+    out = capsys.readouterr().out.splitlines()
+    fails = [x for x in out if x.startswith("[fail] plan: ")]
+    assert [x.split(" needs ")[0] for x in fails] == [
+        "[fail] plan: train under ZeRO-2 (" + params["launch"]["config_file"] + ", with checkpointing)",
+        "[fail] plan: evaluate@ / predict at batch 8 x 4128 tokens",
+    ]
+    assert "of 14.4 usable (8 x 16.0 GiB); largest term weights" in fails[0]
+    # the 16 GB verdict of each shipped launch config
+    assert sum(x.startswith("16 GB V100 (8 x 16 GiB): configs/accelerate/") for x in out) == 3

@@ -1,5 +1,6 @@
 """`python -m vovnet plan`: the real 8B architecture on meta, LoRA placement, memory verdicts, bad input."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,14 @@ from vovnet import VovnetError
 from vovnet.__main__ import main
 from vovnet.config import load_params
 from vovnet.model import loading
-from vovnet.model.plan import _SavedForBackward, _unpack, build_meta_model, read_config, trace_activations
+from vovnet.model.plan import (
+    _SavedForBackward,
+    _unpack,
+    build_meta_model,
+    efficient_attention,
+    read_config,
+    trace_activations,
+)
 from vovnet.model.plan_memory import GIB, HEADROOM, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +198,59 @@ def test_bad_gpu_arguments_are_one_line(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "params.yaml").write_text(f"model:\n  name: {tiny_model_dir}\n")
     with pytest.raises(VovnetError, match="--gpus must be >= 1"):
         make_plan(load_params(tmp_path / "params.yaml"), gpus=0)
+
+
+def _kernel_bytes(kernel, q_heads, kv_heads, seq, dtype) -> int:
+    """What one call of `kernel` keeps for backward, traced on meta tensors on its own."""
+    q = torch.empty(1, q_heads, seq, 128, device="meta", dtype=dtype, requires_grad=True)
+    k, v = (torch.empty(1, kv_heads, seq, 128, device="meta", dtype=dtype, requires_grad=True) for _ in "kv")
+    saved = _SavedForBackward(set())
+    with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack):
+        kernel(q, k, v)
+    return saved.total
+
+
+def test_sm70_attention_rows_are_the_math_kernels_meta_trace(plan_8b):
+    """On sm_70 transformers' GQA call (no mask at batch 1) runs MATH; the plan counts what MATH keeps."""
+    params, plan70 = plan_8b  # planned without a GPU: for the V100 target, sm_70
+    plan80 = make_plan(params, gpus=8, gpu_gib=32, dtype_name="float16", sm=80)
+    math = _kernel_bytes(
+        lambda q, k, v: torch.ops.aten._scaled_dot_product_attention_math(q, k, v, None, 0.0, True, enable_gqa=True),
+        32,
+        8,
+        4096,
+        torch.float16,
+    )
+    efficient = _kernel_bytes(lambda q, k, v: efficient_attention(q, k, v, is_causal=True), 32, 8, 4096, torch.float16)
+    assert (plan70.kernel, plan80.kernel) == ("math", "efficient")
+    assert (plan70.attention, plan80.attention) == (math, efficient)
+    assert 2.15 * GIB < math < 2.2 * GIB and efficient < 0.15 * GIB  # fp32 scores (1 x 32 x 4096^2) and copies
+    # without checkpointing every layer keeps its attention. Under DeepSpeed's fp16 module the efficient
+    # kernel's output is the very tensor o_proj keeps (counted once), MATH's output is a copy of its own.
+    out = 1 * 32 * 4096 * 128 * 2
+    for strategy, shared in (("DDP", 0), ("ZeRO-3", out)):
+        delta = plan70.row(strategy, False).terms["activations"] - plan80.row(strategy, False).terms["activations"]
+        assert delta == 36 * (math - efficient + shared), strategy
+    zero3 = plan70.row("ZeRO-3", True)
+    assert not plan70.fits(zero3, 16) and plan80.fits(plan80.row("ZeRO-3", True), 16)  # the issue's 16 GB case
+
+
+def test_inference_rows_and_the_thinking_model(plan_8b):
+    params, plan = plan_8b
+    (row,) = plan.inference
+    weights = row.terms["weights"]
+    assert row.name == "evaluate@ / predict" and row.batch == params["evaluation"]["batch_size"]
+    assert abs(weights - plan.row("ZeRO-2", True).terms["weights"]) < 0.01 * GIB  # a whole fp16 copy per GPU
+    kv = 2 * 36 * row.batch * 8 * 128 * row.length * 2
+    assert row.terms["kv cache"] == kv and row.kernel == "efficient"  # a padded batch expands k/v
+    thinking = copy.deepcopy(params)
+    thinking["model"].update(use_thinking_for_full=True, full_model_name=str(FIXTURE_8B))
+    (row2,) = make_plan(thinking, gpus=8, gpu_gib=32, dtype_name="float16").inference
+    assert row2.name == "evaluate@ / predict + Thinking"
+    assert row2.terms["weights"] == 2 * weights - 2 * plan.arch.trainable  # a second copy, without LoRA and head
+    new = params["evaluation"]["thinking_max_new_tokens"]
+    assert row2.length == params["evaluation"]["max_length"] + new
+    one = copy.deepcopy(params)
+    one["evaluation"]["batch_size"] = 1
+    (row3,) = make_plan(one, gpus=8, gpu_gib=32, dtype_name="float16", sm=70).inference
+    assert row3.kernel == "math" and row3.terms["prefill"] > 4 * GIB  # fp32 scores and softmax at 4,096

@@ -68,11 +68,8 @@ def plan_checks(params: dict, dev: gpu_env.Devices, processes: int, train: bool,
     from vovnet.model.plan_verdict import plan_problems
 
     sm = min(g.sm for g in dev.gpus)
-    dtype = params["model"]["dtype"]
-    if dtype == "auto":  # as the stage will resolve it on these GPUs
-        dtype = "bfloat16" if sm >= 80 else "float16"
     try:
-        plan = make_plan(params, processes, gpu_env.free_gib(dev), dtype, sm=sm)
+        plan = make_plan(params, processes, gpu_env.free_gib(dev), sm=sm)
     except VovnetError as exc:
         return [("fail", f"plan: {exc}")]
     lines = plan_problems(params, plan, train=train, inference=inference)

@@ -286,7 +286,7 @@ def trace_activations(
 ) -> Activations:
     """One training forward of the language model at (batch, seq) on meta tensors, counted per layer,
     with the attention kernel a GPU of capability `sm` runs (a batch above 1 planned as padded, so
-    masked). A layer built like the one before it saves the same bytes (its input has the same shape),
+    masked). A layer built like the one before it, given an input of the same kind, saves the same bytes,
     so it is counted without running it again."""
     base, lm = _decoder(model)
     exclude = {t.untyped_storage()._cdata for t in list(model.parameters()) + list(model.buffers())}
@@ -298,13 +298,15 @@ def trace_activations(
         pe = lm.rotary_emb(h, pos)
         per_layer, last = [], None
         for layer in lm.layers:
-            if last is not None and _signature(layer) == last:
+            # the first layer's input needs no grad (frozen embeddings), the later ones do: fewer tensors saved
+            key = (_signature(layer), h.dtype, h.requires_grad)
+            if key == last:
                 per_layer.append(per_layer[-1])
                 continue
             saved = kernels.layer = _SavedForBackward(exclude)
             with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack), kernels:
                 out = layer(h, position_embeddings=pe, attention_mask=None, position_ids=pos)
-            h, last = (out[0] if isinstance(out, tuple) else out), _signature(layer)
+            h, last = (out[0] if isinstance(out, tuple) else out), key
             per_layer.append(saved.total)
         saved = kernels.layer = _SavedForBackward(exclude)
         labels = torch.zeros(batch * seq, device="meta", dtype=torch.long)

@@ -45,25 +45,24 @@ class Row(Terms):
     terms: dict[str, float]  # bytes: weights, gradients, optimizer, activations
 
 
-def planning_dtype(name: str) -> tuple[torch.dtype, str]:
-    """The compute dtype on the training GPUs; `auto` asks the visible GPU, else assumes the V100 target."""
-    if name != "auto":
-        return resolve_dtype(name), name
-    if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-        return (torch.bfloat16, "auto: bf16 on this GPU") if bf16 else (torch.float16, "auto: fp16 on this GPU")
-    return torch.float16, "auto: no GPU visible, planned as V100 fp16 (--dtype bfloat16 for A100/H100)"
-
-
-def planning_sm(sm: int | None) -> int:
-    """The compute capability whose kernels the plan counts: as given, else the smallest visible GPU's,
-    else the V100 target's."""
+def planning_sm(sm: int | None) -> tuple[int, bool]:
+    """The compute capability whose kernels the plan counts, and whether it is a GPU's: as given, else the
+    smallest visible GPU's, else the V100 target's."""
     if sm:
-        return sm
+        return sm, True
     if torch.cuda.is_available() and torch.cuda.device_count():
         caps = [torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]
-        return min(10 * a + b for a, b in caps)
-    return DEFAULT_SM
+        return min(10 * a + b for a, b in caps), True
+    return DEFAULT_SM, False
+
+
+def planning_dtype(name: str, sm: int, seen: bool) -> tuple[torch.dtype, str]:
+    """The compute dtype on the training GPUs; `auto` as the stage resolves it: bf16 from sm_80 up."""
+    if name != "auto":
+        return resolve_dtype(name), name
+    if not seen:
+        return torch.float16, "auto: no GPU visible, planned as V100 (sm_70) fp16 (--dtype bfloat16 for A100/H100)"
+    return (torch.bfloat16, f"auto: bf16 on sm_{sm}") if sm >= 80 else (torch.float16, f"auto: fp16 on sm_{sm}")
 
 
 def strategy_terms(
@@ -140,8 +139,8 @@ def make_plan(
     mcfg, tcfg = params["model"], params["train"]
     if gpus < 1 or gpu_gib <= 0:
         raise VovnetError(f"plan: --gpus must be >= 1 and --gpu-memory > 0 (got {gpus}, {gpu_gib})")
-    dtype, note = planning_dtype(dtype_name or mcfg["dtype"])
-    sm = planning_sm(sm)
+    sm, seen = planning_sm(sm)
+    dtype, note = planning_dtype(dtype_name or mcfg["dtype"], sm, seen)
     config = read_config(mcfg["name"])
     model = build_meta_model(config, mcfg, dtype)
     text = getattr(config, "text_config", config)
