@@ -149,6 +149,7 @@ def test_demo_preset_replaces_evaluation_sets_and_round_trips(tmp_path):
 def test_full_finetune_trains_saves_and_loads_every_weight(tmp_path, tiny_model_dir, params):
     from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
     from vovnet.training.checkpoint import save_checkpoint
+    from vovnet.training.engine import EngineInfo, full_precision_weights
     from vovnet.training.trainer import param_groups
 
     p = json.loads(json.dumps(params))
@@ -166,8 +167,17 @@ def test_full_finetune_trains_saves_and_loads_every_weight(tmp_path, tiny_model_
     with torch.no_grad():
         for n, q in model.named_parameters():
             q.add_(0.01 * torch.randn_like(q))
-    opt = torch.optim.AdamW(groups)
-    ckpt = save_checkpoint(tmp_path / "ck", 1, model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), {})
+    weights = full_precision_weights(model, sorted(model.trained_names), None)
+    ckpt = save_checkpoint(
+        tmp_path / "ck",
+        1,
+        weights=weights,
+        extra={"rng": torch.get_rng_state()},
+        state={},
+        engine=EngineInfo("torch", 0, 1),
+        main=True,
+        wait=lambda: None,
+    )
     from safetensors.torch import load_file
 
     assert set(load_file(str(ckpt / "trainable.safetensors"))) == model.trained_names

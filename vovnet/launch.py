@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vovnet import VovnetError
-from vovnet.launch_configs import check_launch_config
+from vovnet.launch_configs import check_launch_config, uses_deepspeed
 
 # set by torchrun / accelerate launch in every worker: a stage started there is already launched
 WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
@@ -31,6 +31,7 @@ class Launch:
     cuda_devices: int
     config_file: str | None
     port: int | None  # None: chosen when the launch starts (a free port)
+    deepspeed: bool = False  # config_file asks for DeepSpeed (on CPU too: bf16 or fp32 over gloo)
 
     @property
     def backend(self) -> str:
@@ -42,16 +43,17 @@ class Launch:
             return f"1 process ({where}), run directly"
         where = f"{self.processes} of {self.cuda_devices} CUDA devices" if self.cuda_devices else "CPU"
         cfg = f", config {self.config_file}" if self.config_file else ""
-        runner = "accelerate launch" if self.cuda_devices else "torchrun"
+        runner = "accelerate launch" if self.cuda_devices or self.deepspeed else "torchrun"
         return f"{self.processes} processes ({where}, {self.backend}) under {runner}{cfg}"
 
     def command(self, target: list[str]) -> list[str]:
         """The argv that runs `target` (a script and its args, or `-m module ...`). On CPU, accelerate launch
-        would start one process whatever --num_processes says, so CPU processes start under torchrun."""
+        would start one process whatever --num_processes says, so plain CPU processes start under torchrun;
+        a DeepSpeed config goes through accelerate's DeepSpeed launcher, which starts them all on CPU too."""
         if self.processes == 1:
             return [sys.executable, *target]
         port = str(self.port or free_port())
-        if not self.cuda_devices:
+        if not self.cuda_devices and not self.deepspeed:
             return [
                 sys.executable,
                 "-m",
@@ -84,9 +86,10 @@ class Launch:
         return cmd + target
 
     def env(self) -> dict[str, str]:
-        """The environment for command(): accelerate's CPU switch for CPU processes (gloo)."""
-        extra = {"ACCELERATE_USE_CPU": "1"} if self.processes > 1 and not self.cuda_devices else {}
-        return {**os.environ, **extra}
+        """The environment for command(): accelerate's CPU switch for plain CPU processes (gloo). Under
+        DeepSpeed that switch would drop the engine; process_state() picks gloo there instead."""
+        cpu_ddp = self.processes > 1 and not self.cuda_devices and not self.deepspeed
+        return {**os.environ, **({"ACCELERATE_USE_CPU": "1"} if cpu_ddp else {})}
 
 
 @dataclass(frozen=True)
@@ -158,15 +161,20 @@ def resolve_launch(lcfg: dict, cuda_devices: int | None = None) -> Launch:
         if problems:
             raise VovnetError(problems[0])
     port = None if lcfg["main_process_port"] == "auto" else int(lcfg["main_process_port"])
-    return Launch(processes, cuda, config_file, port)
+    deepspeed = bool(config_file) and processes > 1 and uses_deepspeed(config_file)
+    return Launch(processes, cuda, config_file, port, deepspeed)
 
 
 def process_state():
-    """accelerate's PartialState for this process. Under torchrun on CPU (ACCELERATE_USE_CPU=1, see
-    Launch.env) it must be told so, or each process would take itself for the only one."""
+    """accelerate's PartialState for this process, the one source of "which rank am I". Under torchrun on
+    CPU (ACCELERATE_USE_CPU=1, see Launch.env) it must be told so; under DeepSpeed without CUDA it must be
+    told gloo. Otherwise each process would take itself for the only one (rank 0 of 1)."""
+    import torch
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED") and is_worker() and not torch.cuda.is_available():
+        return PartialState(backend="gloo")
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 

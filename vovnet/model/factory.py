@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from vovnet import VovnetError
 from vovnet.io_utils import atomic_path
 from vovnet.model.loading import add_lora, freeze, load_base_model, load_processor, resolve_dtype, unfreeze_full
@@ -64,13 +66,28 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     processor = load_processor(mcfg["name"], mcfg)
     base = load_base_model(mcfg["name"], mcfg, dtype)
     lm = add_lora(base, mcfg) if finetune_mode(mcfg) == "lora" else unfreeze_full(base, mcfg)
+    if dtype == torch.float16:
+        fp32_master_weights(lm)
     head = PolicyHead(base.config.text_config.hidden_size, params["policy"]["hidden"])
     full = _full_model(mcfg, dtype, device, train=mcfg["train_full_model"])
     model = VoVNet(lm, head, full, processor.tokenizer.pad_token_id, processor.image_token_id)
-    # What this run trains (adapter or full weights, head): checkpoints hold exactly these.
-    model.trained_names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
+    # What this run trains (adapter or full weights, head), in the dtype it is trained and saved in:
+    # checkpoints and the saved model hold exactly these.
+    model.trained_dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    model.trained_names = frozenset(model.trained_dtypes)
     _with_prompts(model, mcfg["prompt_order"], params)
     return model.to(device) if device is not None else model, processor
+
+
+def fp32_master_weights(lm) -> None:
+    """Trainable weights in fp32 under an fp16 model: autocast computes in fp16, the optimizer steps fp32
+    weights, and GradScaler can unscale their gradients (it refuses fp16 gradients: "Attempting to unscale
+    FP16 gradients"). LoRA is fp32 already (peft); a full fine-tune's language model becomes fp32 here,
+    which `python -m vovnet plan` counts. DeepSpeed casts the module back to fp16 and keeps its own fp32
+    master weights."""
+    for p in lm.parameters():
+        if p.requires_grad and p.dtype == torch.float16:
+            p.data = p.data.float()
 
 
 def save_vovnet(model: VoVNet, processor, params: dict, out_dir: str | Path) -> None:

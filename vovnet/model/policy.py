@@ -59,8 +59,12 @@ class PolicyHead(nn.Module):
         )
 
     def forward(self, features: PolicyFeatures) -> torch.Tensor:
-        scalars = [getattr(features, name)[:, None].float() for name in PolicyFeatures.SCALARS]
-        return self.mlp(torch.cat([self.norm(features.hidden.float()), *scalars], dim=-1))
+        """Scores in fp32. The head computes in its own weights' dtype: fp32 as built, or the half dtype
+        an engine cast it to (DeepSpeed casts the whole module and runs no autocast; its fp32 master
+        weights live in the optimizer)."""
+        dtype = self.norm.weight.dtype
+        scalars = [getattr(features, name)[:, None].to(dtype) for name in PolicyFeatures.SCALARS]
+        return self.mlp(torch.cat([self.norm(features.hidden.to(dtype)), *scalars], dim=-1)).float()
 
 
 def choose_action(scores: list[float], vision_tokens: list[int], cost_shift: float, cost_norm: float) -> int:

@@ -1,41 +1,76 @@
-"""Resumable checkpoints (outside DVC outs): trainable weights as safetensors; optimizer, scheduler and
-RNG state through torch.save, read back with weights_only=True (no pickle of arbitrary objects)."""
+"""Resumable checkpoints (outside DVC outs), one folder per optimizer step:
+
+    trainable.safetensors  every weight the run trains, fp32 and whole (gathered under ZeRO-3)
+    optim.pt               scheduler and RNG; plain torch: the optimizer and the loss scaler too
+    engine/                DeepSpeed: the engine's own checkpoint (each rank's optimizer partition, loss scale)
+    engine.json            which engine wrote it: name, ZeRO stage, processes
+    state.json             the data position (stage, epoch, step, optimizer step); written last
+
+Our files are read back with weights_only=True (no pickle of arbitrary objects). A DeepSpeed checkpoint is
+read by DeepSpeed's own load_checkpoint: its optimizer state holds the engine's loss-scaler object."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from vovnet.io_utils import atomic_path
+from vovnet import VovnetError
+from vovnet.training.engine import EngineInfo
+
+ENGINE_TAG = "engine"  # DeepSpeed's tag: its files go under <checkpoint>/engine/
 
 
-def save_checkpoint(folder: str | Path, step: int, model, optimizer, scheduler, state: dict, keep: int = 2) -> Path:
+@dataclass
+class Checkpoint:
+    path: Path
+    state: dict  # the data position
+    weights: dict[str, torch.Tensor]
+    extra: dict  # optim.pt: scheduler, rng, and for plain torch optimizer and scaler
+    engine: EngineInfo
+
+
+def save_checkpoint(
+    folder: str | Path,
+    step: int,
+    *,
+    weights: dict[str, torch.Tensor],
+    extra: dict,
+    state: dict,
+    engine: EngineInfo,
+    main: bool,
+    wait,
+    ds_engine=None,
+    keep: int = 2,
+) -> Path:
+    """Every rank calls this (DeepSpeed writes each rank's partition); the main process writes our files.
+    The folder appears under its final name only once complete, so a kill never leaves half a checkpoint."""
     folder = Path(folder)
-    path = folder / f"step-{step:08d}"
-    with atomic_path(path) as tmp:
-        tmp.mkdir()
-        # every parameter that any stage trains (LoRA or full weights, head), whatever requires_grad now
-        trained = getattr(model, "trained_names", frozenset())
-        save_file(
-            {
-                n: p.detach().cpu().contiguous()
-                for n, p in model.named_parameters()
-                if n in trained or "lora_" in n or n.startswith("head.") or p.requires_grad
-            },
-            str(tmp / "trainable.safetensors"),
-        )
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()},
-            tmp / "optim.pt",
-        )
-        (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    for old in sorted(folder.glob("step-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
+    final, partial = folder / f"step-{step:08d}", folder / f".step-{step:08d}.partial"
+    if main:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    wait()
+    if ds_engine is not None:
+        ds_engine.save_checkpoint(str(partial / ENGINE_TAG), tag=ENGINE_TAG, save_latest=False)
+    if main:
+        save_file({n: t.contiguous() for n, t in weights.items()}, str(partial / "trainable.safetensors"))
+        torch.save(extra, partial / "optim.pt")
+        (partial / "engine.json").write_text(json.dumps(engine.as_dict(), indent=2, sort_keys=True) + "\n")
+        (partial / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    wait()
+    if main:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        for old in sorted(folder.glob("step-*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    wait()
+    return final
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -43,14 +78,58 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_checkpoint(path: Path, model) -> tuple[dict, dict]:
+def written_by(path: Path) -> EngineInfo:
+    """The engine a checkpoint records (checkpoints from before engine.json: plain torch)."""
+    f = path / "engine.json"
+    if not f.exists():
+        return EngineInfo("torch", 0, 0)
+    return EngineInfo(**json.loads(f.read_text()))
+
+
+def check_resumable(path: Path, now: EngineInfo) -> None:
+    """Plain torch keeps whole optimizer state, so any process count resumes it. DeepSpeed keeps each rank's
+    partition of its flattened optimizer state, which only the same ZeRO stage on the same number of
+    processes can load; anything else is one line naming the folder and what differs."""
+    then = written_by(path)
+    if then.name == now.name == "torch":
+        return
+    if then == now:
+        return
+    raise VovnetError(
+        f"checkpoint {path} was written by {then.describe()}, but this run is {now.describe()}: "
+        f"{'DeepSpeed' if 'deepspeed' in (then.name, now.name) else 'the engine'} cannot load another "
+        f"engine's or layout's optimizer state; resume with the launch that wrote it, or delete "
+        f"{path.parent} to start this configuration from step 0"
+    )
+
+
+def read_checkpoint(path: Path, now: EngineInfo) -> Checkpoint:
+    check_resumable(path, now)
     weights = load_file(str(path / "trainable.safetensors"))
-    missing = set(weights) - {n for n, _ in model.named_parameters()}
-    if missing:
-        raise ValueError(f"checkpoint {path} has parameters the model lacks: {sorted(missing)[:3]}")
+    extra = torch.load(path / "optim.pt", weights_only=True)
+    state = json.loads((path / "state.json").read_text())
+    return Checkpoint(path, state, weights, extra, written_by(path))
+
+
+def load_weights(model, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Copy a checkpoint's trained weights into the model (before any engine wraps it)."""
     params = dict(model.named_parameters())
+    missing = sorted(set(weights) - set(params))
+    if missing:
+        raise VovnetError(f"checkpoint {path} has parameters the model lacks: {missing[:3]}")
     with torch.no_grad():
         for n, t in weights.items():
             params[n].copy_(t.to(params[n].dtype))
-    optim = torch.load(path / "optim.pt", weights_only=True)
-    return json.loads((path / "state.json").read_text()), optim
+
+
+def load_engine_state(ds_engine, path: Path) -> None:
+    """DeepSpeed's optimizer partitions, fp32 master weights and loss scale, by DeepSpeed itself."""
+    loaded, _ = ds_engine.load_checkpoint(
+        str(path / ENGINE_TAG),
+        tag=ENGINE_TAG,
+        load_module_strict=False,
+        load_optimizer_states=True,
+        load_lr_scheduler_states=False,
+    )
+    if loaded is None:
+        raise VovnetError(f"checkpoint {path}: DeepSpeed found no engine state under {path / ENGINE_TAG}")

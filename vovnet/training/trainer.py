@@ -24,7 +24,21 @@ from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet, save_vovnet
 from vovnet.model.loading import keep_vision_fp32, vision_towers
 from vovnet.training.batching import epoch_order, process_micro_batches
-from vovnet.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vovnet.training.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    load_engine_state,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
+from vovnet.training.engine import (
+    EngineInfo,
+    deepspeed_engine,
+    engine_info,
+    full_precision_weights,
+    planned_engine,
+)
 from vovnet.training.stage_data import stage_records
 
 log = logging.getLogger("vovnet.train")
@@ -112,9 +126,12 @@ class Run:
     stage_steps: dict[int, int]  # optimizer steps per stage
     ckpt_dir: Path
     state: dict = field(default_factory=lambda: {"stage": 1, "epoch": 0, "step": 0, "opt_step": 0})
-    resumed_optim: dict | None = None  # optimizer state of the checkpoint's stage, used once
+    resumed: Checkpoint | None = None  # the checkpoint's optimizer state, for its stage, used once
     live: object | None = None
     wrapped: object | None = None  # the current stage's prepared model (DDP / DeepSpeed)
+    engine: EngineInfo | None = None  # what runs the current stage, read from the engine
+    # fp32 trained weights as earlier stages ended (DeepSpeed: the module holds half copies of them)
+    finished: dict = field(default_factory=dict)
     t0: float = field(default_factory=time.time)
     samples_seen: int = 0
 
@@ -128,7 +145,11 @@ class StageTools:
     model: object  # prepared for this stage
     optimizer: object
     scheduler: object
-    trainable: list
+    trained_names: list[str]  # what this stage trains (the optimizer's parameters), by name
+
+    @property
+    def trainable(self) -> list:
+        return [p for p in self.model.parameters() if p.requires_grad]
 
 
 def train(params: dict, accelerator=None) -> dict:
@@ -181,13 +202,7 @@ def setup(params: dict, accelerator=None) -> Run:
     datasets = {1: RecordDataset(stage1_records, encoders[1]), 2: RecordDataset(stage2_records, encoders[2])}
     epochs = {1: tcfg["stage1"]["epochs"], 2: tcfg["stage2"]["epochs"]}
     stage_steps = {s: math.ceil(len(d) / plan.batch) * epochs[s] for s, d in datasets.items()}
-    ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds_plugin is not None:  # we cut the batches ourselves, so DeepSpeed learns their sizes from us
-        ds_plugin.deepspeed_config.update(
-            train_micro_batch_size_per_gpu=plan.micro,
-            train_batch_size=plan.batch,
-            gradient_accumulation_steps=plan.accumulation,
-        )
+    configure_deepspeed(accelerator, plan, tcfg)
     log.info(
         "train: process %d of %d on %s: %d micro-batch(es) of %d per optimizer step of %d",
         accelerator.process_index,
@@ -202,31 +217,64 @@ def setup(params: dict, accelerator=None) -> Run:
     return Run(params, accelerator, plan, model, processor, datasets, collator, stage_steps, ckpt_dir)
 
 
+def configure_deepspeed(accelerator, plan: BatchPlan, tcfg: dict) -> None:
+    """We cut the batches ourselves, so DeepSpeed learns their sizes from us, and train.max_grad_norm is
+    the one clipping setting (DeepSpeed clips inside its step; accelerate's clip_grad_norm_ is a no-op)."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    configured = plugin.deepspeed_config.get("gradient_clipping", "auto")
+    if configured not in ("auto", None) and float(configured) != float(tcfg["max_grad_norm"]):
+        raise VovnetError(
+            f"the accelerate config sets deepspeed_config.gradient_clipping {configured}, but params.yaml's "
+            f"train.max_grad_norm is {tcfg['max_grad_norm']}: remove it from the config (train.max_grad_norm "
+            "is the one setting)"
+        )
+    plugin.deepspeed_config.update(
+        train_micro_batch_size_per_gpu=plan.micro,
+        train_batch_size=plan.batch,
+        gradient_accumulation_steps=plan.accumulation,
+        gradient_clipping=tcfg["max_grad_norm"],
+    )
+
+
 def resume(run: Run) -> None:
-    """Continue from this configuration's latest checkpoint (a whole optimizer step), if any."""
-    ckpt = latest_checkpoint(run.ckpt_dir) if run.tcfg["resume"] == "auto" else None
-    if ckpt is not None:
-        run.state, run.resumed_optim = load_checkpoint(ckpt, run.model)
-        torch.set_rng_state(run.resumed_optim["rng"])
+    """Continue from this configuration's latest checkpoint (a whole optimizer step), if any: its weights
+    now, its optimizer state when its stage is prepared."""
+    path = latest_checkpoint(run.ckpt_dir) if run.tcfg["resume"] == "auto" else None
+    if path is not None:
+        ckpt = read_checkpoint(path, planned_engine(run.accelerator, run.plan.processes))
+        load_weights(run.model, ckpt.weights, path)
+        run.state, run.resumed, run.finished = ckpt.state, ckpt, dict(ckpt.weights)
+        torch.set_rng_state(ckpt.extra["rng"])
         s = run.state
-        run.accelerator.print(f"resuming from {ckpt} (stage {s['stage']}, epoch {s['epoch']}, step {s['step']})")
+        run.accelerator.print(f"resuming from {path} (stage {s['stage']}, epoch {s['epoch']}, step {s['step']})")
     if run.accelerator.is_main_process:
-        run.live = _live(resume=ckpt is not None)
+        run.live = _live(resume=path is not None)
 
 
 def prepare_stage(run: Run, stage: int) -> StageTools:
     """Wrap (DDP / DeepSpeed) and optimise exactly what this stage trains."""
+    acc = run.accelerator
     run.model.set_stage(stage, run.tcfg["stage2"]["train_lora"])
     optimizer, scheduler = stage_optimizer(run.model, run.tcfg, run.stage_steps[stage])
-    if run.resumed_optim is not None and stage == run.state["stage"]:
-        optimizer.load_state_dict(run.resumed_optim["optimizer"])
-        scheduler.load_state_dict(run.resumed_optim["scheduler"])
-    run.resumed_optim = None  # a later stage starts its own optimizer
-    run.accelerator.free_memory()  # drop the previous stage's wrapper and optimizer
-    model_p, optimizer_p = run.accelerator.prepare(run.model, optimizer)
+    resumed = run.resumed if run.resumed is not None and stage == run.state["stage"] else None
+    run.resumed = None  # a later stage starts its own optimizer
+    if resumed is not None:
+        scheduler.load_state_dict(resumed.extra["scheduler"])
+        if "optimizer" in resumed.extra:  # plain torch; DeepSpeed's is loaded into the engine below
+            optimizer.load_state_dict(resumed.extra["optimizer"])
+    acc.free_memory()  # drop the previous stage's wrapper and optimizer
+    model_p, optimizer_p = acc.prepare(run.model, optimizer)
     restore_fp32_vision(run)
-    run.wrapped = model_p
-    return StageTools(model_p, optimizer_p, scheduler, [p for p in run.model.parameters() if p.requires_grad])
+    run.wrapped, run.engine = model_p, engine_info(model_p, run.plan.processes)
+    log.info("train: stage %d runs on %s (process %d)", stage, run.engine.describe(), acc.process_index)
+    if resumed is not None and deepspeed_engine(model_p) is not None:
+        load_engine_state(model_p, resumed.path)
+    elif resumed is not None and "scaler" in resumed.extra and acc.scaler is not None:
+        acc.scaler.load_state_dict(resumed.extra["scaler"])
+    trained_names = [n for n, p in run.model.named_parameters() if p.requires_grad]
+    return StageTools(model_p, optimizer_p, scheduler, trained_names)
 
 
 def restore_fp32_vision(run: Run) -> None:
@@ -262,18 +310,44 @@ def train_stage(run: Run, stage: int, epochs: int) -> dict:
                 totals[k] = totals.get(k, 0.0) + v
             steps += 1
             report_step(run, stage, vals, tools.scheduler.get_last_lr()[0])
-            if run.state["opt_step"] % run.tcfg["save_every"] == 0 and run.accelerator.is_main_process:
-                optimizer = getattr(tools.optimizer, "optimizer", tools.optimizer)
-                save_checkpoint(
-                    run.ckpt_dir,
-                    run.state["opt_step"],
-                    run.accelerator.unwrap_model(tools.model),
-                    optimizer,
-                    tools.scheduler,
-                    run.state,
-                )
+            if run.state["opt_step"] % run.tcfg["save_every"] == 0:
+                checkpoint(run, tools)
+    if deepspeed_engine(run.wrapped) is not None:  # the stage's fp32 masters, before the next engine casts
+        run.finished.update(full_precision_weights(run.model, tools.trained_names, run.wrapped))
     run.state.update(stage=stage + 1, epoch=0, step=0)
     return {k: v / max(1, steps) for k, v in totals.items()}
+
+
+def trained_weights(run: Run) -> dict[str, torch.Tensor]:
+    """Every weight the run trains, fp32 and whole: what the engine holds now (its fp32 masters for what
+    this stage trains), over what earlier stages ended with. Every process calls it (ZeRO-3 gathers)."""
+    names = sorted(run.model.trained_names)
+    if deepspeed_engine(run.wrapped) is None:
+        return full_precision_weights(run.model, names, None) if run.accelerator.is_main_process else {}
+    trains_now = {n for n, p in run.model.named_parameters() if p.requires_grad}
+    live = [n for n in names if n in trains_now or n not in run.finished]
+    return {**run.finished, **full_precision_weights(run.model, live, run.wrapped)}
+
+
+def checkpoint(run: Run, tools: StageTools) -> None:
+    """Every process takes part (DeepSpeed saves each rank's optimizer partition); see training/checkpoint.py."""
+    acc, ds = run.accelerator, deepspeed_engine(tools.model)
+    extra = {"scheduler": tools.scheduler.state_dict(), "rng": torch.get_rng_state()}
+    if ds is None:
+        extra["optimizer"] = getattr(tools.optimizer, "optimizer", tools.optimizer).state_dict()
+        if acc.scaler is not None:
+            extra["scaler"] = acc.scaler.state_dict()
+    save_checkpoint(
+        run.ckpt_dir,
+        run.state["opt_step"],
+        weights=trained_weights(run),
+        extra=extra,
+        state=run.state,
+        engine=run.engine,
+        main=acc.is_main_process,
+        wait=acc.wait_for_everyone,
+        ds_engine=ds,
+    )
 
 
 def epoch_steps(run: Run, stage: int, epoch: int, first_step: int):
@@ -313,9 +387,10 @@ def optimizer_step(run: Run, tools: StageTools, stage: int, epoch: int, micro: l
             check_finite_loss(out["loss"], run, stage, action, indices)
             acc.backward(out["loss"])
             if acc.sync_gradients:
-                acc.clip_grad_norm_(tools.trainable, tcfg["max_grad_norm"])
+                acc.clip_grad_norm_(tools.trainable, tcfg["max_grad_norm"])  # DeepSpeed: clipped in its step
                 tools.optimizer.step()
-                tools.scheduler.step()
+                if not tools.optimizer.step_was_skipped:  # the loss scaler skipped it: the schedule waits too
+                    tools.scheduler.step()
             tools.optimizer.zero_grad(set_to_none=True)
         per_micro.append(step_values(out))
     local = torch.tensor(per_micro, dtype=torch.float64).mean(0).to(acc.device)
@@ -377,12 +452,23 @@ def save(run: Run, summary: dict) -> dict:
         seconds=round(elapsed, 2),
         samples_per_second=round(run.samples_seen / elapsed, 2),
     )
+    weights = trained_weights(run)  # every process: ZeRO-3 gathers
     if acc.is_main_process:
-        save_vovnet(acc.unwrap_model(run.wrapped or run.model), run.processor, run.params, run.tcfg["output_dir"])
+        set_weights(run.model, weights)
+        save_vovnet(run.model, run.processor, run.params, run.tcfg["output_dir"])
         if run.live is not None:
             run.live.end()
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
     return summary
+
+
+def set_weights(model, weights: dict[str, torch.Tensor]) -> None:
+    """Put the whole fp32 trained weights back into the module for saving (after the last step; under
+    DeepSpeed its parameters are half copies, and under ZeRO-3 partitions). LoRA and head stay fp32;
+    fully trained weights return to the dtype the factory built them in (model.trained_dtypes)."""
+    params = dict(model.named_parameters())
+    for name, value in weights.items():
+        params[name].data = value.to(model.trained_dtypes[name])
 
 
 def _log_line(stage: int, step: int, vals: dict, lr: float) -> str:
