@@ -14,7 +14,8 @@ from conftest import ROOT, copy_repo, sh
 
 SLOW = {  # command -> why it is not run here (and what covers it)
     "pip install -r requirements.txt": "installs packages (what .ci/run does before the tests)",
-    "pip install -r requirements.txt -r requirements-gpu.txt": "installs packages (DeepSpeed, for GPU servers)",
+    "pip install -r requirements-gpu.txt": "installs torch and torchvision from PyTorch's CUDA 12.6 index (GPU "
+    "servers); tests/test_gpu_install.py checks the index, the versions and that the rest resolves",
     "python -m vovnet predict --model-dir models/vovnet --input requests.jsonl --output answers.jsonl "
     "[--policy learned|full|coarse|none] [--cost-shift X] [--batch-size N] [--image-root DIR]": "a synopsis; "
     "needs a trained models/vovnet (dvc repro train, minutes); tests/test_predict.py runs the CLI",
