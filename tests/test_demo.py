@@ -150,7 +150,7 @@ def test_full_finetune_trains_saves_and_loads_every_weight(tmp_path, tiny_model_
     from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
     from vovnet.training.checkpoint import save_checkpoint
     from vovnet.training.engine import EngineInfo, full_precision_weights
-    from vovnet.training.trainer import param_groups
+    from vovnet.training.optim import param_groups
 
     p = json.loads(json.dumps(params))
     p["model"].update(name=str(tiny_model_dir), finetune="full", train_vision_tower=False)
@@ -205,7 +205,7 @@ def test_stage1_optimises_the_vision_tower_and_its_gradient_reaches_it(in_worksp
     from vovnet.io_utils import read_jsonl
     from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
     from vovnet.model.factory import build_vovnet
-    from vovnet.training.trainer import stage_optimizer
+    from vovnet.training.optim import stage_optimizer
 
     p = load_params("params.yaml")
     p["model"].update(finetune="full", train_vision_tower=True)

@@ -10,7 +10,7 @@ from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet
 from vovnet.model.losses import per_sample_lm_loss
 from vovnet.model.vovnet import model_inputs
-from vovnet.training.trainer import stage_optimizer
+from vovnet.training.optim import stage_optimizer
 
 
 @pytest.fixture(scope="module")

@@ -158,9 +158,18 @@ def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
         raise VovnetError(f"cannot load model from {name}: {str(exc).splitlines()[0]}") from None
     if model.config.model_type not in ("qwen3_vl", "qwen3_vl_moe"):
         log.warning("model %s is %s, not Qwen3-VL; proceeding", name, model.config.model_type)
-    if vision_dtype(dtype) != dtype:
+    if vision_dtype(dtype) != dtype and not zero3_partitioned():
         keep_vision_fp32(model)
     return model
+
+
+def zero3_partitioned() -> bool:
+    """Whether from_pretrained loaded the model as ZeRO-3 partitions (zero3_init_flag in the accelerate
+    config): each rank then holds an fp16 slice of every weight, which cannot be cast to fp32 here (see
+    training/engine.py:restore_fp32_vision)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled()
 
 
 def add_lora(model, cfg: dict):

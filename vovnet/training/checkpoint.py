@@ -53,7 +53,8 @@ def save_checkpoint(
     folder = Path(folder)
     final, partial = folder / f"step-{step:08d}", folder / f".step-{step:08d}.partial"
     if main:
-        shutil.rmtree(partial, ignore_errors=True)
+        for stale in folder.glob(".step-*.partial"):  # left by a run killed while it saved
+            shutil.rmtree(stale, ignore_errors=True)
         partial.mkdir(parents=True)
     wait()
     if ds_engine is not None:

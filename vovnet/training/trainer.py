@@ -22,7 +22,6 @@ from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet, save_vovnet
-from vovnet.model.loading import keep_vision_fp32, vision_towers
 from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import (
     Checkpoint,
@@ -34,38 +33,18 @@ from vovnet.training.checkpoint import (
 )
 from vovnet.training.engine import (
     EngineInfo,
+    configure_deepspeed,
     deepspeed_engine,
     engine_info,
     full_precision_weights,
     planned_engine,
+    restore_fp32_vision,
+    set_weights,
 )
+from vovnet.training.optim import stage_optimizer
 from vovnet.training.stage_data import stage_records
 
 log = logging.getLogger("vovnet.train")
-
-
-def stage_lr_lambda(n: int, warmup_ratio: float, kind: str):
-    """One stage's schedule: warm up, then decay over its own `n` optimizer steps."""
-    warm = max(1, int(warmup_ratio * n))
-
-    def f(step: int) -> float:
-        if step >= n:
-            return 0.0
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, n - warm)
-        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else max(0.0, 1 - progress)
-
-    return f
-
-
-def stage_optimizer(model, tcfg: dict, steps: int):
-    """AdamW and its schedule over exactly what this stage trains (model.set_stage ran before): a part
-    frozen in this stage is in no group, so no optimizer (DeepSpeed's included) moves it."""
-    groups = [g for g in param_groups(model, tcfg) if g["params"]]
-    optimizer = torch.optim.AdamW(groups, weight_decay=tcfg["weight_decay"])
-    lr = stage_lr_lambda(steps, tcfg["warmup_ratio"], tcfg["scheduler"])
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr)
 
 
 def stage1_action(s1cfg: dict, epoch: int, g: torch.Generator) -> str:
@@ -88,24 +67,6 @@ def run_fingerprint(params: dict) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
-
-
-def param_groups(model, tcfg: dict) -> list[dict]:
-    """Language model (LoRA or full weights) at lr, vision tower at vision_lr, policy head at head_lr.
-
-    A from-scratch vision tower needs a higher rate than the LM: otherwise the LM learns the answer
-    priors first and the image path never catches up (benchmarks/demo_vision_probe.py measures it)."""
-    lm, vision = [], []
-    for n, p in model.named_parameters():
-        if p.requires_grad and not n.startswith("head."):
-            (vision if ".visual." in n else lm).append(p)
-    vision_lr = float(tcfg["vision_lr"]) if tcfg.get("vision_lr") is not None else tcfg["lr"]
-    head = [p for p in model.head.parameters() if p.requires_grad]
-    return [
-        {"params": lm, "lr": tcfg["lr"]},
-        {"params": head, "lr": tcfg["head_lr"]},
-        {"params": vision, "lr": vision_lr},
-    ]
 
 
 def to_device(batches: dict, device) -> dict:
@@ -217,27 +178,6 @@ def setup(params: dict, accelerator=None) -> Run:
     return Run(params, accelerator, plan, model, processor, datasets, collator, stage_steps, ckpt_dir)
 
 
-def configure_deepspeed(accelerator, plan: BatchPlan, tcfg: dict) -> None:
-    """We cut the batches ourselves, so DeepSpeed learns their sizes from us, and train.max_grad_norm is
-    the one clipping setting (DeepSpeed clips inside its step; accelerate's clip_grad_norm_ is a no-op)."""
-    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if plugin is None:
-        return
-    configured = plugin.deepspeed_config.get("gradient_clipping", "auto")
-    if configured not in ("auto", None) and float(configured) != float(tcfg["max_grad_norm"]):
-        raise VovnetError(
-            f"the accelerate config sets deepspeed_config.gradient_clipping {configured}, but params.yaml's "
-            f"train.max_grad_norm is {tcfg['max_grad_norm']}: remove it from the config (train.max_grad_norm "
-            "is the one setting)"
-        )
-    plugin.deepspeed_config.update(
-        train_micro_batch_size_per_gpu=plan.micro,
-        train_batch_size=plan.batch,
-        gradient_accumulation_steps=plan.accumulation,
-        gradient_clipping=tcfg["max_grad_norm"],
-    )
-
-
 def resume(run: Run) -> None:
     """Continue from this configuration's latest checkpoint (a whole optimizer step), if any: its weights
     now, its optimizer state when its stage is prepared."""
@@ -266,7 +206,7 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
             optimizer.load_state_dict(resumed.extra["optimizer"])
     acc.free_memory()  # drop the previous stage's wrapper and optimizer
     model_p, optimizer_p = acc.prepare(run.model, optimizer)
-    restore_fp32_vision(run)
+    restore_fp32_vision(acc, run.model)
     run.wrapped, run.engine = model_p, engine_info(model_p, run.plan.processes)
     log.info("train: stage %d runs on %s (process %d)", stage, run.engine.describe(), acc.process_index)
     if resumed is not None and deepspeed_engine(model_p) is not None:
@@ -275,22 +215,6 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
         acc.scaler.load_state_dict(resumed.extra["scaler"])
     trained_names = [n for n, p in run.model.named_parameters() if p.requires_grad]
     return StageTools(model_p, optimizer_p, scheduler, trained_names)
-
-
-def restore_fp32_vision(run: Run) -> None:
-    """DeepSpeed's fp16 engine casts the whole module to fp16; a frozen vision tower goes back to fp32
-    (loading.keep_vision_fp32). ZeRO-1/2 keep frozen weights whole; ZeRO-3 partitions them, so there the
-    tower stays in the engine's fp16 and the non-finite checks are the guard."""
-    ds = getattr(run.accelerator.state, "deepspeed_plugin", None)
-    if ds is None or run.accelerator.mixed_precision != "fp16":
-        return
-    towers = vision_towers(run.model)
-    if any(p.requires_grad for t in towers for p in t.parameters()):
-        return  # a trained tower's fp16 copy is the engine's; its master weights are fp32 already
-    if int(ds.deepspeed_config.get("zero_optimization", {}).get("stage", 0)) >= 3:
-        log.warning("ZeRO-3 under fp16: the vision tower runs in fp16 (its weights are partitioned)")
-        return
-    keep_vision_fp32(run.model)
 
 
 def train_stage(run: Run, stage: int, epochs: int) -> dict:
@@ -387,15 +311,24 @@ def optimizer_step(run: Run, tools: StageTools, stage: int, epoch: int, micro: l
             check_finite_loss(out["loss"], run, stage, action, indices)
             acc.backward(out["loss"])
             if acc.sync_gradients:
-                acc.clip_grad_norm_(tools.trainable, tcfg["max_grad_norm"])  # DeepSpeed: clipped in its step
-                tools.optimizer.step()
-                if not tools.optimizer.step_was_skipped:  # the loss scaler skipped it: the schedule waits too
-                    tools.scheduler.step()
+                apply_step(acc, tools, tcfg["max_grad_norm"])
             tools.optimizer.zero_grad(set_to_none=True)
         per_micro.append(step_values(out))
     local = torch.tensor(per_micro, dtype=torch.float64).mean(0).to(acc.device)
     mean = acc.reduce(local, reduction="mean") if run.plan.processes > 1 else local
     return dict(zip(metric_names(out), mean.tolist()))
+
+
+def apply_step(acc, tools: StageTools, max_grad_norm: float) -> bool:
+    """Clip, step, and advance the schedule unless the loss scaler skipped the step (non-finite gradients:
+    GradScaler, or DeepSpeed's overflow check); returns whether it was skipped. Under DeepSpeed the engine
+    clips (gradient_clipping = train.max_grad_norm) and steps inside accelerate's backward."""
+    acc.clip_grad_norm_(tools.trainable, max_grad_norm)
+    tools.optimizer.step()
+    skipped = bool(tools.optimizer.step_was_skipped)
+    if not skipped:
+        tools.scheduler.step()
+    return skipped
 
 
 def slot_generator(seed: int, step: int, slot: int) -> torch.Generator:
@@ -460,15 +393,6 @@ def save(run: Run, summary: dict) -> dict:
             run.live.end()
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
     return summary
-
-
-def set_weights(model, weights: dict[str, torch.Tensor]) -> None:
-    """Put the whole fp32 trained weights back into the module for saving (after the last step; under
-    DeepSpeed its parameters are half copies, and under ZeRO-3 partitions). LoRA and head stay fp32;
-    fully trained weights return to the dtype the factory built them in (model.trained_dtypes)."""
-    params = dict(model.named_parameters())
-    for name, value in weights.items():
-        params[name].data = value.to(model.trained_dtypes[name])
 
 
 def _log_line(stage: int, step: int, vals: dict, lr: float) -> str:
