@@ -270,7 +270,7 @@ def zero2_row(args, model_dir: Path, dtype: str, length: int, device) -> tuple:
             "ZeRO-2 1 proc",
             dtype,
             "1",
-            "skipped: deepspeed not installed (pip install -r requirements-gpu.txt)",
+            "skipped: deepspeed not installed (pip install -r requirements.txt)",
             "",
             "",
             "",
@@ -523,13 +523,26 @@ def main() -> None:
     ap.add_argument("--predict-only", action="store_true", help="only the predict rows (no training rows)")
     ap.add_argument("--minutes", type=float, default=8.0, help="stop adding rows after this budget")
     ap.add_argument("--port", type=int, default=29517, help="rendezvous port of the ZeRO-2 process")
-    ap.add_argument("--part", choices=["all", "zero2"], default="all", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--part",
+        choices=["all", "zero2", "memory8b"],
+        default="all",
+        help="all: the scaled model's rows; memory8b: the plan against peaks on the real 8B shapes, random "
+        "weights, sm_70 attention imitated, capped to --caps GiB (benchmarks/gpu_memory_8b.py)",
+    )
+    ap.add_argument("--caps", default="32,16", help="memory8b: GiB caps per row, comma-separated ('' for none)")
+    ap.add_argument("--lm-layers", type=int, help="memory8b: decoder layers (default: the 8B's 36; smoke runs: 1)")
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", help=argparse.SUPPRESS)
     ap.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part == "zero2":
         return zero2_child(args)
+    if args.part == "memory8b":
+        import gpu_memory_8b  # benchmarks/ is this script's folder, first on sys.path
+
+        caps = [float(c) for c in args.caps.split(",") if c]
+        return gpu_memory_8b.run(args.device, args.length or 4096, caps, args.lm_layers)
     if args.questions < 3:
         sys.exit("gpu_check: --questions must be at least 3 (a third of them per action)")
     device = torch.device(args.device)
