@@ -148,8 +148,9 @@ def test_demo_preset_replaces_evaluation_sets_and_round_trips(tmp_path):
 
 def test_full_finetune_trains_saves_and_loads_every_weight(tmp_path, tiny_model_dir, params):
     from vovnet.model.factory import build_vovnet, load_vovnet, save_vovnet
+    from vovnet.resume import EngineInfo
     from vovnet.training.checkpoint import save_checkpoint
-    from vovnet.training.engine import EngineInfo, full_precision_weights
+    from vovnet.training.engine import full_precision_weights
     from vovnet.training.optim import param_groups
 
     p = json.loads(json.dumps(params))

@@ -12,8 +12,9 @@ from accelerate.optimizer import AcceleratedOptimizer
 
 from vovnet import VovnetError
 from vovnet.model.policy import PolicyFeatures, PolicyHead
-from vovnet.training.checkpoint import check_resumable, read_checkpoint, save_checkpoint
-from vovnet.training.engine import EngineInfo, configure_deepspeed
+from vovnet.resume import EngineInfo, check_resumable
+from vovnet.training.checkpoint import read_checkpoint, save_checkpoint
+from vovnet.training.engine import configure_deepspeed
 from vovnet.training.trainer import StageTools, apply_step
 
 

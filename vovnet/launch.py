@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     launch = resolve_launch(params["launch"])
     # a run that would die on its first kernel, or train an 8B on CPU, stops here in seconds, one line
     require_ready(params, launch.cuda_devices, launch.processes, argv)
+    if "stages/train.py" in argv:
+        from vovnet.resume import require_resumable
+
+        require_resumable(params, launch)
     print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
     return subprocess.call(launch.command(argv), env=launch.env())
 

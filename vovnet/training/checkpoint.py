@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vovnet import VovnetError
-from vovnet.training.engine import EngineInfo
+from vovnet.resume import EngineInfo, check_resumable, written_by
 
 ENGINE_TAG = "engine"  # DeepSpeed's tag: its files go under <checkpoint>/engine/
 
@@ -72,36 +72,6 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
     wait()
     return final
-
-
-def latest_checkpoint(folder: str | Path) -> Path | None:
-    done = [p for p in sorted(Path(folder).glob("step-*")) if (p / "state.json").exists()]
-    return done[-1] if done else None
-
-
-def written_by(path: Path) -> EngineInfo:
-    """The engine a checkpoint records (checkpoints from before engine.json: plain torch)."""
-    f = path / "engine.json"
-    if not f.exists():
-        return EngineInfo("torch", 0, 0)
-    return EngineInfo(**json.loads(f.read_text()))
-
-
-def check_resumable(path: Path, now: EngineInfo) -> None:
-    """Plain torch keeps whole optimizer state, so any process count resumes it. DeepSpeed keeps each rank's
-    partition of its flattened optimizer state, which only the same ZeRO stage on the same number of
-    processes can load; anything else is one line naming the folder and what differs."""
-    then = written_by(path)
-    if then.name == now.name == "torch":
-        return
-    if then == now:
-        return
-    raise VovnetError(
-        f"checkpoint {path} was written by {then.describe()}, but this run is {now.describe()}: "
-        f"{'DeepSpeed' if 'deepspeed' in (then.name, now.name) else 'the engine'} cannot load another "
-        f"engine's or layout's optimizer state; resume with the launch that wrote it, or delete "
-        f"{path.parent} to start this configuration from step 0"
-    )
 
 
 def read_checkpoint(path: Path, now: EngineInfo) -> Checkpoint:

@@ -6,29 +6,14 @@ only this rank's partition of each parameter."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 
 import torch
 
 from vovnet import VovnetError
 from vovnet.model.loading import keep_vision_fp32, vision_towers
+from vovnet.resume import EngineInfo
 
 log = logging.getLogger("vovnet.train")
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    name: str  # "torch" (one process or DDP) or "deepspeed"
-    zero_stage: int  # 0 outside DeepSpeed
-    processes: int
-
-    def describe(self) -> str:
-        if self.name == "deepspeed":
-            return f"DeepSpeed ZeRO-{self.zero_stage} on {self.processes} process(es)"
-        return f"torch ({'DDP' if self.processes > 1 else 'one process'}) on {self.processes} process(es)"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def deepspeed_engine(wrapped):

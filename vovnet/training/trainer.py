@@ -5,7 +5,6 @@ samples in the same micro-batches whatever the number of processes (vovnet/train
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import shutil
@@ -17,22 +16,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from vovnet import VovnetError
-from vovnet.io_utils import dumps
 from vovnet.launch import BatchPlan, batch_plan, process_state
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import ActionCollator, Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet, save_vovnet
+from vovnet.resume import EngineInfo, latest_checkpoint, run_checkpoints
 from vovnet.training.batching import epoch_order, process_micro_batches
 from vovnet.training.checkpoint import (
     Checkpoint,
-    latest_checkpoint,
     load_engine_state,
     load_weights,
     read_checkpoint,
     save_checkpoint,
 )
 from vovnet.training.engine import (
-    EngineInfo,
     configure_deepspeed,
     deepspeed_engine,
     engine_info,
@@ -53,20 +50,6 @@ def stage1_action(s1cfg: dict, epoch: int, g: torch.Generator) -> str:
     mix = s1cfg["mix"]
     action = ACTIONS[int(torch.multinomial(torch.tensor([mix[a] for a in ACTIONS]), 1, generator=g))]
     return "full" if epoch < int(s1cfg.get("warmup_epochs") or 0) else action
-
-
-def run_fingerprint(params: dict) -> str:
-    """Checkpoints belong to one configuration + both stages' files; another experiment never resumes them."""
-    t = params["train"]
-    keep = {
-        k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")
-    }
-    h = hashlib.sha256(dumps([params["model"], params["policy"], params["vision_budget"], keep]).encode())
-    for path in (t["train_file"], t["policy_file"]):
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def to_device(batches: dict, device) -> dict:
@@ -174,7 +157,7 @@ def setup(params: dict, accelerator=None) -> Run:
         plan.batch,
     )
     collator = ActionCollator(processor.tokenizer.pad_token_id, processor.image_token_id)
-    ckpt_dir = Path(tcfg["checkpoint_dir"]) / run_fingerprint(params)
+    ckpt_dir = run_checkpoints(params)
     return Run(params, accelerator, plan, model, processor, datasets, collator, stage_steps, ckpt_dir)
 
 
@@ -356,7 +339,9 @@ def check_finite_loss(loss: torch.Tensor, run: Run, stage: int, action: str, ind
     raise VovnetError(
         f"non-finite loss ({loss.item()}) in stage {stage}, {branch}, at optimizer step {run.state['opt_step']}, "
         f"records {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: lower train.lr, raise train.warmup_ratio, "
-        "or set model.dtype: float32 (fp16 overflow on V100 is the usual cause)"
+        "or, for fp16 overflow (the usual cause on V100), set model.dtype: float32 with launch.config_file: "
+        "configs/accelerate/zero3_v100.yaml (the 8B's fp32 weights fit only sharded; `python -m vovnet plan "
+        "--dtype float32`)"
     )
 
 
