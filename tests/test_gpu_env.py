@@ -131,6 +131,8 @@ def test_without_nvml_the_driver_is_read_from_proc(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_env, "PROC_DRIVER", tmp_path)
     monkeypatch.setattr(gpu_env, "_nvml", lambda: None)
     assert gpu_env.driver() == Driver("535.104.05", (12, 0), ["Tesla V100-PCIE-16GB"])
+    (tmp_path / "version").write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release\n")
+    assert gpu_env.driver().version == "580.65.06" and gpu_env.driver().cuda == (13, 0)
 
 
 def test_an_8b_on_cpu_fails_unless_a_cpu_run_is_intended(tmp_path, tiny_model_dir):
