@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vovnet import VovnetError
-from vovnet.launch_configs import GPU_REQUIREMENTS, check_launch_config, launch_configs, pinned, required_packages
+from vovnet.launch_configs import check_launch_config, launch_configs, pinned, required_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_accelerate_config_parses_and_names_only_installed_or_pinned_packages():
     configs = launch_configs(ROOT)
     assert {p.name for p in configs} >= {"ddp_8gpu.yaml", "zero2_v100.yaml", "zero3_v100.yaml"}
-    gpu_pins = pinned(ROOT / GPU_REQUIREMENTS)
+    gpu_pins = pinned(ROOT / "requirements-gpu.txt")
     base_pins = pinned(ROOT / "requirements.txt")
     for path in configs:
         for module, pip_name in required_packages(path):
@@ -43,7 +43,7 @@ def test_a_config_needing_a_missing_package_is_one_line_with_the_install_command
     problems = check_launch_config(ROOT / "configs/accelerate/zero3_v100.yaml", ROOT)
     assert problems == [
         f"{ROOT / 'configs/accelerate/zero3_v100.yaml'}: needs the package deepspeed, which is "
-        "not installed: pip install -r requirements-gpu.txt"
+        "not installed: pip install -r requirements.txt"
     ]
 
 
