@@ -5,8 +5,8 @@ batch), then what changes what is trained or scored (max_length)."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
+from vovnet.launch_configs import deepspeed_settings, uses_deepspeed
 from vovnet.model.plan_inference import InferenceRow
 from vovnet.model.plan_memory import (
     ACCELERATE_CONFIGS,
@@ -23,15 +23,11 @@ MAX_HALVINGS = 3  # of max_length: beyond an eighth the run is another experimen
 
 
 def launch_strategy(config_file: str | None) -> str:
-    """The plan's strategy for launch.config_file: DDP without one, else the config's ZeRO stage."""
-    if not config_file:
+    """The plan's strategy for launch.config_file: DDP without one, else the config's ZeRO stage (as
+    accelerate reads the file)."""
+    if not config_file or not uses_deepspeed(config_file):
         return "DDP"
-    import yaml
-
-    cfg = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-    if cfg.get("distributed_type") != "DEEPSPEED":
-        return "DDP"
-    stage = int((cfg.get("deepspeed_config") or {}).get("zero_stage", 0))
+    stage = int(deepspeed_settings(config_file).get("zero_stage", 0))
     return "ZeRO-3" if stage == 3 else "ZeRO-2"  # stages 1 and 2 hold the weights alike
 
 
