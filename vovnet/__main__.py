@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     pl.add_argument("--gpus", type=int, default=None, help="GPUs in the run (default: those visible, else 8)")
     pl.add_argument("--gpu-memory", type=float, default=None, help="GiB per GPU (default: the visible GPU's, else 32)")
     pl.add_argument("--dtype", default=None, help="float16 | bfloat16 | float32 (default: model.dtype)")
+    pl.add_argument("--sm", type=int, default=None, help="compute capability, 70 = V100 (default: the visible GPUs')")
     pd = sub.add_parser("predict", help="answer questions with only the branch the policy chooses")
     pd.add_argument("--model-dir", default="models/vovnet")
     pd.add_argument("--input", required=True, help="JSONL: processed records or {id, question, image, choices?, hint?}")
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         if args.cmd == "plan":
             from vovnet.doctor import run_plan
 
-            return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype)
+            return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype, sm=args.sm)
         if args.cmd == "predict":
             return _predict(args, sys.argv[1:] if argv is None else list(argv))
         if args.cmd == "plots-template":

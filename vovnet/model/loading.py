@@ -29,6 +29,8 @@ LOAD_TIME_KWARGS = (
     "_commit_hash",
 )
 IMAGE_BACKEND = "torchvision"  # transformers' fast image processor (see load_processor)
+# transformers' SDPA with k/v expanded to every query head by us, registered under this name (see sdpa_variant)
+EXPANDED_SDPA = "vovnet_sdpa_expanded"
 
 
 def check_model_dir(path: str | os.PathLike) -> None:
@@ -150,7 +152,7 @@ def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
         model = AutoModelForImageTextToText.from_pretrained(
             name,
             dtype=dtype,
-            attn_implementation=cfg["attn_implementation"],
+            attn_implementation=attention_implementation(cfg["attn_implementation"], cuda_sm()),
             trust_remote_code=_remote_code(cfg, name),
             use_safetensors=True,
         )
@@ -161,6 +163,56 @@ def load_base_model(name: str, cfg: dict, dtype: torch.dtype):
     if vision_dtype(dtype) != dtype and not zero3_partitioned():
         keep_vision_fp32(model)
     return model
+
+
+def cuda_sm() -> int | None:
+    """The compute capability of the current CUDA device as 70, 80, ...; None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return 10 * major + minor
+
+
+def sdpa_variant(sm: int | None) -> str:
+    """How the model's SDPA call gets grouped-query k/v on a GPU of capability `sm` (None: CPU). "gqa":
+    transformers' own call, which passes k/v unexpanded with enable_gqa=True whenever the mask is None
+    (micro-batch 1 without padding). Below sm_80 enable_gqa leaves CUDA only the MATH kernel (its fp32
+    score matrix is 2.19 GiB per layer at 4,096 tokens), so there "expanded": k/v repeated to every query
+    head first, without enable_gqa, which keeps the memory-efficient kernel (plan.sdpa_kernel)."""
+    return "expanded" if sm is not None and sm < 80 else "gqa"
+
+
+def attention_implementation(name: str, sm: int | None) -> str:
+    """The attn_implementation from_pretrained gets for model.attn_implementation `name` on `sm`."""
+    if name != "sdpa" or sdpa_variant(sm) != "expanded":
+        return name
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(EXPANDED_SDPA, expanded_sdpa_attention)
+    # a name without a mask function gets no mask at all (transformers treats it as an external backend)
+    AttentionMaskInterface.register(EXPANDED_SDPA, sdpa_mask)
+    return EXPANDED_SDPA
+
+
+def expanded_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+    """transformers' sdpa_attention_forward, except that grouped k/v are expanded (repeat_kv) before SDPA
+    instead of passed with enable_gqa. A single query row (a decode step) and a model without groups go
+    to transformers' own function: their score matrix is one row, and it avoids copying the KV cache."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    groups, q_length = getattr(module, "num_key_value_groups", 1), query.shape[2]
+    if groups == 1 or q_length == 1 or kw.get("position_bias") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    # as transformers: SDPA's own causal flag only without a mask
+    causal = attention_mask is None and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
+    if causal and key.shape[2] > q_length:  # as transformers: a prefill into an empty static cache
+        key, value = key[:, :, :q_length], value[:, :, :q_length]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=causal
+    )
+    return out.transpose(1, 2).contiguous(), None
 
 
 def zero3_partitioned() -> bool:

@@ -205,6 +205,10 @@ def sdpa_kernel(sm: int, q_heads: int, kv_heads: int, masked: bool = False) -> s
 KERNEL_NOTES = {
     "math": "MATH (sm < 80 with enable_gqa rules out the memory-efficient kernel; fp32 scores kept)",
     "efficient": "memory-efficient (q, k, v, output, log-sum-exp; no score matrix)",
+    "expanded": (
+        "memory-efficient, k/v expanded to every query head by vovnet's attention (sm < 80: no enable_gqa, so "
+        "no MATH; q, expanded k and v, output, log-sum-exp)"
+    ),
     "eager": "eager (the softmax scores kept in the compute dtype)",
 }
 
@@ -216,8 +220,12 @@ class _GpuTrainingKernels(TorchFunctionMode):
     (`attention`, `kernel`), so the plan can name it and tests can check it."""
 
     def __init__(self, amp_dtype: torch.dtype | None, attn: str, sm: int, masked: bool):
+        from vovnet.model.loading import EXPANDED_SDPA
+
         super().__init__()
         self.amp_dtype, self.attn, self.sm, self.masked = amp_dtype, attn, sm, masked
+        self.sdpa = attn in ("sdpa", EXPANDED_SDPA)  # both end in F.scaled_dot_product_attention
+        self.expanded = attn == EXPANDED_SDPA
         self.layer: _SavedForBackward | None = None  # the current layer's record
         self.attention, self.kernel = 0, attn
 
@@ -226,7 +234,7 @@ class _GpuTrainingKernels(TorchFunctionMode):
         if self.amp_dtype is not None and func in (F.linear, torch.matmul):
             args = tuple(self._cast(a) for a in args)
             kwargs = {k: self._cast(v) for k, v in kwargs.items()}
-        if func is F.scaled_dot_product_attention and self.attn == "sdpa":
+        if func is F.scaled_dot_product_attention and self.sdpa:
             return self._attention(*args, **kwargs)
         return func(*args, **kwargs)
 
@@ -236,7 +244,10 @@ class _GpuTrainingKernels(TorchFunctionMode):
         return x
 
     def _attention(self, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        # the expanded path hands SDPA as many k/v heads as query heads (repeat_kv ran, its copies traced)
         self.kernel = sdpa_kernel(self.sm, q.shape[1], k.shape[1], self.masked)
+        if self.expanded and self.kernel == "efficient":
+            self.kernel = "expanded"
         saved = _SavedForBackward(self.layer.exclude if self.layer else set())
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack):
             if self.kernel == "math":

@@ -3,9 +3,9 @@
 `evaluation.max_length` tokens, and keeps their KV cache while it decodes.
 
 The prefill's largest transient is one decoder layer at a time: the attention kernel's work space or the
-MLP's three (batch, L, intermediate) tensors. On sm < 80 without a mask the kernel is MATH: the fp32 scores
-and their softmax, both (batch, heads, L, L). A batch above 1 is planned as padded (a mask, so the
-memory-efficient kernel); prompts of exactly equal length have no mask and, below sm_80, run MATH.
+MLP's three (batch, L, intermediate) tensors. Below sm_80 the loader's attention expands k/v itself
+(loading.sdpa_variant), so the prefill keeps the memory-efficient kernel with or without a mask; from sm_80
+transformers' own call runs it too. A batch above 1 is planned as padded (a mask and its additive copy).
 generate keeps only the last position's logits (logits_to_keep=1).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vovnet.model.loading import sdpa_variant
 from vovnet.model.plan import sdpa_kernel
 
 
@@ -65,14 +66,17 @@ def kv_cache(shape: TextShape, batch: int, tokens: int, element: int) -> int:
 def prefill_peak(shape: TextShape, batch: int, tokens: int, element: int, attn: str, sm: int) -> tuple[int, str]:
     """Bytes one decoder layer needs beyond its input during the prefill, and the attention kernel."""
     masked = batch > 1  # a batch of unequal prompts is padded; equal ones are planned like batch 1 per prompt
-    kernel = sdpa_kernel(sm, shape.heads, shape.kv_heads, masked) if attn == "sdpa" else "eager"
+    if attn != "sdpa":
+        kernel = "eager"
+    elif sdpa_variant(sm) == "expanded":  # the loader's attention: k/v expanded, no enable_gqa
+        kernel = "expanded"
+    else:
+        kernel = sdpa_kernel(sm, shape.heads, shape.kv_heads, masked)
     qkv = batch * shape.heads * tokens * shape.head_dim
     scores = batch * shape.heads * tokens * tokens
-    if kernel == "math":  # fp32 copies of q, k, v (k/v expanded) and the scores with their softmax
-        attention = 3 * qkv * 4 + 2 * scores * 4
-    elif kernel == "eager":
+    if kernel == "eager":
         attention = 2 * qkv * element + 2 * scores * element
-    else:  # q, k and v expanded, output; the boolean padding mask and its additive copy
+    else:  # efficient or expanded: q, k and v expanded, output; the boolean padding mask and its additive copy
         attention = 4 * qkv * element + (batch * tokens * tokens * (1 + element) if masked else 0)
     mlp = 3 * batch * tokens * shape.intermediate * element
     residual = 2 * batch * tokens * shape.hidden * element

@@ -14,7 +14,7 @@ import torch
 
 from vovnet import VovnetError
 from vovnet.launch import batch_plan
-from vovnet.model.loading import resolve_dtype, vision_dtype
+from vovnet.model.loading import attention_implementation, resolve_dtype, vision_dtype
 from vovnet.model.plan import (
     KERNEL_NOTES,
     Architecture,
@@ -142,6 +142,9 @@ def make_plan(
     sm, seen = planning_sm(sm)
     dtype, note = planning_dtype(dtype_name or mcfg["dtype"], sm, seen)
     config = read_config(mcfg["name"])
+    # the attention the loader picks on this GPU (sm < 80: k/v expanded, see loading.sdpa_variant)
+    attn = attention_implementation(mcfg["attn_implementation"], sm)
+    mcfg = {**mcfg, "attn_implementation": attn}
     model = build_meta_model(config, mcfg, dtype)
     text = getattr(config, "text_config", config)
     with torch.device("meta"):
@@ -162,7 +165,6 @@ def make_plan(
         )
     element = torch.finfo(dtype).bits // 8
     vision_element = torch.finfo(vision_dtype(dtype)).bits // 8
-    attn = mcfg["attn_implementation"]
     acts = {"DDP": trace_activations(model, batch, seq, dtype, amp=element < 4, attn=attn, sm=sm)}
     cast_trainable(model, dtype)  # what the DeepSpeed engine does to the module
     acts["ZeRO"] = trace_activations(model, batch, seq, dtype, amp=False, attn=attn, sm=sm)
