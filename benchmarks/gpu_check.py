@@ -525,10 +525,12 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=29517, help="rendezvous port of the ZeRO-2 process")
     ap.add_argument(
         "--part",
-        choices=["all", "zero2", "memory8b"],
+        choices=["all", "zero2", "memory8b", "deepspeed", "device"],
         default="all",
         help="all: the scaled model's rows; memory8b: the plan against peaks on the real 8B shapes, random "
-        "weights, sm_70 attention imitated, capped to --caps GiB (benchmarks/gpu_memory_8b.py)",
+        "weights, sm_70 attention imitated, capped to --caps GiB (benchmarks/gpu_memory_8b.py); deepspeed: "
+        "stage 1, stage 2, save and a kill-and-resume under ZeRO-2 and ZeRO-3 on one GPU "
+        "(benchmarks/gpu_deepspeed.py); device: memory8b then deepspeed, the prepared device check",
     )
     ap.add_argument("--caps", default="32,16", help="memory8b: GiB caps per row, comma-separated ('' for none)")
     ap.add_argument("--lm-layers", type=int, help="memory8b: decoder layers (default: the 8B's 36; smoke runs: 1)")
@@ -538,11 +540,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.part == "zero2":
         return zero2_child(args)
-    if args.part == "memory8b":
+    if args.part in ("memory8b", "device"):
         import gpu_memory_8b  # benchmarks/ is this script's folder, first on sys.path
 
         caps = [float(c) for c in args.caps.split(",") if c]
-        return gpu_memory_8b.run(args.device, args.length or 4096, caps, args.lm_layers)
+        gpu_memory_8b.run(args.device, args.length or 4096, caps, args.lm_layers)
+    if args.part in ("deepspeed", "device"):
+        import gpu_deepspeed
+
+        gpu_deepspeed.report(args.device)
+    if args.part in ("memory8b", "deepspeed", "device"):
+        return None
     if args.questions < 3:
         sys.exit("gpu_check: --questions must be at least 3 (a third of them per action)")
     device = torch.device(args.device)
