@@ -68,8 +68,9 @@ def non_finite_error(exc: NonFiniteLogits, ids: list[str], dtype) -> VovnetError
     named = ", ".join(ids[r] for r in exc.rows[:3]) + (" ..." if len(exc.rows) > 3 else "")
     return VovnetError(
         f"non-finite logits (inf/NaN) for record {named}, action {exc.action}, in {dtype}: the "
-        "model overflowed; set model.dtype: bfloat16 on GPUs that have it, or float32 where it fits (a full "
-        "copy per GPU: 32.7 GiB for the 8B, more than a V100 holds; `python -m vovnet plan --dtype float32`)"
+        "model overflowed; set model.dtype: bfloat16 on GPUs that have it, or model.dtype: float32 where it "
+        "fits (a whole copy per GPU: 32.7 GiB for the 8B, more than a V100 holds; `python -m vovnet plan "
+        "--dtype float32`)"
     )
 
 
