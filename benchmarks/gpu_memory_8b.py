@@ -4,9 +4,12 @@ Qwen3-VL-8B is built from tests/fixtures/qwen3-vl-8b-instruct/config.json with r
 with its vision tower in fp32 and the project's LoRA (`add_lora`), as one DDP process trains it. Each row is
 a stage-1 language-model step (autocast fp16, AdamW on the LoRA, gradient checkpointing on) at batch 1 x
 `--length` tokens, measured after one warm-up step, for:
-  - attention as on a V100 (sm_70): only the MATH SDPA kernel allowed (flash and cuDNN need sm_80, and the
-    memory-efficient kernel takes no GQA, so MATH is what a V100 runs for this call), against the plan for sm_70;
-  - attention as on this GPU (sm_80 and up), against the plan for sm_80;
+  - attention as on a V100 (sm_70): the model loaded with `attention_implementation("sdpa", 70)`, the
+    loader's choice there (k/v expanded to every query head, SDPA without enable_gqa), and only the SDPA
+    kernels a V100 has allowed (memory-efficient and MATH; flash and cuDNN need sm_80), against the plan
+    for sm_70;
+  - attention as on this GPU (sm_80 and up: transformers' own SDPA call, every kernel allowed), against
+    the plan for sm_80;
 each uncapped, then with the process capped to 32 and to 16 GiB (`torch.cuda.set_per_process_memory_fraction`):
 the peak `max_memory_allocated`, the plan's total for the same row, and whether both verdicts agree.
 
@@ -26,12 +29,16 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vovnet.config import defaults
-from vovnet.model.loading import add_lora, keep_vision_fp32
+from vovnet.model.loading import add_lora, attention_implementation, keep_vision_fp32
 from vovnet.model.plan_memory import GIB, HEADROOM, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_8B = ROOT / "tests" / "fixtures" / "qwen3-vl-8b-instruct"
-ATTENTION = {"sm_70 (MATH only)": 70, "this GPU (sm_80+ kernels)": 80}
+# label: (sm the loader and the plan take, the SDPA kernels allowed; None: all of this GPU's)
+ATTENTION = {
+    "sm_70 (k/v expanded; efficient + MATH)": (70, [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]),
+    "this GPU (sm_80+ kernels)": (80, None),
+}
 HEAD = ("attention", "cap GiB", "peak GiB", "plan GiB", "peak/plan", "plan verdict", "measured")
 
 
@@ -43,13 +50,15 @@ def params_for(model_dir: Path, length: int) -> dict:
     return p
 
 
-def random_8b(config, params: dict, device):
-    """The fixture's architecture with random weights: fp16, the vision tower in fp32, LoRA as training."""
+def random_8b(config, params: dict, device, sm: int):
+    """The fixture's architecture with random weights: fp16, the vision tower in fp32, LoRA as training; its
+    attention the one the loader picks on a GPU of capability `sm` (sm_70: k/v expanded, no enable_gqa)."""
     from transformers import AutoModelForImageTextToText
 
+    attn = attention_implementation(params["model"]["attn_implementation"], sm)
     torch.manual_seed(0)
     with torch.device(device):
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float16, attn_implementation="sdpa")
+        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float16, attn_implementation=attn)
     keep_vision_fp32(model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
@@ -100,11 +109,17 @@ def rows(device, length: int, caps: list[float], lm_layers: int | None, tmp: Pat
     config.save_pretrained(tmp)  # what `plan` reads: the architecture that runs
     params = params_for(tmp, length)
     out = []
-    model = random_8b(config, params, device)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    torch.manual_seed(0)
     ids = torch.randint(10, config.text_config.vocab_size, (1, length), device=device)
-    for label, sm in ATTENTION.items():
-        backends = [SDPBackend.MATH] if sm < 80 else None
+    for label, (sm, backends) in ATTENTION.items():
+        # one model per attention, built as the loader would on that GPU; the previous one freed first
+        model = opt = None
+        gc.collect()
+        cap_to(None, device)  # the last row's cap (16 GiB) would not hold the weights
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        model = random_8b(config, params, device, sm)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         for cap in [None, *caps]:
             cap_to(cap, device)
             gpu_gib = cap or (
