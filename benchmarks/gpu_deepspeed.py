@@ -3,9 +3,9 @@ configs/accelerate/zero2_v100.yaml and zero3_v100.yaml, in fp16 (the V100 server
 and the save, then a run killed after its first checkpoint and resumed, against the uninterrupted run.
 
 It runs the sample pipeline's data and tiny model in a temporary copy of the repository (`dvc repro merge
-model`), and each training through `accelerate launch --config_file <config> --num_processes 1
-stages/train.py`, the command `python -m vovnet.launch` runs for a DeepSpeed config on more processes.
-On CPU (`--device cpu`) the same runs use bf16: DeepSpeed refuses fp16 there.
+model`), and each training as `dvc repro` would: `python -m vovnet.launch stages/train.py` with
+`launch.processes: 1` and the config (the launcher starts DeepSpeed under `accelerate launch` on a world
+of 1 too). On CPU (`--device cpu`) the same runs use bf16: DeepSpeed refuses fp16 there.
 """
 
 from __future__ import annotations
@@ -51,22 +51,25 @@ def set_params(repo: Path, **values) -> None:
         y.dump(d, fh)
 
 
-def train_command(config: str, port: int) -> list[str]:
-    return [
-        *(sys.executable, "-m", "accelerate.commands.launch", "--config_file", config),
-        *("--num_processes", "1", "--main_process_port", str(port), "stages/train.py"),
-    ]
+TRAIN = [sys.executable, "-m", "vovnet.launch", "stages/train.py"]
 
 
-def run_training(repo: Path, config: str, out: str, port: int, kill_at_checkpoint: bool = False) -> tuple[int, str]:
+def run_training(repo: Path, config: str, out: str, kill_at_checkpoint: bool = False) -> tuple[int, str]:
     """One training; with kill_at_checkpoint, SIGKILL the launcher and every process under it (torchrun
     starts its workers in their own sessions) once a checkpoint is complete."""
     import psutil
 
-    set_params(repo, **{"train.output_dir": f"models/{out}", "train.checkpoint_dir": f"checkpoints/{out}"})
+    set_params(
+        repo,
+        **{
+            "launch.config_file": config,
+            "train.output_dir": f"models/{out}",
+            "train.checkpoint_dir": f"checkpoints/{out}",
+        },
+    )
     log = repo / f"{out}.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(train_command(config, port), cwd=repo, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(TRAIN, cwd=repo, stdout=fh, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             if kill_at_checkpoint and list((repo / "checkpoints" / out).glob("*/step-*/state.json")):
                 tree = psutil.Process(proc.pid).children(recursive=True)
@@ -106,7 +109,7 @@ def engine_line(log: str) -> str:
     return found[-1] if found else "no engine line"
 
 
-def run(device: str, port: int = 29531) -> list[tuple]:
+def run(device: str) -> list[tuple]:
     """Rows: (config, check, figure, verdict)."""
     root = Path(__file__).resolve().parents[1]
     rows = []
@@ -115,17 +118,17 @@ def run(device: str, port: int = 29531) -> list[tuple]:
         env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
         subprocess.run(["dvc", "repro", "merge", "model"], cwd=repo, check=True, env=env, capture_output=True)
         dtype = "float16" if device == "cuda" else "bfloat16"
-        set_params(repo, **{"model.dtype": dtype, "train.save_every": 5})
+        set_params(repo, **{"model.dtype": dtype, "train.save_every": 5, "launch.processes": 1})
         for name, config in CONFIGS.items():
             t0 = time.time()
-            rc, log = run_training(repo, config, f"{name}-whole", port)
+            rc, log = run_training(repo, config, f"{name}-whole")
             seconds = time.time() - t0
             if rc != 0:
                 rows.append((name, f"stage 1, stage 2, save ({dtype})", f"rc {rc}", f"FAILED: {last_line(log)}"))
                 continue
             rows.append((name, f"stage 1, stage 2, save ({dtype})", f"{seconds:.0f} s", engine_line(log)))
-            rc, log = run_training(repo, config, f"{name}-resumed", port, kill_at_checkpoint=True)
-            rc, log = run_training(repo, config, f"{name}-resumed", port)
+            rc, log = run_training(repo, config, f"{name}-resumed", kill_at_checkpoint=True)
+            rc, log = run_training(repo, config, f"{name}-resumed")
             if rc != 0 or "resuming from" not in log:
                 rows.append((name, "kill at a checkpoint, resume", f"rc {rc}", f"FAILED: {last_line(log)}"))
                 continue

@@ -14,7 +14,7 @@ from vovnet import VovnetError
 from vovnet.model.policy import PolicyFeatures, PolicyHead
 from vovnet.resume import EngineInfo, check_resumable
 from vovnet.training.checkpoint import read_checkpoint, save_checkpoint
-from vovnet.training.engine import configure_deepspeed
+from vovnet.training.engine import configure_deepspeed, master_weights
 from vovnet.training.trainer import StageTools, apply_step
 
 
@@ -24,6 +24,7 @@ def test_full_finetune_under_fp16_steps_fp32_master_weights_that_grad_scaler_can
     p = json.loads(json.dumps(params))
     p["model"].update(name=str(tiny_model_dir), finetune="full", dtype="float16")
     model, _ = build_vovnet(p)
+    master_weights(Accelerator(cpu=True), model, p["model"])  # what the trainer does outside DeepSpeed
     trainable = [q for q in model.parameters() if q.requires_grad]
     assert trainable and all(q.dtype == torch.float32 for q in trainable)
     frozen_lm = [q for n, q in model.lm.named_parameters() if not q.requires_grad and ".visual." not in n]
@@ -174,3 +175,30 @@ def test_a_checkpoint_from_another_engine_or_layout_is_one_line(tmp_path):
         wait=lambda: None,
     )
     check_resumable(torch_ckpt, EngineInfo("torch", 0, 1))  # whole optimizer state: any process count
+
+
+def test_under_deepspeed_the_engine_keeps_the_master_weights_and_zero3_refuses_a_full_finetune(tiny_model_dir, params):
+    from accelerate.utils import DeepSpeedPlugin
+
+    from vovnet.model.factory import build_vovnet
+
+    p = json.loads(json.dumps(params))
+    p["model"].update(name=str(tiny_model_dir), finetune="full", dtype="float16")
+    model, _ = build_vovnet(p)
+    master_weights(accelerator_with(DeepSpeedPlugin(zero_stage=2)), model, p["model"])
+    assert {q.dtype for q in model.lm.parameters() if q.requires_grad} == {torch.float16}  # the engine's to cast
+    with pytest.raises(VovnetError, match=r"model.finetune: full under ZeRO-3 is not supported") as exc:
+        master_weights(accelerator_with(DeepSpeedPlugin(zero_stage=3)), model, p["model"])
+    assert "\n" not in str(exc.value)
+
+
+def test_fp16_auto_cast_is_off_so_the_batch_reaches_the_model_in_its_own_dtypes():
+    from accelerate.utils import DeepSpeedPlugin
+
+    from vovnet.launch import BatchPlan
+
+    plugin = DeepSpeedPlugin(zero_stage=2)
+    plugin.set_mixed_precision("fp16")  # what accelerate does for mixed_precision: fp16
+    assert plugin.deepspeed_config["fp16"]["auto_cast"] is True
+    configure_deepspeed(accelerator_with(plugin), BatchPlan(4, 1, 4, 1), {"max_grad_norm": 1.0})
+    assert plugin.deepspeed_config["fp16"] == {"enabled": True, "auto_cast": False}

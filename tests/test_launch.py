@@ -3,6 +3,7 @@
 import os
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,18 +59,36 @@ def test_a_missing_launch_config_is_one_line(tmp_path):
         resolve_launch({**AUTO, "config_file": str(tmp_path / "nope.yaml")}, cuda_devices=2)
 
 
-def test_a_launch_config_needing_a_missing_package_is_one_line(tmp_path):
-    pytest.importorskip("accelerate")
-    if __import__("importlib").util.find_spec("deepspeed") is not None:
-        pytest.skip("deepspeed is installed here")
+def test_a_launch_config_needing_a_missing_package_is_one_line(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
     cfg = tmp_path / "zero2.yaml"
     cfg.write_text(
         "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
         "  zero_stage: 2\nmixed_precision: fp16\nnum_machines: 1\nnum_processes: 8\nuse_cpu: false\n"
     )
-    with pytest.raises(VovnetError, match="needs the package deepspeed, which is not installed"):
-        resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=2)
-    assert resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=1).processes == 1  # runs directly
+    for cuda in (2, 1):  # DeepSpeed needs its package on a world of 1 too (accelerate launch runs it)
+        with pytest.raises(VovnetError, match="needs the package deepspeed, which is not installed"):
+            resolve_launch({**AUTO, "config_file": str(cfg)}, cuda_devices=cuda)
+
+
+def test_a_deepspeed_config_goes_through_accelerate_launch_on_any_process_count(tmp_path):
+    cfg = "configs/accelerate/zero3_v100.yaml"
+    root = Path(__file__).resolve().parents[1]
+    for processes, cuda in ((1, 0), (2, 0), (1, 1), (8, 8)):
+        launch = resolve_launch(
+            {"processes": processes, "config_file": str(root / cfg), "main_process_port": 29600}, cuda
+        )
+        argv = launch.command(["stages/train.py"])
+        assert launch.deepspeed and argv[1:3] == ["-m", "accelerate.commands.launch"], (processes, cuda)
+        assert argv[argv.index("--num_processes") + 1] == str(processes)
+        assert launch.env().get("ACCELERATE_USE_CPU") != "1"  # it would drop DeepSpeed
+        assert "under accelerate launch, config" in launch.describe()
+    plain = resolve_launch({"processes": 2, "config_file": None, "main_process_port": 29600}, 0)
+    assert plain.command(["stages/train.py"])[1:3] == ["-m", "torch.distributed.run"]
+    assert plain.env()["ACCELERATE_USE_CPU"] == "1"
 
 
 def test_free_port_is_bindable():

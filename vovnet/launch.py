@@ -40,6 +40,8 @@ class Launch:
     def describe(self) -> str:
         if self.processes == 1:
             where = "1 CUDA device" if self.cuda_devices else "CPU"
+            if self.deepspeed:  # DeepSpeed's engine needs its launcher on a world of 1 too
+                return f"1 process ({where}) under accelerate launch, config {self.config_file}"
             return f"1 process ({where}), run directly"
         where = f"{self.processes} of {self.cuda_devices} CUDA devices" if self.cuda_devices else "CPU"
         cfg = f", config {self.config_file}" if self.config_file else ""
@@ -50,7 +52,7 @@ class Launch:
         """The argv that runs `target` (a script and its args, or `-m module ...`). On CPU, accelerate launch
         would start one process whatever --num_processes says, so plain CPU processes start under torchrun;
         a DeepSpeed config goes through accelerate's DeepSpeed launcher, which starts them all on CPU too."""
-        if self.processes == 1:
+        if self.processes == 1 and not self.deepspeed:
             return [sys.executable, *target]
         port = str(self.port or free_port())
         if not self.cuda_devices and not self.deepspeed:
@@ -157,11 +159,12 @@ def resolve_launch(lcfg: dict, cuda_devices: int | None = None) -> Launch:
     if config_file:
         if not Path(config_file).is_file():
             raise VovnetError(f"params.yaml: launch.config_file {config_file} not found")
-        problems = check_launch_config(config_file) if processes > 1 else []  # one process runs directly
+    deepspeed = bool(config_file) and uses_deepspeed(config_file)
+    if config_file and (processes > 1 or deepspeed):  # one process without DeepSpeed runs directly
+        problems = check_launch_config(config_file)
         if problems:
             raise VovnetError(problems[0])
     port = None if lcfg["main_process_port"] == "auto" else int(lcfg["main_process_port"])
-    deepspeed = bool(config_file) and processes > 1 and uses_deepspeed(config_file)
     return Launch(processes, cuda, config_file, port, deepspeed)
 
 

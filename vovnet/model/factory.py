@@ -66,8 +66,6 @@ def build_vovnet(params: dict, device=None) -> tuple[VoVNet, object]:
     processor = load_processor(mcfg["name"], mcfg)
     base = load_base_model(mcfg["name"], mcfg, dtype)
     lm = add_lora(base, mcfg) if finetune_mode(mcfg) == "lora" else unfreeze_full(base, mcfg)
-    if dtype == torch.float16:
-        fp32_master_weights(lm)
     head = PolicyHead(base.config.text_config.hidden_size, params["policy"]["hidden"])
     full = _full_model(mcfg, dtype, device, train=mcfg["train_full_model"])
     model = VoVNet(lm, head, full, processor.tokenizer.pad_token_id, processor.image_token_id)
@@ -83,8 +81,8 @@ def fp32_master_weights(lm) -> None:
     """Trainable weights in fp32 under an fp16 model: autocast computes in fp16, the optimizer steps fp32
     weights, and GradScaler can unscale their gradients (it refuses fp16 gradients: "Attempting to unscale
     FP16 gradients"). LoRA is fp32 already (peft); a full fine-tune's language model becomes fp32 here,
-    which `python -m vovnet plan` counts. DeepSpeed casts the module back to fp16 and keeps its own fp32
-    master weights."""
+    which `python -m vovnet plan` counts. The trainer calls it outside DeepSpeed only: the engine casts
+    the module to fp16 and keeps its own fp32 master weights."""
     for p in lm.parameters():
         if p.requires_grad and p.dtype == torch.float16:
             p.data = p.data.float()

@@ -3,6 +3,7 @@
     trainable.safetensors  every weight the run trains, fp32 and whole (gathered under ZeRO-3)
     optim.pt               scheduler and RNG; plain torch: the optimizer and the loss scaler too
     engine/                DeepSpeed: the engine's own checkpoint (each rank's optimizer partition, loss scale)
+    rng/rank-<r>.pt        each process's CPU (and CUDA) RNG state: dropout draws from it
     engine.json            which engine wrote it: name, ZeRO stage, processes
     state.json             the data position (stage, epoch, step, optimizer step); written last
 
@@ -45,6 +46,7 @@ def save_checkpoint(
     engine: EngineInfo,
     main: bool,
     wait,
+    rank: int = 0,
     ds_engine=None,
     keep: int = 2,
 ) -> Path:
@@ -57,8 +59,12 @@ def save_checkpoint(
             shutil.rmtree(stale, ignore_errors=True)
         partial.mkdir(parents=True)
     wait()
-    if ds_engine is not None:
-        ds_engine.save_checkpoint(str(partial / ENGINE_TAG), tag=ENGINE_TAG, save_latest=False)
+    if ds_engine is not None:  # the frozen base model is on disk already: only what trains is saved
+        ds_engine.save_checkpoint(
+            str(partial / ENGINE_TAG), tag=ENGINE_TAG, save_latest=False, exclude_frozen_parameters=True
+        )
+    (partial / "rng").mkdir(exist_ok=True)
+    torch.save(rng_state(), partial / "rng" / f"rank-{rank}.pt")
     if main:
         save_file({n: t.contiguous() for n, t in weights.items()}, str(partial / "trainable.safetensors"))
         torch.save(extra, partial / "optim.pt")
@@ -72,6 +78,27 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
     wait()
     return final
+
+
+def rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(path: Path, rank: int) -> None:
+    """This process's RNG as it was (rank 0's where the checkpoint has no file for this rank: another
+    process count, or a checkpoint from before the per-rank files)."""
+    files = [path / "rng" / f"rank-{rank}.pt", path / "rng" / "rank-0.pt"]
+    found = next((f for f in files if f.exists()), None)
+    if found is None:
+        torch.set_rng_state(torch.load(path / "optim.pt", weights_only=True)["rng"])
+        return
+    state = torch.load(found, weights_only=True)
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def read_checkpoint(path: Path, now: EngineInfo) -> Checkpoint:

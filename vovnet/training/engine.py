@@ -6,10 +6,12 @@ only this rank's partition of each parameter."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import torch
 
 from vovnet import VovnetError
+from vovnet.model.factory import finetune_mode, fp32_master_weights
 from vovnet.model.loading import keep_vision_fp32, vision_towers
 from vovnet.resume import EngineInfo
 
@@ -17,10 +19,10 @@ log = logging.getLogger("vovnet.train")
 
 
 def deepspeed_engine(wrapped):
-    """The DeepSpeedEngine that `accelerator.prepare` returned, or None for any other wrapper."""
-    if wrapped is None or type(wrapped).__name__ != "DeepSpeedEngine":
-        return None
-    return wrapped
+    """The DeepSpeedEngine that `accelerator.prepare` returned, or None for any other wrapper (DeepSpeed
+    not imported means no engine of it exists)."""
+    deepspeed = sys.modules.get("deepspeed")
+    return wrapped if deepspeed is not None and isinstance(wrapped, deepspeed.DeepSpeedEngine) else None
 
 
 def engine_info(wrapped, processes: int) -> EngineInfo:
@@ -89,22 +91,60 @@ def configure_deepspeed(accelerator, plan, tcfg: dict) -> None:
         gradient_accumulation_steps=plan.accumulation,
         gradient_clipping=tcfg["max_grad_norm"],
     )
+    # accelerate turns on fp16 auto_cast, which casts every float input of the batch to fp16 before the
+    # forward; the model casts its own inputs (the vision tower takes pixel values in its dtype), as it does
+    # under bf16, where accelerate sets no auto_cast
+    fp16 = plugin.deepspeed_config.get("fp16")
+    if isinstance(fp16, dict) and str(fp16.get("enabled")).lower() == "true":
+        fp16["auto_cast"] = False
 
 
-def restore_fp32_vision(accelerator, model) -> None:
+def set_master_weights(wrapped, model, weights: dict[str, torch.Tensor]) -> None:
+    """A new engine builds its fp32 master weights from the module's half copies; what an earlier stage
+    trained goes in at full precision instead (every rank; each keeps its own partition)."""
+    import deepspeed
+
+    for name, p in model.named_parameters():
+        if p.requires_grad and name in weights:
+            deepspeed.utils.safe_set_full_fp32_param(p, weights[name].to(p.device))
+
+
+def clipping(wrapped) -> str:
+    """The gradient clipping the engine applies, as it reports it (DeepSpeed), else train.max_grad_norm's."""
+    engine = deepspeed_engine(wrapped)
+    return f", gradient clipping {engine.gradient_clipping()}" if engine is not None else ""
+
+
+def master_weights(accelerator, model, mcfg: dict) -> None:
+    """Outside DeepSpeed an fp16 model's trained weights step in fp32 (factory.fp32_master_weights); under
+    DeepSpeed the engine keeps them. A full fine-tune under ZeRO-3 is refused: its save would need every
+    frozen weight gathered onto one process, which only the tiny demo models could afford."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        for lm in (model.lm, model.full_lm):
+            if lm is not None:
+                fp32_master_weights(lm)  # a no-op for what is not fp16
+        return
+    if int(plugin.zero_stage) >= 3 and finetune_mode(mcfg) == "full":
+        raise VovnetError(
+            "params.yaml: model.finetune: full under ZeRO-3 is not supported (the saved model would need "
+            "every frozen weight gathered); use LoRA, or configs/accelerate/zero2_v100.yaml"
+        )
+
+
+def restore_fp32_vision(engine: EngineInfo, accelerator, model) -> None:
     """DeepSpeed's fp16 engine casts the whole module to fp16; a frozen vision tower goes back to fp32
     (loading.keep_vision_fp32). ZeRO-1/2 keep frozen weights whole, in the module, so the cast can be
     undone. ZeRO-3 cannot: it stores every parameter of the engine's module as a flat partition in the
     engine's dtype and gathers it in that dtype for each forward, so an fp32 tower would have to live
     outside the engine, whole on every GPU (+2.3 GB for the 8B's 0.58B-parameter tower). There the tower
     runs in fp16, and the non-finite checks name the remedy if it overflows."""
-    ds = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds is None or accelerator.mixed_precision != "fp16":
+    if engine.name != "deepspeed" or accelerator.mixed_precision != "fp16":
         return
     towers = vision_towers(model)
     if any(p.requires_grad for t in towers for p in t.parameters()):
         return  # a trained tower's fp16 copy is the engine's; its master weights are fp32 already
-    if int(ds.deepspeed_config.get("zero_optimization", {}).get("stage", 0)) >= 3:
+    if engine.zero_stage >= 3:
         log.warning(
             "ZeRO-3 under fp16: the vision tower runs in fp16 (ZeRO-3 holds every weight as an fp16 "
             "partition); if a loss turns non-finite, use ZeRO-2 on 32 GB cards"

@@ -27,15 +27,19 @@ from vovnet.training.checkpoint import (
     load_engine_state,
     load_weights,
     read_checkpoint,
+    restore_rng,
     save_checkpoint,
 )
 from vovnet.training.engine import (
+    clipping,
     configure_deepspeed,
     deepspeed_engine,
     engine_info,
     full_precision_weights,
+    master_weights,
     planned_engine,
     restore_fp32_vision,
+    set_master_weights,
     set_weights,
 )
 from vovnet.training.optim import stage_optimizer
@@ -129,6 +133,7 @@ def setup(params: dict, accelerator=None) -> Run:
         torch.set_num_threads(tcfg["cpu_threads"])
     stage1_records, stage2_records = stage_records(tcfg)
     model, processor = build_vovnet(params, device=accelerator.device)
+    master_weights(accelerator, model, params["model"])
     if tcfg["gradient_checkpointing"]:
         model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.enable_input_require_grads()
@@ -169,7 +174,7 @@ def resume(run: Run) -> None:
         ckpt = read_checkpoint(path, planned_engine(run.accelerator, run.plan.processes))
         load_weights(run.model, ckpt.weights, path)
         run.state, run.resumed, run.finished = ckpt.state, ckpt, dict(ckpt.weights)
-        torch.set_rng_state(ckpt.extra["rng"])
+        restore_rng(path, run.accelerator.process_index)
         s = run.state
         run.accelerator.print(f"resuming from {path} (stage {s['stage']}, epoch {s['epoch']}, step {s['step']})")
     if run.accelerator.is_main_process:
@@ -189,9 +194,13 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
             optimizer.load_state_dict(resumed.extra["optimizer"])
     acc.free_memory()  # drop the previous stage's wrapper and optimizer
     model_p, optimizer_p = acc.prepare(run.model, optimizer)
-    restore_fp32_vision(acc, run.model)
     run.wrapped, run.engine = model_p, engine_info(model_p, run.plan.processes)
-    log.info("train: stage %d runs on %s (process %d)", stage, run.engine.describe(), acc.process_index)
+    restore_fp32_vision(run.engine, acc, run.model)
+    if run.engine.name == "deepspeed" and run.finished:
+        set_master_weights(model_p, run.model, run.finished)
+    log.info(
+        "train: stage %d runs on %s%s (process %d)", stage, run.engine.describe(), clipping(model_p), acc.process_index
+    )
     if resumed is not None and deepspeed_engine(model_p) is not None:
         load_engine_state(model_p, resumed.path)
     elif resumed is not None and "scaler" in resumed.extra and acc.scaler is not None:
@@ -239,7 +248,7 @@ def trained_weights(run: Run) -> dict[str, torch.Tensor]:
 def checkpoint(run: Run, tools: StageTools) -> None:
     """Every process takes part (DeepSpeed saves each rank's optimizer partition); see training/checkpoint.py."""
     acc, ds = run.accelerator, deepspeed_engine(tools.model)
-    extra = {"scheduler": tools.scheduler.state_dict(), "rng": torch.get_rng_state()}
+    extra = {"scheduler": tools.scheduler.state_dict()}
     if ds is None:
         extra["optimizer"] = getattr(tools.optimizer, "optimizer", tools.optimizer).state_dict()
         if acc.scaler is not None:
@@ -253,6 +262,7 @@ def checkpoint(run: Run, tools: StageTools) -> None:
         engine=run.engine,
         main=acc.is_main_process,
         wait=acc.wait_for_everyone,
+        rank=acc.process_index,
         ds_engine=ds,
     )
 
@@ -339,9 +349,9 @@ def check_finite_loss(loss: torch.Tensor, run: Run, stage: int, action: str, ind
     raise VovnetError(
         f"non-finite loss ({loss.item()}) in stage {stage}, {branch}, at optimizer step {run.state['opt_step']}, "
         f"records {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: lower train.lr, raise train.warmup_ratio, "
-        "or, for fp16 overflow (the usual cause on V100), set model.dtype: float32 with launch.config_file: "
-        "configs/accelerate/zero3_v100.yaml (the 8B's fp32 weights fit only sharded; `python -m vovnet plan "
-        "--dtype float32`)"
+        "or, for fp16 overflow (the usual cause on V100) under ZeRO-3, whose vision tower runs in fp16, use "
+        "configs/accelerate/zero2_v100.yaml (the tower stays fp32; 32 GB cards); model.dtype: float32 needs "
+        "a GPU that holds the whole fp32 model for evaluate@ (`python -m vovnet plan --dtype float32`)"
     )
 
 
