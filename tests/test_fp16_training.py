@@ -51,7 +51,7 @@ def scaled_tools(scale: float = 2.0**10):
     layer = torch.nn.Linear(3, 1)
     optimizer = AcceleratedOptimizer(torch.optim.AdamW(layer.parameters(), lr=0.1), scaler=acc.scaler)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, lambda s: 1.0 / (s + 1))
-    return acc, layer, StageTools(layer, optimizer, scheduler, ["weight", "bias"])
+    return acc, layer, StageTools(layer, optimizer, scheduler)
 
 
 def test_a_step_the_loss_scaler_skips_does_not_advance_the_schedule():

@@ -103,10 +103,20 @@ def set_master_weights(wrapped, model, weights: dict[str, torch.Tensor]) -> None
     """A new engine builds its fp32 master weights from the module's half copies; what an earlier stage
     trained goes in at full precision instead (every rank; each keeps its own partition)."""
     import deepspeed
+    import torch.distributed as dist
 
     for name, p in model.named_parameters():
-        if p.requires_grad and name in weights:
-            deepspeed.utils.safe_set_full_fp32_param(p, weights[name].to(p.device))
+        if not (p.requires_grad and name in weights):
+            continue
+        value = weights[name].to(p.device)
+        if not hasattr(p, "ds_id"):
+            deepspeed.utils.safe_set_full_fp32_param(p, value)
+            continue
+        # ZeRO-3: this rank's slice of the zero-padded flat value (DeepSpeed's full setter cannot fill the
+        # padded last partition of a parameter whose size the world does not divide)
+        part = p.ds_tensor.numel()
+        padded = torch.nn.functional.pad(value.flatten(), (0, part * dist.get_world_size() - value.numel()))
+        deepspeed.utils.safe_set_local_fp32_param(p, padded.narrow(0, part * dist.get_rank(), part))
 
 
 def clipping(wrapped) -> str:

@@ -93,7 +93,6 @@ class StageTools:
     model: object  # prepared for this stage
     optimizer: object
     scheduler: object
-    trained_names: list[str]  # what this stage trains (the optimizer's parameters), by name
 
     @property
     def trainable(self) -> list:
@@ -205,8 +204,7 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
         load_engine_state(model_p, resumed.path)
     elif resumed is not None and "scaler" in resumed.extra and acc.scaler is not None:
         acc.scaler.load_state_dict(resumed.extra["scaler"])
-    trained_names = [n for n, p in run.model.named_parameters() if p.requires_grad]
-    return StageTools(model_p, optimizer_p, scheduler, trained_names)
+    return StageTools(model_p, optimizer_p, scheduler)
 
 
 def train_stage(run: Run, stage: int, epochs: int) -> dict:
@@ -228,8 +226,8 @@ def train_stage(run: Run, stage: int, epochs: int) -> dict:
             report_step(run, stage, vals, tools.scheduler.get_last_lr()[0])
             if run.state["opt_step"] % run.tcfg["save_every"] == 0:
                 checkpoint(run, tools)
-    if deepspeed_engine(run.wrapped) is not None:  # the stage's fp32 masters, before the next engine casts
-        run.finished.update(full_precision_weights(run.model, tools.trained_names, run.wrapped))
+    if deepspeed_engine(run.wrapped) is not None:  # the fp32 weights as the stage ends, for the next engine
+        run.finished = trained_weights(run)
     run.state.update(stage=stage + 1, epoch=0, step=0)
     return {k: v / max(1, steps) for k, v in totals.items()}
 
