@@ -65,14 +65,12 @@ def check_resumable(path: Path, now: EngineInfo) -> None:
     partition of its flattened optimizer state, which only the same ZeRO stage on the same number of
     processes can load; anything else is one line naming the folder and what differs."""
     then = written_by(path)
-    if then.name == now.name == "torch":
-        return
-    if then == now:
+    if then == now or then.name == now.name == "torch":
         return
     raise VovnetError(
         f"checkpoint {path} was written by {then.describe()}, but this run is {now.describe()}: "
-        f"{'DeepSpeed' if 'deepspeed' in (then.name, now.name) else 'the engine'} cannot load another "
-        f"engine's or layout's optimizer state; resume with the launch that wrote it, or delete "
+        "DeepSpeed cannot load another engine's or layout's optimizer state; resume with the launch that "
+        "wrote it, or delete "
         f"{path.parent} to start this configuration from step 0"
     )
 

@@ -1,7 +1,7 @@
 """Resumable checkpoints (outside DVC outs), one folder per optimizer step:
 
     trainable.safetensors  every weight the run trains, fp32 and whole (gathered under ZeRO-3)
-    optim.pt               scheduler and RNG; plain torch: the optimizer and the loss scaler too
+    optim.pt               the scheduler; plain torch: the optimizer and the loss scaler too
     engine/                DeepSpeed: the engine's own checkpoint (each rank's optimizer partition, loss scale)
     rng/rank-<r>.pt        each process's CPU (and CUDA) RNG state: dropout draws from it
     engine.json            which engine wrote it: name, ZeRO stage, processes
@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vovnet import VovnetError
-from vovnet.resume import EngineInfo, check_resumable, written_by
+from vovnet.resume import EngineInfo, check_resumable
 
 ENGINE_TAG = "engine"  # DeepSpeed's tag: its files go under <checkpoint>/engine/
 
@@ -32,8 +32,7 @@ class Checkpoint:
     path: Path
     state: dict  # the data position
     weights: dict[str, torch.Tensor]
-    extra: dict  # optim.pt: scheduler, rng, and for plain torch optimizer and scaler
-    engine: EngineInfo
+    extra: dict  # optim.pt: scheduler, and for plain torch optimizer and scaler
 
 
 def save_checkpoint(
@@ -106,7 +105,7 @@ def read_checkpoint(path: Path, now: EngineInfo) -> Checkpoint:
     weights = load_file(str(path / "trainable.safetensors"))
     extra = torch.load(path / "optim.pt", weights_only=True)
     state = json.loads((path / "state.json").read_text())
-    return Checkpoint(path, state, weights, extra, written_by(path))
+    return Checkpoint(path, state, weights, extra)
 
 
 def load_weights(model, weights: dict[str, torch.Tensor], path: Path) -> None:
