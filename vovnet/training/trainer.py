@@ -191,6 +191,9 @@ def prepare_stage(run: Run, stage: int) -> StageTools:
         scheduler.load_state_dict(resumed.extra["scheduler"])
         if "optimizer" in resumed.extra:  # plain torch; DeepSpeed's is loaded into the engine below
             optimizer.load_state_dict(resumed.extra["optimizer"])
+    # every rank is done with the previous engine's collectives (its end-of-stage gathers) before any
+    # rank tears its process groups down; a rank destroying a group another still reduces on aborts
+    acc.wait_for_everyone()
     acc.free_memory()  # drop the previous stage's wrapper and optimizer
     model_p, optimizer_p = acc.prepare(run.model, optimizer)
     run.wrapped, run.engine = model_p, engine_info(model_p, run.plan.processes)
