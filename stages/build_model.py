@@ -2,6 +2,8 @@
 
 import argparse
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli
 from vovnet.config import load_params
 from vovnet.model.tiny import build_tiny_model

@@ -7,6 +7,8 @@ vovnet/data/noop_check.py), it exits before importing the params schema or any h
 import argparse
 import sys
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli
 from vovnet.data.noop_check import NoopCheck
 

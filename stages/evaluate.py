@@ -5,6 +5,8 @@ launched processes and the main process scores and writes; the outputs equal one
 
 import argparse
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli
 from vovnet.config import load_params, revalidate
 from vovnet.evaluation.core import evaluate_set

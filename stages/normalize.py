@@ -2,6 +2,8 @@
 
 import argparse
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli
 from vovnet.config import dataset_config, dataset_in, load_params
 from vovnet.data.normalize import normalize_dataset

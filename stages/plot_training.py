@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli, plots
 
 

@@ -6,6 +6,8 @@ launch (launch.* in params.yaml). Run alone, it is one process.
 
 import argparse
 
+import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the editable install's)
+
 from vovnet import cli
 from vovnet.config import load_params, revalidate
 from vovnet.io_utils import write_json

@@ -143,6 +143,16 @@ def _longest_module(name: str, root: Path) -> str | None:
     return None
 
 
+def _script_sibling(name: str, rel: str, root: Path) -> str | None:
+    """`python stages/x.py` puts stages/ first on sys.path, so `import y` there runs stages/y.py (a script's
+    folder is no package: stages/this_checkout.py)."""
+    here = Path(rel).parent
+    if here == Path(".") or (root / here / "__init__.py").exists():
+        return None
+    cand = here / f"{name.split('.')[0]}.py"
+    return cand.as_posix() if (root / cand).is_file() else None
+
+
 def closure(entries: list[str], root: Path = ROOT) -> Closure:
     """Every project file that running `entries` (relative .py paths) executes, and the families it uses.
 
@@ -167,6 +177,8 @@ def closure(entries: list[str], root: Path = ROOT) -> Closure:
                     todo.append(f)
             if (target := _longest_module(name, root)) and target != rel:
                 used.add(target)
+            if (sibling := _script_sibling(name, rel, root)) and sibling not in out.files:
+                todo.append(sibling)
     out.families = {fam for rel in used & set(defined) for fam in defined[rel]}
     return out
 
