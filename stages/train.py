@@ -18,17 +18,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--metrics", default="metrics/train.json")
+    # how this launch ran (processes, seconds): a log beside the outputs, never hashed into dvc.lock
+    ap.add_argument("--launch-log", default="logs/train_launch.json")
     ap.add_argument("--lr", type=float, help="override train.lr")
     args = ap.parse_args()
     params = load_params(args.params)
     if args.lr is not None:
         params["train"]["lr"] = args.lr
         params = revalidate(params)
-    summary = train(params)
+    summary, launch_facts = train(params)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
         write_json(args.metrics, summary)
+        write_json(args.launch_log, launch_facts)
+        print(f"train: launch {launch_facts}", flush=True)
     return 0
 
 

@@ -55,8 +55,14 @@ def test_repro_trains_and_evaluates_on_both_ranks_and_dvc_records_it(repo2):
         assert f"train: process {rank} of 2" in out
         for s in SETS:
             assert f"evaluate@{s}: process {rank} of 2" in out
-    m = json.loads((repo / "metrics" / "train.json").read_text())
+    m = json.loads((repo / "logs" / "train_launch.json").read_text())  # how it ran: a log, not a DVC output
     assert (m["processes"], m["global_batch"], m["per_process_batch"], m["accumulation"]) == (2, 4, 2, 1)
+    assert set(json.loads((repo / "metrics" / "train.json").read_text())) == {
+        "stages",
+        "optimizer_steps",
+        "records",
+        "global_batch",
+    }
     assert up_to_date(sh(repo, "dvc", "status"))
 
 
@@ -75,9 +81,20 @@ def test_one_process_takes_the_same_steps_with_the_same_losses(repo2, tmp_path):
     one = tmp_path / "one"
     shutil.copytree(repo, one, symlinks=True, ignore=shutil.ignore_patterns("cache", "tmp"))
     edit_params(one / "params.yaml", **{"launch.processes": 1})
-    sh(one, sys.executable, "-m", "vovnet.launch", "stages/train.py", "--metrics", "metrics/one.json")
+    sh(
+        one,
+        sys.executable,
+        "-m",
+        "vovnet.launch",
+        "stages/train.py",
+        "--metrics",
+        "metrics/one.json",
+        "--launch-log",
+        "logs/one.json",
+    )
     a, b = (json.loads(p.read_text()) for p in (one / "metrics" / "one.json", repo / "metrics" / "train.json"))
-    assert a["processes"] == 1 and (a["per_process_batch"], a["accumulation"]) == (4, 1)
+    launched = json.loads((one / "logs" / "one.json").read_text())
+    assert launched["processes"] == 1 and (launched["per_process_batch"], launched["accumulation"]) == (4, 1)
     assert a["optimizer_steps"] == b["optimizer_steps"] > 0 and a["records"] == b["records"]
     for stage, figures in a["stages"].items():
         for key, value in figures.items():
@@ -89,7 +106,7 @@ def test_exp_run_trains_and_evaluates_in_two_processes(repo2):
     out = sh(repo, "dvc", "exp", "run", "-S", "train.lr=1e-5")
     assert {"train", *(f"evaluate@{s}" for s in SETS)} <= ran(out)
     assert "train: process 1 of 2" in out and f"evaluate@{SETS[0]}: process 1 of 2" in out
-    assert json.loads((repo / "metrics" / "train.json").read_text())["processes"] == 2
+    assert json.loads((repo / "logs" / "train_launch.json").read_text())["processes"] == 2
     assert up_to_date(sh(repo, "dvc", "status"))
 
 

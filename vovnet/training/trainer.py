@@ -99,8 +99,11 @@ class StageTools:
         return [p for p in self.model.parameters() if p.requires_grad]
 
 
-def train(params: dict, accelerator=None) -> dict:
-    """The recipe: set up, resume, stage 1 (the LM's branches), stage 2 (the policy head), save."""
+def train(params: dict, accelerator=None) -> tuple[dict, dict]:
+    """The recipe: set up, resume, stage 1 (the LM's branches), stage 2 (the policy head), save.
+
+    Returns the run's figures, which depend only on params, code and data (metrics/train.json, hashed into
+    dvc.lock), and how this launch ran it: processes, per-process batch, seconds (a log, not a DVC output)."""
     run = setup(params, accelerator)
     resume(run)
     summary: dict = {"stages": {}}
@@ -369,18 +372,21 @@ def report_step(run: Run, stage: int, vals: dict, lr: float) -> None:
         run.accelerator.print(f"{_log_line(stage, step, vals, lr)}, samples/s {sps:.1f}")
 
 
-def save(run: Run, summary: dict) -> dict:
-    """The trained model (main process), the run's figures, and the checkpoints removed."""
+def save(run: Run, summary: dict) -> tuple[dict, dict]:
+    """The trained model (main process), the run's figures and launch facts, and the checkpoints removed."""
     acc = run.accelerator
     acc.wait_for_everyone()
     elapsed = max(1e-9, time.time() - run.t0)
     summary.update(
         optimizer_steps=run.state["opt_step"],
         records={f"stage{s}": len(d) for s, d in run.datasets.items()},
-        **run.plan.as_metrics(),
-        seconds=round(elapsed, 2),
-        samples_per_second=round(run.samples_seen / elapsed, 2),
+        global_batch=run.plan.batch,
     )
+    launch_facts = {
+        **run.plan.as_metrics(),
+        "seconds": round(elapsed, 2),
+        "samples_per_second": round(run.samples_seen / elapsed, 2),
+    }
     weights = trained_weights(run)  # every process: ZeRO-3 gathers
     if acc.is_main_process:
         set_weights(run.model, weights)
@@ -388,7 +394,7 @@ def save(run: Run, summary: dict) -> dict:
         if run.live is not None:
             run.live.end()
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # the run is complete; its outputs are in output_dir
-    return summary
+    return summary, launch_facts
 
 
 def _log_line(stage: int, step: int, vals: dict, lr: float) -> str:
