@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vovnet import VovnetError
+from vovnet import VovnetError, actions
 
 
 def main(argv=None) -> int:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     pd.add_argument("--model-dir", default="models/vovnet")
     pd.add_argument("--input", required=True, help="JSONL: processed records or {id, question, image, choices?, hint?}")
     pd.add_argument("--output", required=True, help="JSONL answers, in input order (rejects: OUTPUT.rejects.jsonl)")
-    pd.add_argument("--policy", default="learned", choices=["learned", "full", "coarse", "none"])
+    pd.add_argument("--policy", default="learned", choices=["learned", *actions.CLI], help="or one action for all")
     pd.add_argument("--cost-shift", type=float, help="default: policy.cost_shift")
     pd.add_argument("--batch-size", type=int, help="default: evaluation.batch_size")
     pd.add_argument("--max-new-tokens", type=int, help="default: evaluation.max_new_tokens")

@@ -15,10 +15,19 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 
-from vovnet import VovnetError
+from vovnet import VovnetError, actions
 from vovnet.config_errors import one_line
 from vovnet.tasks import ADAPTERS, PROTOCOLS, dataset_with_defaults, with_defaults  # from vovnet/tasks/
 
@@ -175,21 +184,33 @@ class Budget(Section):
         return self
 
 
-class VisionBudget(Section):
-    coarse: Budget = Budget(min_pixels=256, max_pixels=1024)
-    full: Budget = Budget(min_pixels=16384, max_pixels=65536)
+# One field per action of vovnet/actions.py: a budget per action that looks, a stage-1 weight per action.
+VisionBudget = create_model(
+    "VisionBudget",
+    __base__=Section,
+    __doc__="Pixel limits per vision action (vovnet/actions.py).",
+    **{
+        a.name: (Budget, Field(Budget(min_pixels=a.pixels[0], max_pixels=a.pixels[1]), description=a.label))
+        for a in actions.VISION
+    },
+)
 
 
-class Mix(Section):
-    full: NonNegFloat = 0.6
-    coarse: NonNegFloat = 0.2
-    no: NonNegFloat = 0.2
-
+class _MixBase(Section):
     @model_validator(mode="after")
     def _some_weight(self):
-        if self.full + self.coarse + self.no <= 0:
+        if sum(getattr(self, a) for a in actions.NAMES) <= 0:
             raise ValueError("the stage-1 action weights must not all be 0")
         return self
+
+
+# richest first, as params.yaml lists them
+Mix = create_model(
+    "Mix",
+    __base__=_MixBase,
+    __doc__="Stage-1 weight per action (vovnet/actions.py).",
+    **{a.name: (NonNegFloat, Field(a.mix, description=a.label)) for a in reversed(actions.ACTIONS)},
+)
 
 
 class Stage1(Section):

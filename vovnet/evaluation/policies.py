@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import random
 
-from vovnet.model.budgets import ACTIONS
+from vovnet import actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.model.policy import choose_action
 
-NO, COARSE, FULL = range(3)
-FIXED = {"always_full": FULL, "always_coarse": COARSE, "no_vision": NO}  # the one-action baselines
+# positions in the table: the text-only action, the richest, and the middle step of the COARSE variant
+NO, COARSE, FULL = actions.index(actions.TEXT), actions.index("coarse"), actions.index(actions.RICHEST)
+# the one-action baselines, richest first (always_full, ..., no_vision)
+FIXED = {a.baseline: actions.index(a.name) for a in reversed(actions.ACTIONS)}
 
 
 def learned(gens: list[dict], cost_shift: float, cost_norm: float) -> list[int]:

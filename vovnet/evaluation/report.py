@@ -9,13 +9,14 @@ baselines add their accuracy at the learned policy's cost). The default pipeline
 
 from __future__ import annotations
 
+from vovnet import actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.io_utils import flatten
-from vovnet.model.budgets import ACTIONS
 
 DIGITS = 4
 TOKEN_DIGITS = 2
 RATIO_DIGITS = 3  # the headline's widths: report.json keeps every figure unrounded
-POINT_BASELINES = ("always_full", "always_coarse", "no_vision")
+POINT_BASELINES = tuple(a.baseline for a in reversed(actions.ACTIONS))  # always_full, ..., no_vision
 CURVE_BASELINES = ("random", "uncertainty", "uncertainty_coarse")  # each also has a single reported point
 
 
@@ -25,7 +26,7 @@ def _r(value, digits: int = DIGITS):
 
 def row(fig: dict, has_answers: bool) -> dict:
     """One policy's headline: acc (without answers: none), tokens (mean vision tokens per record),
-    no / coarse / full (action ratios), unresolved and too_long (records)."""
+    one ratio per action (no, coarse, full), unresolved and too_long (records)."""
     out = {"acc": _r(fig["accuracy"])} if has_answers else {}
     out["tokens"] = _r(fig["vision_tokens"], TOKEN_DIGITS)
     out.update({a: _r(fig["ratio"][a], RATIO_DIGITS) for a in ACTIONS})
@@ -51,7 +52,8 @@ def value_of_vision(learned: dict, baselines: dict[str, dict]) -> dict:
     """The MMStar paper's multi-modal gain, MG = always-FULL minus no-vision accuracy, and the learned policy's
     share of it at its cost: (learned - no-vision) / MG, and its mean vision tokens over always-FULL's.
     A share is None where its denominator is 0 (no gain to share, or a FULL image that costs nothing)."""
-    full, none = baselines["always_full"], baselines["no_vision"]
+    full = baselines[actions.by_name(actions.RICHEST).baseline]
+    none = baselines[actions.by_name(actions.TEXT).baseline]
     if None in (learned["accuracy"], full["accuracy"], none["accuracy"]):
         return {"mg": None, "learned_gain": None, "learned_share": None, "cost_share": None}
     mg, gain = full["accuracy"] - none["accuracy"], learned["accuracy"] - none["accuracy"]
@@ -80,7 +82,8 @@ def pareto_point(policy: str, fig: dict, param=None) -> dict:
 
 def table(name: str, rows: list[tuple[str, dict]]) -> str:
     """policy x accuracy x vision tokens (and the learned policy's action ratios), for the stage log."""
-    lines = [f"{name}: {'policy':<20} {'accuracy':>8} {'vision tokens':>13}   NO / COARSE / FULL"]
+    header = " / ".join(a.upper() for a in ACTIONS)
+    lines = [f"{name}: {'policy':<20} {'accuracy':>8} {'vision tokens':>13}   {header}"]
     for policy, fig in rows:
         acc = "n/a" if fig.get("accuracy") is None else f"{fig['accuracy']:.4f}"
         ratios = " / ".join(f"{fig['ratio'][a]:.2f}" for a in ACTIONS)

@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from vovnet import VovnetError
+from vovnet import VovnetError, actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.data.image_store import set_pixel_limit
 from vovnet.data.records import Reject
 from vovnet.inference.requests import ImageSources, RejectedLine, Request, load_images, read_requests
 from vovnet.io_utils import atomic_path, write_lines
 from vovnet.model.answer_parsing import parse_choice
-from vovnet.model.budgets import ACTIONS, budget_tokens
+from vovnet.model.budgets import budget_tokens
 from vovnet.model.encoding import Encoder
 from vovnet.model.factory import load_vovnet
 from vovnet.model.generation import NonFiniteLogits, Prefill, TokenIds, answer_action, non_finite_error, text_prefill
@@ -39,8 +40,9 @@ from vovnet.model.policy import choose_action
 from vovnet.model.prefill_rows import join, take
 
 log = logging.getLogger("vovnet.predict")
-POLICIES = ("learned", "full", "coarse", "none")
-CONSTANT = {"full": "full", "coarse": "coarse", "none": "no"}
+# --policy: the learned policy, or one action for every question (its CLI spelling -> its name), richest first
+CONSTANT = {cli: actions.by_cli(cli).name for cli in actions.CLI}
+POLICIES = ("learned", *actions.CLI)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Queued:
     arrival: float  # time.perf_counter() when its text-pass batch started
     piece: Prefill  # its text pass's rows for this action (shared by those questions)
     row: int  # its row in `piece`
-    enc: dict | None  # its encoding at the action's budget (None for NO)
+    enc: dict | None  # its encoding at the action's budget (None for the text-only action)
     scores: list[float]
     text_tokens: int  # its text-only prompt, prefilled by the text pass
 
@@ -90,8 +92,8 @@ class Predictor:
         self.ids = TokenIds.of(processor)
 
     def _tokens_per_action(self, req: Request) -> list[int]:
-        ip = self.processor.image_processor
-        return [0] + [budget_tokens(ip, req.sizes, self.encoder.budgets[a]) for a in ACTIONS[1:]]
+        ip, budgets = self.processor.image_processor, self.encoder.budgets
+        return [0 if a.text_only else budget_tokens(ip, req.sizes, budgets[a.name]) for a in actions.ACTIONS]
 
     def _choose(self, reqs: list[Request], scores: torch.Tensor) -> list[str]:
         if self.opts.policy != "learned":
@@ -111,8 +113,8 @@ class Predictor:
         batch: list[tuple[Request, dict]] = []
         arrival = time.perf_counter()
         for req in tqdm(reqs, unit="question", desc="predict", disable=not show_progress or len(reqs) <= bs):
-            enc_no = self.encoder.encode(req.rec, [], "no", with_target=False)
-            if self._fits(req, enc_no, "no", out.rejects):
+            enc_no = self.encoder.encode(req.rec, [], actions.TEXT, with_target=False)
+            if self._fits(req, enc_no, actions.TEXT, out.rejects):
                 batch.append((req, enc_no))
             if len(batch) == bs:
                 self._text_pass(batch, arrival, queues, out.rejects, action)
@@ -144,12 +146,13 @@ class Predictor:
         except NonFiniteLogits as exc:  # rows are positions in `reqs`
             raise non_finite_error(exc, [r.id for r in reqs], self._dtype()) from None
         scores = self.model.policy_scores(prefill.features).float().cpu()
-        actions = [action] * len(reqs) if action else self._choose(reqs, scores)
+        chosen_actions = [action] * len(reqs) if action else self._choose(reqs, scores)
         for a in ACTIONS:
+            text_only = actions.by_name(a).text_only
             rows, encs = [], []
-            for j in (j for j, chosen in enumerate(actions) if chosen == a):
-                enc = None if a == "no" else self._vision_encoding(reqs[j], a, encs_no[j]["prefix_len"], rejects)
-                if a == "no" or enc is not None:
+            for j in (j for j, chosen in enumerate(chosen_actions) if chosen == a):
+                enc = None if text_only else self._vision_encoding(reqs[j], a, encs_no[j]["prefix_len"], rejects)
+                if text_only or enc is not None:
                     rows.append(j)
                     encs.append(enc)
             if rows:
@@ -175,7 +178,7 @@ class Predictor:
             take(group[0].piece, [q.row for q in group])
             for group in (list(g) for _, g in itertools.groupby(batch, key=lambda q: id(q.piece)))
         ]  # one text pass each
-        encs = None if action == "no" else [q.enc for q in batch]
+        encs = None if actions.by_name(action).text_only else [q.enc for q in batch]
         try:
             tokens = answer_action(
                 self.model,
@@ -224,7 +227,7 @@ class Predictor:
             RejectedLine(
                 req.line,
                 req.id,
-                "question" if action == "no" else "image",
+                "question" if actions.by_name(action).text_only else "image",
                 f"prompt of {len(enc['input_ids'])} tokens with {action} vision exceeds "
                 f"evaluation.max_length {self.max_length}",
             )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-ACTIONS = ("no", "coarse", "full")
-NO, COARSE, FULL = 0, 1, 2
+from vovnet.actions import NAMES as ACTIONS  # noqa: F401  the table's names, in order, for this layer's readers
 
 
 def image_inputs(image_processor, images: list, budget: dict) -> dict:

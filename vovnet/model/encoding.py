@@ -1,4 +1,4 @@
-"""Records -> model inputs for each action (NO / COARSE / FULL), with the real vision-token cost."""
+"""Records -> model inputs for each action of vovnet/actions.py, with the real vision-token cost."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vovnet import VovnetError
+from vovnet import VovnetError, actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.data.image_store import ImageStore
 from vovnet.model import prompts
-from vovnet.model.budgets import ACTIONS, image_inputs, tokens_per_image
+from vovnet.model.budgets import image_inputs, tokens_per_image
 
 IGNORE = -100
 
 
 class Encoder:
-    """`order`: model.prompt_order; `full_template`: the chat template FULL's prompts are rendered with
-    when another model (the Thinking model) answers FULL (None: the processor's own)."""
+    """`order`: model.prompt_order; `full_template`: the chat template that the prompts of the actions the
+    Thinking model answers (the table's `thinking`) are rendered with, when it answers them (None: the
+    processor's own)."""
 
     def __init__(
         self,
@@ -48,10 +50,11 @@ class Encoder:
     ) -> dict:
         vis = {}
         n_tokens: list[int] = []
-        if action != "no" and images:
+        row = actions.by_name(action)
+        if not row.text_only and images:
             vis = image_inputs(self.processor.image_processor, images, self.budgets[action])
             n_tokens = tokens_per_image(vis["image_grid_thw"], self.merge_size)
-        renderer = self.full_renderer if action == "full" else self.renderer
+        renderer = self.full_renderer if row.thinking else self.renderer
         prompt_ids = self._ids(renderer.prompt(rec, n_tokens))
         if prefix_len is None:
             prefix_len = self.prefix_len(rec)
@@ -67,7 +70,7 @@ class Encoder:
         if self.max_length is not None and len(ids) > self.max_length:
             fix = (
                 "raise it (this is the text alone)"
-                if action == "no"
+                if row.text_only
                 else f"raise it or lower vision_budget.{action}.max_pixels"
             )
             raise VovnetError(

@@ -23,8 +23,8 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from vovnet import VovnetError
-from vovnet.model.budgets import ACTIONS
+from vovnet import VovnetError, actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.model.encoding import collate
 from vovnet.model.policy import PolicyFeatures, policy_features
 from vovnet.model.prefix_reuse import _pad, _rope_model
@@ -271,7 +271,7 @@ def answer_action(
     if not rows:
         return []
     try:
-        if action == "no":
+        if actions.by_name(action).text_only:
             return answer_no(model.lm, prefill, rows, ids.eos, max_new_tokens)
         if model.lm_for(action) is not model.lm:
             return answer_separate(
@@ -308,7 +308,7 @@ def generate_batch(
     exceeds `max_length` tokens is not generated: its output is '' and `too_long` marks it, so one long
     item costs its own score and never the whole set. The text pass always runs."""
     ids, tok = TokenIds.of(processor), processor.tokenizer
-    prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, device)
+    prefill = text_prefill(model.lm, [e[actions.TEXT] for e in encs], ids.pad, ids.image, device)
     scores = model.policy_scores(prefill.features).float().cpu()
     per = [
         {

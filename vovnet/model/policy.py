@@ -1,4 +1,4 @@
-"""The value-of-vision policy head: reads the text-only pass and scores NO / COARSE / FULL vision."""
+"""The value-of-vision policy head: reads the text-only pass and scores each action of vovnet/actions.py."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from vovnet.actions import NAMES
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,14 @@ def policy_features(
 
 
 class PolicyHead(nn.Module):
-    def __init__(self, hidden_size: int, width: int = 64, n_actions: int = 3):
+    """One score per action, in `actions` order (the table's; a saved head records the ones it scores)."""
+
+    def __init__(self, hidden_size: int, width: int = 64, actions: tuple[str, ...] = NAMES):
         super().__init__()
-        self.hidden_size, self.width = hidden_size, width
+        self.hidden_size, self.width, self.actions = hidden_size, width, tuple(actions)
         self.norm = nn.LayerNorm(hidden_size)
         self.mlp = nn.Sequential(
-            nn.Linear(PolicyFeatures.width(hidden_size), width), nn.GELU(), nn.Linear(width, n_actions)
+            nn.Linear(PolicyFeatures.width(hidden_size), width), nn.GELU(), nn.Linear(width, len(self.actions))
         )
 
     def forward(self, features: PolicyFeatures) -> torch.Tensor:
@@ -70,8 +74,8 @@ class PolicyHead(nn.Module):
 def choose_action(scores: list[float], vision_tokens: list[int], cost_shift: float, cost_norm: float) -> int:
     """The learned policy's action: head score minus an inference-time shift times the normalised cost.
 
-    `vision_tokens` holds NO/COARSE/FULL's token counts; costs are divided by `cost_norm`, or by FULL's
-    count when it is 0. Ties go to the cheaper action."""
+    `vision_tokens` holds each action's token count, in the table's order; costs are divided by `cost_norm`,
+    or by the richest action's count when it is 0. Ties go to the cheaper action."""
     norm = cost_norm or max(1, vision_tokens[-1])
     adj = [s - cost_shift * t / norm for s, t in zip(scores, vision_tokens)]
     return max(range(len(adj)), key=lambda a: (adj[a], -a))

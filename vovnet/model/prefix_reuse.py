@@ -22,7 +22,8 @@ import torch
 from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from vovnet.model.budgets import ACTIONS
+from vovnet.actions import NAMES as ACTIONS
+from vovnet.actions import TEXT
 from vovnet.model.encoding import IGNORE
 from vovnet.model.losses import per_sample_lm_loss
 from vovnet.model.policy import PolicyFeatures, policy_features
@@ -75,14 +76,11 @@ def _rope_model(lm):
 def reuse_forward(
     lm, encs: list[dict], pad_id: int, image_token_id: int, device
 ) -> tuple[torch.Tensor, PolicyFeatures]:
-    """Per-sample task loss of every action (B, 3) and the text pass's policy features, from one prefix pass.
-
-    `encs` are Encoder.encode_all outputs (one per sample)."""
-    prefix_rows = [e["no"]["input_ids"][: e["no"]["prefix_len"]] for e in encs]
-    for e in encs:  # the prefix must be token-identical in all actions
-        assert all(
-            e[a]["input_ids"][: e["no"]["prefix_len"]] == e["no"]["input_ids"][: e["no"]["prefix_len"]] for a in ACTIONS
-        )
+    """Per-sample task loss of every action (B, actions) and the text pass's policy features, from one prefix
+    pass. `encs` are Encoder.encode_all outputs (one per sample)."""
+    prefix_rows = [e[TEXT]["input_ids"][: e[TEXT]["prefix_len"]] for e in encs]
+    for e, prefix in zip(encs, prefix_rows):  # the prefix must be token-identical in all actions
+        assert all(e[a]["input_ids"][: len(prefix)] == prefix for a in ACTIONS)
     prefix_ids = _pad(prefix_rows, pad_id, left=True).to(device)
     prefix_mask = _pad([[1] * len(r) for r in prefix_rows], 0, left=True).to(device)
     text_pos = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -103,8 +101,8 @@ def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, imag
     rope = _rope_model(lm)
     losses, features = [], None
     for action in ACTIONS:
-        rows = [e[action]["input_ids"][e["no"]["prefix_len"] :] for e in encs]
-        labels = [e[action]["labels"][e["no"]["prefix_len"] :] for e in encs]
+        rows = [e[action]["input_ids"][e[TEXT]["prefix_len"] :] for e in encs]
+        labels = [e[action]["labels"][e[TEXT]["prefix_len"] :] for e in encs]
         suffix_ids = _pad(rows, pad_id, left=False).to(device)
         suffix_labels = _pad(labels, IGNORE, left=False).to(device)
         full_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
@@ -125,11 +123,11 @@ def _suffix_passes(lm, encs, prefix_ids, prefix_mask, prefix_cache, pad_id, imag
             cache=_ReadOnlyPrefix(prefix_cache),
             mm_token_type_ids=mm[:, P:],
             use_cache=False,
-            output_hidden_states=action == "no",
+            output_hidden_states=action == TEXT,
             **extra,
         )
         losses.append(per_sample_lm_loss(out.logits, suffix_labels)[0])
-        if action == "no":
-            idx = torch.tensor([e["no"]["prompt_len"] - e["no"]["prefix_len"] - 1 for e in encs], device=device)
+        if action == TEXT:  # the text pass: the policy reads its last prompt token
+            idx = torch.tensor([e[TEXT]["prompt_len"] - e[TEXT]["prefix_len"] - 1 for e in encs], device=device)
             features = policy_features(out.hidden_states[-1], out.logits, idx)
     return torch.stack(losses, dim=-1), features

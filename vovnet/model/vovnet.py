@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vovnet.model.budgets import ACTIONS
+from vovnet import VovnetError, actions
+from vovnet.actions import NAMES as ACTIONS
 from vovnet.model.losses import answer_token_nll, per_sample_lm_loss, vision_focus_loss
 from vovnet.model.policy import PolicyFeatures, PolicyHead, gumbel_straight_through, policy_features
 from vovnet.model.prefix_reuse import reuse_forward
@@ -63,7 +64,7 @@ class VoVNet(nn.Module):
                 full_params[n].requires_grad_(stage == 2 and train_lora)
 
     def lm_for(self, action: str) -> nn.Module:
-        return self.full_lm if action == "full" and self.full_lm is not None else self.lm
+        return self.full_lm if self.full_lm is not None and actions.by_name(action).thinking else self.lm
 
     def thinks(self, action: str) -> bool:
         """Whether the Thinking model answers `action` (its outputs open with reasoning to strip)."""
@@ -83,7 +84,7 @@ class VoVNet(nn.Module):
         self,
         batches: dict,
         stage: int,
-        action: str = "full",
+        action: str = actions.RICHEST,
         policy_cfg: dict | None = None,
         train_lora: bool = False,
         generator: torch.Generator | None = None,
@@ -91,7 +92,7 @@ class VoVNet(nn.Module):
         vision_focus: bool = False,
     ) -> dict:
         if stage == 1:  # the Instruct model for every action, FULL included
-            if vision_focus and action != "no":
+            if vision_focus and action != actions.TEXT:
                 return self._focused(batches, action)
             out = self.lm(**model_inputs(batches[action]))
             return {"loss": out.loss, "task": out.loss.detach()}
@@ -101,20 +102,20 @@ class VoVNet(nn.Module):
         """Stage 1 with train.stage1.vision_focus: a vision branch learns from what the text cannot answer
         (losses.vision_focus_loss); the text-only pass that weighs its tokens builds no graph."""
         with torch.no_grad():
-            text = self.lm(**model_inputs(batches["no"], with_labels=False))
+            text = self.lm(**model_inputs(batches[actions.TEXT], with_labels=False))
         out = self.lm(**model_inputs(batches[action], with_labels=False))
         branch = answer_token_nll(out.logits, batches[action]["labels"])
         task = branch[0].detach().mean() if branch[0].numel() else branch[0].detach().sum()
-        return {"loss": vision_focus_loss(branch, answer_token_nll(text.logits, batches["no"]["labels"])), "task": task}
+        text_nll = answer_token_nll(text.logits, batches[actions.TEXT]["labels"])
+        return {"loss": vision_focus_loss(branch, text_nll), "task": task}
 
     def branch_losses(self, batches: dict, prefix_reuse: bool) -> tuple[torch.Tensor, PolicyFeatures]:
-        """Every action's per-sample task loss (B, 3) and the text pass's policy features."""
-        encs = batches.get("encodings")
-        if prefix_reuse and self.full_lm is None and encs and encs[0]["no"]["prefix_len"] is not None:  # text_first
-            return reuse_forward(
-                self.lm, batches["encodings"], self.pad_id, self.image_token_id, batches["no"]["input_ids"].device
-            )
-        loss_no, features = self.text_pass(batches["no"])
+        """Every action's per-sample task loss (B, actions) and the text pass's policy features."""
+        encs, text = batches.get("encodings"), batches[actions.TEXT]
+        if prefix_reuse and self.full_lm is None and encs and encs[0][actions.TEXT]["prefix_len"] is not None:
+            # text_first: the text pass's prefix is run once for every action
+            return reuse_forward(self.lm, encs, self.pad_id, self.image_token_id, text["input_ids"].device)
+        loss_no, features = self.text_pass(text)
         losses = [loss_no]
         for a in ACTIONS[1:]:
             lm = self.lm_for(a)
@@ -130,7 +131,7 @@ class VoVNet(nn.Module):
 
     def _stage2(self, batches: dict, cfg: dict, train_lora: bool, generator, prefix_reuse: bool) -> dict:
         with torch.enable_grad() if train_lora else torch.no_grad():
-            branch, features = self.branch_losses(batches, prefix_reuse)  # (B, 3)
+            branch, features = self.branch_losses(batches, prefix_reuse)  # (B, actions)
         scores = self.policy_scores(features)
         probs = torch.softmax(scores, dim=-1)
         weights = probs if cfg["mode"] == "soft" else gumbel_straight_through(scores, cfg["gumbel_tau"], generator)
@@ -158,7 +159,7 @@ class VoVNet(nn.Module):
             "task": task.detach(),
             "cost": exp_cost.detach(),
             "gain": gain_term.detach(),
-            "actions": torch.bincount(chosen, minlength=3).float() / chosen.numel(),
+            "actions": torch.bincount(chosen, minlength=len(ACTIONS)).float() / chosen.numel(),
             "vision_tokens": tokens.gather(1, chosen[:, None]).mean().detach(),
         }
 
@@ -166,12 +167,24 @@ class VoVNet(nn.Module):
 def save_head(head: PolicyHead, out_dir: str | Path) -> None:
     out = Path(out_dir)
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(out / HEAD_FILE))
-    (out / HEAD_CONFIG).write_text(json.dumps({"hidden_size": head.hidden_size, "width": head.width}, indent=2) + "\n")
+    cfg = {"hidden_size": head.hidden_size, "width": head.width, "actions": list(head.actions)}
+    (out / HEAD_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+# what every head saved before head_config.json named its actions scored
+ACTIONS_BEFORE_THE_KEY = ("no", "coarse", "full")
 
 
 def load_head(model_dir: str | Path) -> PolicyHead:
+    """The saved head; one line when it scores other actions than vovnet/actions.py's table."""
     d = Path(model_dir)
     cfg = json.loads((d / HEAD_CONFIG).read_text())
-    head = PolicyHead(cfg["hidden_size"], cfg["width"])
+    scored = tuple(cfg.get("actions", ACTIONS_BEFORE_THE_KEY))
+    if scored != ACTIONS:
+        raise VovnetError(
+            f"{d / HEAD_CONFIG}: the head scores the actions {', '.join(scored)}, but vovnet/actions.py has "
+            f"{', '.join(ACTIONS)}; retrain it (dvc repro train) or use the code it was trained with"
+        )
+    head = PolicyHead(cfg["hidden_size"], cfg["width"], scored)
     head.load_state_dict(load_file(str(d / HEAD_FILE)))
     return head
