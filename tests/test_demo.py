@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 
@@ -12,11 +11,13 @@ from conftest import ROOT
 from PIL import Image
 
 from vovnet import VovnetError
+from vovnet.__main__ import main as vovnet_main
 from vovnet.config import dataset_config, load_params
 from vovnet.data.download import fetch
 from vovnet.data.image_store import ImageStore
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
+from vovnet.evaluation import demo_report
 from vovnet.io_utils import read_jsonl
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
@@ -274,13 +275,80 @@ def test_a_focused_stage1_step_reports_the_plain_loss_and_trains_less_on_what_te
 
 
 def test_demo_report_oracle_takes_each_question_s_cheapest_right_action_cheapest_first():
-    spec = importlib.util.spec_from_file_location("demo_report", ROOT / "benchmarks" / "demo_report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     # q0 right at NO (free); q1 right at COARSE (1) and FULL; q2 only at FULL (16); q3 never right
     correct = {"no": [1, 0, 0, 0], "coarse": [0, 1, 0, 0], "full": [1, 1, 1, 0]}
     tokens = {"no": [0] * 4, "coarse": [1] * 4, "full": [16] * 4}
-    assert report.oracle_accuracy(correct, tokens, budget=0) == 0.25
-    assert report.oracle_accuracy(correct, tokens, budget=16) == 0.5  # q1 at COARSE; q2 would need 16 more
-    assert report.oracle_accuracy(correct, tokens, budget=17) == 0.75
-    assert report.oracle_accuracy(correct, tokens, budget=1000) == 0.75
+    assert demo_report.oracle_accuracy(correct, tokens, budget=0) == 0.25
+    assert demo_report.oracle_accuracy(correct, tokens, budget=16) == 0.5  # q1 at COARSE; q2 would need 16 more
+    assert demo_report.oracle_accuracy(correct, tokens, budget=17) == 0.75
+    assert demo_report.oracle_accuracy(correct, tokens, budget=1000) == 0.75
+
+
+def demo_eval_outputs(root):
+    """eval/demo and the held-out records of a 4-question run: NO answers q0, COARSE q0-q1, FULL q0-q2; the
+    learned policy takes NO, COARSE, FULL, NO (tokens 0, 1, 4)."""
+    answers = ["red", "blue", "dots", "star"]
+    outputs = {"no": ["red", "x", "x", "x"], "coarse": ["red", "blue", "x", "x"], "full": ["red", "blue", "dots", "x"]}
+    records = [
+        {"id": f"q{i}", "question": "?", "answer": {"text": a}, "meta": {"family": "ab"[i // 2]}}
+        for i, a in enumerate(answers)
+    ]
+    preds = [
+        {
+            "id": f"q{i}",
+            "action": action,
+            "policy_scores": [1.0, 0.0, 0.0],
+            "text_entropy": entropy,
+            "outputs_by_action": {a: outputs[a][i] for a in outputs},
+            "vision_tokens_by_action": {"no": 0, "coarse": 1, "full": 4},
+        }
+        for i, (action, entropy) in enumerate(zip(["no", "coarse", "full", "no"], [0.1, 0.5, 0.9, 0.8]))
+    ]
+    report = {
+        "set": "demo",
+        "dataset": "demo",
+        "split": "heldout",
+        "protocol": "short_answer",
+        "accuracy_at_learned_tokens": {"uncertainty": 0.5, "random": 0.4},
+        "curves": {"uncertainty": [{"vision_tokens": 0.0, "accuracy": 0.25}, {"vision_tokens": 4.0, "accuracy": 0.75}]},
+    }
+    (root / "eval" / "demo").mkdir(parents=True)
+    (root / "eval" / "demo" / "report.json").write_text(json.dumps(report))
+    (root / "eval" / "demo" / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    (root / "data" / "processed" / "demo").mkdir(parents=True)
+    (root / "data" / "processed" / "demo" / "demo_heldout.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+
+
+def test_demo_report_command_scores_every_action_and_writes_figures_and_plot(tmp_path, monkeypatch, capsys):
+    demo_eval_outputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert vovnet_main(["demo-report", "--set", "demo", "--out-dir", "figs"]) == 0
+    fig = json.loads((tmp_path / "figs" / "demo_report.json").read_text())
+    assert fig["questions"] == 4
+    assert fig["always_no"] == {"accuracy": 0.25, "vision_tokens": 0.0}
+    assert fig["always_coarse"] == {"accuracy": 0.5, "vision_tokens": 1.0}
+    assert fig["always_full"] == {"accuracy": 0.75, "vision_tokens": 4.0}
+    assert fig["learned"] == {"accuracy": 0.75, "vision_tokens": 1.25}
+    at = fig["at_learned_tokens"]
+    assert at["random"] == pytest.approx(0.6875 * 0.25 + 0.3125 * 0.75)  # NO/FULL at the learned tokens' share
+    assert at["uncertainty"] == 0.5 and at["oracle"] == 0.75
+    assert at["uncertainty_exact"] == 0.5  # FULL to q2 (entropy 0.9) and a quarter of q3, NO to q0 and q1
+    assert fig["per_family"]["a"]["learned_actions"] == {"no": 0.5, "coarse": 0.5, "full": 0.0}
+    assert fig["per_family"]["b"]["always_full"] == 0.5
+    assert all(t["met"] for t in fig["targets"].values()), fig["targets"]
+    svg = (tmp_path / "figs" / "demo_pareto.svg").read_text()
+    assert svg.startswith("<svg") and "learned (cost_shift 0)" in svg
+    out = capsys.readouterr().out
+    assert "held-out questions: 4" in out and "MET  learned - uncertainty (equal tokens) >= 3 pts: +25.0 pts" in out
+
+
+def test_demo_report_without_the_pipeline_s_outputs_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert vovnet_main(["demo-report", "--set", "easy_vqa"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: eval/easy_vqa/report.json: not found; run the demo's pipeline first (`dvc repro`)"
+    demo_eval_outputs(tmp_path)
+    assert vovnet_main(["demo-report", "--shifts", "0,x"]) == 2
+    assert "--shifts: expected comma-separated numbers, got '0,x'" in capsys.readouterr().err

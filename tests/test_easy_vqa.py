@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from vovnet import VovnetError
 from vovnet.config import dataset_config
-from vovnet.data.download import fetch, package_path, watched_paths
+from vovnet.data.download import fetch, package_path
 from vovnet.data.image_store import ImageStore
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
@@ -73,7 +73,6 @@ def test_package_download_is_a_no_op_when_unchanged_and_names_a_missing_package(
     assert fetch("easy_vqa", cfg, tmp_path / "raw") is True
     assert (tmp_path / "raw" / "train" / "questions.json").is_file()
     assert fetch("easy_vqa", cfg, tmp_path / "raw") is False
-    assert watched_paths("easy_vqa", cfg, tmp_path / "raw") == [package_path("package:easy_vqa/data")]
     missing = cfg_for("package:no_such_package_here/data")
     with pytest.raises(VovnetError, match=r"no_such_package_here/data \(its package is not installed: pip install"):
         fetch("easy_vqa", missing, tmp_path / "raw2")
@@ -85,8 +84,8 @@ def test_a_pulled_copy_is_kept_where_the_package_is_not_installed(tmp_path, capl
     fetch("easy_vqa", cfg_for("package:easy_vqa/data"), tmp_path / "raw")
     moved = cfg_for("package:not_installed_here/data")  # a server that pulled data/raw/easy_vqa with DVC
     with caplog.at_level(logging.WARNING):
-        assert fetch("easy_vqa", moved, tmp_path / "raw") is False
-    assert "is not on this machine; keeping" in caplog.text
+        assert fetch("easy_vqa", moved, tmp_path / "raw", locked=True) is False  # dvc.lock holds these params
+    assert "is not on this machine; params match dvc.lock: keeping" in caplog.text
 
 
 def write_layout(root: Path, train_rows: list, test_rows: list, images: list[int]) -> None:

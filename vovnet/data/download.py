@@ -3,22 +3,25 @@ the data an installed Python package ships, e.g. `package:easy_vqa/data`) into d
 
 Tokens come only from HF_TOKEN / HUGGINGFACE_HUB_TOKEN and are passed in memory, never written.
 
-The stage runs on every `dvc repro` (a local folder outside the repository cannot be a DVC dependency
-of a stage whose source may also be a hub id) and decides itself whether anything changed:
-`data/raw/<name>/SOURCE.json` records what was asked for and every file's name, size and sha256 (and
-those of an `image_root` outside the raw folder). An unchanged source leaves the folder untouched, so
-DVC sees the same output and reruns nothing downstream; sizes and mtimes, cached outside the output,
-spare re-hashing files that did not change.
+DVC runs the stage when its params entry or its code changes, when a local source under data/samples
+(a dep) changes, or when asked (`python -m vovnet update`, `dvc repro -f download@<name>`): like an import,
+an external source (the hub, a URL, a folder outside the repository) is checked on request, not on every
+repro. `data/raw/<name>/SOURCE.json` records what was asked for, the hub commit it resolved to, and every
+file's name, size and sha256 (and those of an `image_root` outside the raw folder). An unchanged source
+leaves the folder untouched (the output is `persist`), so nothing downstream reruns; sizes and mtimes,
+cached outside the output, spare re-hashing files that did not change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import urllib.error
@@ -27,10 +30,9 @@ import urllib.request
 from pathlib import Path
 
 from vovnet import VovnetError
-from vovnet.data import hf_source, split_files
 from vovnet.data.fingerprint import RECORD, StatCache, fingerprint
+from vovnet.data.interfaces import Adapter
 from vovnet.io_utils import atomic_path, dumps
-from vovnet.tasks.adapters import get_adapter
 
 log = logging.getLogger("vovnet.download")
 SCHEMES = ("http", "https", "file", "hf", "package")
@@ -60,8 +62,9 @@ def source_kind(source: str) -> str:
 
 
 def request_of(cfg: dict) -> dict:
-    """What a download was asked for: a change here refetches (the params DVC used to compare)."""
-    return {k: cfg.get(k) for k in ("source", "revision", "md5", "subset", "splits", "generator")}
+    """What a download was asked for besides the revision (the record's `commit` says what that resolved to,
+    so pinning `revision:` to the fetched commit changes nothing): a change here refetches."""
+    return {k: cfg.get(k) for k in ("source", "md5", "subset", "splits", "generator")}
 
 
 def local_path(source: str) -> Path:
@@ -81,75 +84,160 @@ def package_path(source: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / rel
 
 
-def fetch(name: str, cfg: dict, raw_dir: str | Path, retries: int = 4, backoff: float = 1.0) -> bool:
-    """Bring raw_dir up to date with the source; False (nothing written) when it already is."""
+def fetch(
+    name: str,
+    cfg: dict,
+    raw_dir: str | Path,
+    adapter: Adapter | None = None,
+    retries: int = 4,
+    backoff: float = 1.0,
+    *,
+    locked: bool = False,
+) -> bool:
+    """Bring raw_dir up to date with the source; False (nothing written) when it already is. `adapter` (the
+    dataset's task, which the stage loads) says which Hugging Face configs a hub source needs; without one,
+    the files are chosen by their names (layout_patterns). `locked`: dvc.lock holds these very params, so a
+    source this machine cannot reach keeps the data as pulled (a changed entry never does: a typo fails)."""
     raw_dir = Path(raw_dir)
-    source = cfg["source"]
-    kind = source_kind(source)
-    previous = read_record(raw_dir)
-    stats = StatCache(raw_dir)
-    image_root = _tracked_image_root(name, cfg, raw_dir)
-    images = {"path": str(image_root), "files": fingerprint(image_root, stats)} if image_root else None
-    request = request_of(cfg)
+    fetch_ = Fetch(name, cfg, raw_dir, locked)
+    kind = source_kind(cfg["source"])
     if kind in ("file", "package"):
-        path = local_path(source) if kind == "file" else package_path(source)
-        if path is None or not path.exists():
-            where = path or f"{source} (its package is not installed: pip install -r requirements.txt)"
-            if previous is not None and intact(raw_dir, previous):
-                log.warning("datasets.%s.source: %s is not on this machine; keeping %s as pulled", name, where, raw_dir)
-                return False
-            raise VovnetError(f"datasets.{name}.source: {where} does not exist")
-        files = fingerprint(path, stats, skip=(RECORD,))
-        wanted = {"request": request, "files": files, "image_root": images}
-        if previous == wanted and intact(raw_dir, previous):
-            stats.save()
-            log.info("download@%s: %s unchanged (%d files); nothing to do", name, path, len(files))
-            return False
-        with atomic_path(raw_dir) as tmp:
-            tmp.mkdir()
-            if path.is_dir():
-                copy_contained(path, tmp, f"datasets.{name}.source")
-            else:
-                shutil.copy2(path, tmp / path.name)
-                _check_md5(tmp / path.name, _expected_md5(cfg, path.name))
-            write_record(tmp, wanted)
-        stats.remember(raw_dir, files)
-        stats.save()
-        return True
-    if (
-        previous is not None
-        and previous["request"] == request
-        and previous.get("image_root") == images
-        and intact(raw_dir, previous)
-    ):
-        log.info("download@%s: %s already fetched (%d files); nothing to do", name, source, len(previous["files"]))
-        return False
+        return fetch_.local()
+    if kind == "hf":
+        return fetch_.hub(adapter)
     if kind == "generate" and not isinstance(cfg.get("generator"), dict):
         raise VovnetError(
             f"params.yaml: datasets.{name}.generator: source is `generate`, so give the generator's spec as a mapping"
         )
-    with atomic_path(raw_dir) as tmp:
-        tmp.mkdir()
+    if fetch_.unchanged(None):
+        log.info("download@%s: %s already fetched; nothing to do", name, cfg["source"])
+        return False
+    with fetch_.writing(None) as tmp:
         if kind == "generate":
             (tmp / "generator.json").write_text(json.dumps(cfg["generator"], indent=2, sort_keys=True) + "\n")
-        elif kind == "hf":
-            _fetch_hf(source[3:], cfg, tmp)
         else:
-            dest = tmp / (Path(urllib.parse.urlparse(source).path).name or "download")
-            download_url(source, dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
-        files = fingerprint(tmp, None, skip=(RECORD,))
-        write_record(tmp, {"request": request, "files": files, "image_root": images})
-    stats.remember(raw_dir, files)
-    stats.save()
+            dest = tmp / (Path(urllib.parse.urlparse(cfg["source"]).path).name or "download")
+            download_url(cfg["source"], dest, retries=retries, backoff=backoff, md5=_expected_md5(cfg, dest.name))
     return True
 
 
-def watched_paths(name: str, cfg: dict, raw_dir: str | Path) -> list[Path]:
-    """What a no-op check must stat besides params: a local source and an image_root outside raw_dir."""
-    source, root = cfg["source"], _tracked_image_root(name, cfg, Path(raw_dir))
-    kind = source_kind(source)
-    local = local_path(source) if kind == "file" else package_path(source) if kind == "package" else None
-    return ([local] if local else []) + ([root] if root else [])
+class Fetch:
+    """One download@ run: the previous record (SOURCE.json), what is asked for now, and the writing."""
+
+    def __init__(self, name: str, cfg: dict, raw_dir: Path, locked: bool):
+        self.name, self.cfg, self.raw_dir, self.locked = name, cfg, raw_dir, locked
+        self.previous = read_record(raw_dir)
+        self.stats = StatCache(raw_dir)
+        image_root = _tracked_image_root(name, cfg, raw_dir)
+        self.images = {"path": str(image_root), "files": fingerprint(image_root, self.stats)} if image_root else None
+        self.request = request_of(cfg)
+
+    def record(self, files: list[dict], commit: str | None) -> dict:
+        return {"request": self.request, "commit": commit, "files": files, "image_root": self.images}
+
+    def unchanged(self, commit: str | None, files: list[dict] | None = None) -> bool:
+        """The raw folder already holds what is asked for (at `commit`), every file there with its size."""
+        prev = self.previous
+        if prev is None or not intact(self.raw_dir, prev):
+            return False
+        same = (
+            prev["request"] == self.request and prev.get("commit") == commit and prev.get("image_root") == self.images
+        )
+        return same and (files is None or prev["files"] == files)
+
+    def keep_pulled(self, why: str) -> bool:
+        """The source is out of reach here: keep the pulled data when dvc.lock says these params made it."""
+        if self.locked and self.previous is not None and intact(self.raw_dir, self.previous):
+            log.warning(
+                "datasets.%s.source: %s; params match dvc.lock: keeping %s as pulled", self.name, why, self.raw_dir
+            )
+            return True
+        return False
+
+    @contextlib.contextmanager
+    def writing(self, commit: str | None):
+        """A fresh raw folder, swapped in whole with its SOURCE.json once the body succeeds."""
+        with atomic_path(self.raw_dir) as tmp:
+            tmp.mkdir()
+            yield tmp
+            files = fingerprint(tmp, None, skip=(RECORD,))
+            write_record(tmp, self.record(files, commit))
+        self.stats.remember(self.raw_dir, files)
+        self.stats.save()
+
+    def local(self) -> bool:
+        source, name = self.cfg["source"], self.name
+        path = local_path(source) if source_kind(source) == "file" else package_path(source)
+        if path is None or not path.exists():
+            where = path or f"{source} (its package is not installed: pip install -r requirements.txt)"
+            if self.keep_pulled(f"{where} is not on this machine"):
+                return False
+            changed = f" ({self.raw_dir} is kept only while the entry matches dvc.lock's)" if self.previous else ""
+            raise VovnetError(f"datasets.{name}.source: {where} does not exist{changed}")
+        files = fingerprint(path, self.stats, skip=(RECORD,))
+        commit = hub_snapshot_commit(path)
+        if self.unchanged(commit, files):
+            self.stats.save()
+            log.info("download@%s: %s unchanged (%d files); nothing to do", name, path, len(files))
+            return False
+        with self.writing(commit) as tmp:
+            if path.is_dir():
+                copy_contained(path, tmp, f"datasets.{name}.source")
+            else:
+                shutil.copy2(path, tmp / path.name)
+                _check_md5(tmp / path.name, _expected_md5(self.cfg, path.name))
+        return True
+
+    def hub(self, adapter: Adapter | None) -> bool:
+        """Resolve the revision once; fetch the card and the files at that commit (online), else copy them
+        out of the Hugging Face cache (offline)."""
+        from vovnet.data import hub_fetch
+
+        hub_fetch.quiet_logs()
+        repo_id, revision = self.cfg["source"][3:], self.cfg.get("revision")
+        known = self.previous.get("commit") if self.previous else None
+        if hub_fetch.is_commit(revision) and revision == known and self.unchanged(known):
+            log.info("download@%s: hf:%s at %s already fetched; nothing to do", self.name, repo_id, known)
+            return False
+        commit = hub_fetch.resolve_commit(repo_id, revision, hf_token())
+        if commit is None:
+            return self.hub_offline(adapter, repo_id, revision)
+        if self.unchanged(commit):
+            log.info("download@%s: hf:%s@%s is still %s; nothing to do", self.name, repo_id, revision or "main", commit)
+            return False
+        with self.writing(commit) as tmp:
+            hub_fetch.fetch_online(
+                repo_id, commit, lambda folder: hub_fetch.hf_patterns(folder, self.cfg, adapter), tmp, hf_token()
+            )
+        return True
+
+    def hub_offline(self, adapter: Adapter | None, repo_id: str, revision: str | None) -> bool:
+        from vovnet.data import hub_fetch
+
+        snapshot = hub_fetch.cached_snapshot(repo_id, revision)
+        card = snapshot is not None and (snapshot / hub_fetch.CARD).is_file()
+        patterns = hub_fetch.hf_patterns(snapshot, self.cfg, adapter) if card else hub_fetch.layout_patterns(self.cfg)
+        wanted, missing = hub_fetch.snapshot_files(snapshot, patterns) if snapshot is not None else ([], patterns)
+        if snapshot is not None and not missing:
+            if self.unchanged(snapshot.name):
+                return False
+            with self.writing(snapshot.name) as tmp:
+                hub_fetch.copy_snapshot(snapshot, wanted, tmp)
+            return True
+        if self.keep_pulled(f"hf:{repo_id} cannot be reached and is not in the local Hugging Face cache"):
+            return False
+        lacks = f"lacks {', '.join(missing)}" if snapshot is not None else "is not in the local Hugging Face cache"
+        raise VovnetError(
+            f"datasets.{self.name}: hf:{repo_id} {lacks} and the hub is unreachable or HF_HUB_OFFLINE=1; "
+            + hub_fetch.offline_advice(repo_id, revision, patterns, card)
+        )
+
+
+def hub_snapshot_commit(path: Path) -> str | None:
+    """A local source that is a hub cache's snapshot folder (…/snapshots/<commit>) names its commit."""
+    if path.is_dir() and path.parent.name == "snapshots" and (path.parent.parent / "blobs").is_dir():
+        return path.name if re.fullmatch(r"[0-9a-f]{40}", path.name) else None
+    return None
 
 
 def _tracked_image_root(name: str, cfg: dict, raw_dir: Path) -> Path | None:
@@ -216,7 +304,7 @@ def copy_contained(
             except OSError as exc:
                 why = "loops" if exc.errno == errno.ELOOP else "points at nothing"
                 raise VovnetError(f"{where}: symlink {rel} {why}; replace it with the file") from None
-            if os.path.commonpath([root, real]) != root:
+            if os.path.commonpath([root, real]) != root and not _in_cache_blobs(root, real):
                 raise VovnetError(
                     f"{where}: symlink {rel} points outside the source folder ({real}); "
                     "copy the file into the folder instead"
@@ -229,6 +317,12 @@ def copy_contained(
                 shutil.copy2(real, dest / rel)
             else:
                 raise VovnetError(f"{where}: symlink {rel} points at something that is not a regular file")
+
+
+def _in_cache_blobs(root: str, real: str) -> bool:
+    """A hub cache's snapshot folder (<repo>/snapshots/<commit>) links its files into <repo>/blobs/."""
+    blobs = os.path.join(os.path.dirname(os.path.dirname(root)), "blobs")
+    return hub_snapshot_commit(Path(root)) is not None and os.path.commonpath([blobs, real]) == blobs
 
 
 def _expected_md5(cfg: dict, filename: str) -> str | None:
@@ -285,66 +379,3 @@ def download_url(
         time.sleep(wait)
     _check_md5(part, md5)
     os.replace(part, dest)
-
-
-def hf_patterns(folder: Path, cfg: dict) -> list[str]:
-    """The files one run needs, from the snapshot's README `configs:`: its configs' requested splits only."""
-    splits = list(cfg["splits"])
-    explicit = [str(v) for v in cfg["splits"].values()] if isinstance(cfg["splits"], dict) else []
-    configs = hf_source.card_configs(folder)
-    adapter = get_adapter(cfg["adapter"])
-    wanted = adapter.hf_configs(folder, cfg)
-    if configs is None or wanted is None:
-        return explicit or layout_patterns(cfg)
-    patterns = list(explicit)
-    for name in wanted:
-        config = hf_source.select_configs(folder, configs, name)[0]
-        for split in splits:
-            if not (isinstance(cfg["splits"], dict) and cfg["splits"][split]):
-                patterns += hf_source.split_patterns(folder, config, split)
-    return sorted(set(patterns))
-
-
-def layout_patterns(cfg: dict) -> list[str]:
-    """Without README configs: the files whose name says a requested split (in the subset's folder)."""
-    subset = cfg.get("subset")
-    names = (
-        [subset] if isinstance(subset, str) and subset != "all" else list(subset) if isinstance(subset, list) else []
-    )
-    spellings = {s for split in cfg["splits"] for a in split_files.aliases(split) for s in (a, a.upper())}
-    return sorted(f"{n}/*{s}*" for n in names for s in spellings) if names else sorted(f"*{s}*" for s in spellings)
-
-
-def _fetch_hf(repo_id: str, cfg: dict, dest: Path) -> None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    def get(patterns: list[str]) -> None:
-        snapshot_download(
-            repo_id,
-            repo_type="dataset",
-            revision=cfg.get("revision"),
-            local_dir=dest,
-            allow_patterns=patterns,
-            token=hf_token(),
-        )
-
-    patterns = layout_patterns(cfg)
-    try:
-        get([hf_source.CARD])  # the card says which files hold the wanted configs and splits
-        patterns = hf_patterns(dest, cfg)
-        get([hf_source.CARD] + patterns)
-    except LocalEntryNotFoundError:
-        include = " ".join(f"--include '{p}'" for p in [hf_source.CARD] + patterns)
-        raise VovnetError(
-            f"hf:{repo_id} is not in the local Hugging Face cache and the hub is unreachable or HF_HUB_OFFLINE=1; "
-            f"on a connected machine run `hf download --repo-type dataset {repo_id} {include}` "
-            "(or `dvc repro download@...` then `dvc push`, and `dvc pull` here)"
-        ) from None
-    except VovnetError:
-        raise
-    except Exception as exc:  # hub errors (auth, missing repo, network) become one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VovnetError(f"hf:{repo_id}: {type(exc).__name__}: {first}") from None
-    # huggingface_hub keeps download metadata (with timestamps) under .cache; it is not data.
-    shutil.rmtree(dest / ".cache", ignore_errors=True)

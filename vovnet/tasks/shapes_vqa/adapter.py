@@ -126,7 +126,7 @@ def _question(family: str, colour: str, texture: str, word: str) -> tuple[str, s
 
 
 @lru_cache(maxsize=4)
-def _generate(spec_json: str) -> dict[str, list[dict]]:
+def generate(spec_json: str) -> dict[str, list[dict]]:
     spec = json.loads(spec_json)
     size, seen, out = int(spec["image_size"]), set(), {}
     for split in sorted(spec["sizes"]):
@@ -179,7 +179,7 @@ def hf_configs(raw_dir: Path, cfg: dict) -> None:
 
 def iter_rows(raw_dir: Path, cfg: dict, split: str) -> Iterator[Row]:
     spec = read_spec(Path(raw_dir))
-    splits = _generate(json.dumps(spec, sort_keys=True))
+    splits = generate(json.dumps(spec, sort_keys=True))
     if split not in splits:
         raise VovnetError(f"{raw_dir / SPEC_FILE}: no split {split!r} in generator sizes (have {', '.join(splits)})")
     for i, item in enumerate(splits[split]):
