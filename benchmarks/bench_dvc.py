@@ -83,9 +83,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=100_000)
     args = ap.parse_args()
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     with tempfile.TemporaryDirectory(prefix="vovnet-bench-dvc-") as tmp:
         store = measure("store", args.images, Path(tmp))
         loose = measure("loose", args.images, Path(tmp))

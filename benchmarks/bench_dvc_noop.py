@@ -67,7 +67,6 @@ def fresh_clone(tmp: Path) -> Path:
 
 
 def measure(repo: Path, runs: int) -> None:
-    sys.path.insert(0, str(ROOT))
     from vovnet.config import read_yaml
 
     datasets = list(read_yaml(repo / "params.yaml")["datasets"])

@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-csv.field_size_limit(sys.maxsize)
+from vovnet.data.tsv import read_tsv
 
-from vovnet.data.tsv import read_tsv  # noqa: E402
+csv.field_size_limit(sys.maxsize)
 
 COLUMNS = [
     "index",

@@ -1,84 +1,16 @@
-import base64
-import csv
-import io
 import os
-import random
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import MMB_COLUMNS, ROOT, b64, jpeg_bytes, mmb_row, write_tsv  # noqa: F401  shared: tests/helpers.py
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 from vovnet.config import dataset_config, load_params  # noqa: E402
-
-
-def jpeg_bytes(colour=(200, 30, 30), size=(32, 32), seed=0) -> bytes:
-    from PIL import Image
-
-    img = Image.new("RGB", size, colour)
-    px = img.load()
-    rng = random.Random(seed)
-    for _ in range(50):
-        px[rng.randrange(size[0]), rng.randrange(size[1])] = (rng.randrange(256), 0, 0)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-MMB_COLUMNS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
-
-
-def mmb_row(index, question="Q?", answer="A", image=None, options=("x", "y", "z", "w"), **extra):
-    row = {
-        "index": index,
-        "question": question,
-        "hint": "",
-        "answer": answer,
-        "category": "cat",
-        "source": "s",
-        "l2-category": "l2",
-        "comment": "",
-        "split": "dev",
-        "image": image if image is not None else b64(jpeg_bytes(seed=index)),
-    }
-    for letter, opt in zip("ABCD", list(options) + [""] * 4):
-        row[letter] = opt
-    row.update(extra)
-    return row
-
-
-def write_tsv(path: Path, rows, columns=MMB_COLUMNS, newline="\n", encoding="utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding=encoding, newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator=newline)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([r.get(c, "") for c in columns])
-    return path
 
 
 def ds_cfg(name, adapter=None, **kw):

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from conftest import ROOT, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from helpers import LIMIT, MMB_COLUMNS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from vovnet.data.normalize import SplitNormalizer, _prepare, normalize_dataset
 from vovnet.io_utils import read_jsonl
 from vovnet.tasks.adapters import get_adapter
 
-LIMIT = 89_478_485
 JPEG = jpeg_bytes(seed=3)
 TRICKY_TEXT = [
     "",
@@ -77,22 +77,7 @@ def check_rejects(path):
 
 
 # --- MMBench TSV: one cell of one row replaced, written as VLMEvalKit writes (quoted where needed) ---
-COLS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+COLS = MMB_COLUMNS
 
 
 def mmb_rows():

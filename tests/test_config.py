@@ -4,15 +4,13 @@ import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from ruamel.yaml import YAML
 
 from vovnet import VovnetError
 from vovnet.config import dataset_config, json_schema, load_params, read_yaml
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exp_run_float_written_as_1e_05_reads_as_float(tmp_path):

@@ -1,17 +1,16 @@
 """GPU, driver and torch checks of doctor and the launcher's preflight, on mocked devices (capability, count,
 name, memory, driver) and the arch list of the torch wheel installed here."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import ROOT
 
 from vovnet import VovnetError, gpu_env
 from vovnet.gpu_env import GIB, Driver, kernel_runs
 from vovnet.preflight import cpu_check, require_ready
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_8B = ROOT / "tests" / "fixtures" / "qwen3-vl-8b-instruct"
 V100 = ("Tesla V100-SXM2-32GB", (7, 0), 32)
 V100_16 = ("Tesla V100-SXM2-16GB", (7, 0), 16)

@@ -4,14 +4,13 @@ requirements.txt pins, then requirements.txt, as README.md and docs/servers.md g
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from vovnet.gpu_env import CU126_INDEX
 from vovnet.launch_configs import pinned
 
-ROOT = Path(__file__).resolve().parents[1]
 GPU = ROOT / "requirements-gpu.txt"
 
 

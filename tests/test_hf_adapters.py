@@ -5,11 +5,11 @@ import json
 import datasets
 import pytest
 from conftest import ds_cfg, jpeg_bytes
+from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data.normalize import normalize_dataset
 
-LIMIT = 89_478_485
 IMG = datasets.Image()
 
 

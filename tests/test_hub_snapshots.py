@@ -6,6 +6,7 @@ import json
 import datasets
 import pytest
 from conftest import ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data import hf_source
@@ -14,7 +15,6 @@ from vovnet.data.merge import group_ids
 from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 
-LIMIT = 89_478_485
 V = datasets.Value
 IMG = datasets.Image()
 LITE_CONFIGS = [

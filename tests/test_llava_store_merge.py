@@ -3,13 +3,12 @@ import os
 
 import pytest
 from conftest import ds_cfg, jpeg_bytes
+from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data.image_store import ImageStore
 from vovnet.data.merge import merge
 from vovnet.data.normalize import normalize_dataset
-
-LIMIT = 89_478_485
 
 
 def llava_item(i, image):

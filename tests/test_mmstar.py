@@ -3,11 +3,11 @@ mmstar.parquet as config `val`, split `val`; the repo's 59.6 MB MMStar.tsv not f
 `question`, `meta_info` a {source, split, image_path} struct. Built with `datasets` in those column types."""
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
 from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from helpers import LIMIT, normalized_sample
 
 from vovnet import VovnetError
 from vovnet.data.download import hf_patterns
@@ -16,9 +16,7 @@ from vovnet.data.overlap import find_overlap
 from vovnet.data.records import Reject
 from vovnet.tasks.mmstar.adapter import split_options
 
-LIMIT = 89_478_485
 V = datasets.Value
-ROOT = Path(__file__).resolve().parents[1]
 CARD = """---
 configs:
 - config_name: val
@@ -133,17 +131,8 @@ def test_snapshot_without_the_val_file_is_one_line(tmp_path):
 
 
 def test_shipped_sample_normalizes(tmp_path):
-    out = tmp_path / "out"
-    stats = normalize_dataset(
-        "mmstar",
-        ds_cfg("mmstar", splits=["val"], subset=None),
-        ROOT / "data/samples/mmstar",
-        out,
-        seed=0,
-        max_image_pixels=LIMIT,
-    )
+    stats, recs = normalized_sample("mmstar", "val", tmp_path / "out", subset=None)
     assert (stats["splits"]["val"]["records"], stats["rejects"]) == (12, 0)
-    recs = read(out)
     assert {len(r["choices"]) for r in recs} == {4}
     assert len({r["meta"]["category"] for r in recs}) == 6
 

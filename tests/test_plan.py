@@ -3,10 +3,10 @@
 import copy
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT
 
 from vovnet import VovnetError
 from vovnet.__main__ import main
@@ -22,7 +22,6 @@ from vovnet.model.plan import (
 )
 from vovnet.model.plan_memory import GIB, HEADROOM, make_plan
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_8B = ROOT / "tests" / "fixtures" / "qwen3-vl-8b-instruct"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

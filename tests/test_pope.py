@@ -3,19 +3,17 @@ shards) and `Full` (a split per category), with only the default's files. Column
 id, question_id, question, answer, image_source, image, category."""
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
 from conftest import ds_cfg, jpeg_bytes
+from helpers import LIMIT, normalized_sample
 
 from vovnet import VovnetError
 from vovnet.data.download import hf_patterns
 from vovnet.data.normalize import normalize_dataset
 
-LIMIT = 89_478_485
 V = datasets.Value
-ROOT = Path(__file__).resolve().parents[1]
 # the hub card's configs, as the shipped sample writes them (one statement of the layout)
 from vovnet.tasks.pope.sample import CARD  # noqa: E402
 
@@ -93,16 +91,7 @@ def test_full_config_named_but_absent_is_one_line(tmp_path):
 
 
 def test_shipped_sample_normalizes(tmp_path):
-    out = tmp_path / "out"
-    stats = normalize_dataset(
-        "pope",
-        ds_cfg("pope", splits=["test"], subset=None),
-        ROOT / "data/samples/pope",
-        out,
-        seed=0,
-        max_image_pixels=LIMIT,
-    )
+    stats, recs = normalized_sample("pope", "test", tmp_path / "out", subset=None)
     assert (stats["splits"]["test"]["records"], stats["rejects"]) == (12, 0)
-    recs = [json.loads(x) for x in (out / "pope_test.jsonl").read_text().splitlines()]
     assert sorted(r["answer"]["text"] for r in recs) == ["no"] * 6 + ["yes"] * 6
     assert {r["meta"]["category"] for r in recs} == {"adversarial", "popular", "random"}

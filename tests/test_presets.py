@@ -3,16 +3,14 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.presets import _overlay, presets, write_preset
 from vovnet.tasks import with_defaults
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

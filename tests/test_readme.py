@@ -23,7 +23,8 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "tested in tests/test_presets.py)",
     "python -m vovnet preset demo_easyvqa && dvc repro": "the easy-VQA demo pipeline, up to 15 minutes (its data "
     "path is tested in tests/test_easy_vqa.py, the preset switch in tests/test_presets.py)",
-    "python benchmarks/demo_report.py --set demo": "reads the outputs of the demo pipeline above",
+    "python -m vovnet demo-report --set demo": "reads the outputs of the demo pipeline above; tests/test_demo.py "
+    "runs the command on a small evaluation folder",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
     'python -m pytest -q -m "not slow"': "the tests themselves (the fast lane; .ci/run runs the whole suite)",
     "python -m pytest -q": "the tests themselves (what .ci/run runs)",

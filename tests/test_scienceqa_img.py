@@ -3,19 +3,17 @@ ScienceQA-FULL and ScienceQA-IMG configs, with only ScienceQA-IMG/test-* present
 card gives them (`choices` a sequence of text, `answer` an int8 index)."""
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
 from conftest import ds_cfg, jpeg_bytes
+from helpers import LIMIT, normalized_sample
 
 from vovnet import VovnetError
 from vovnet.data.download import hf_patterns
 from vovnet.data.normalize import normalize_dataset
 
-LIMIT = 89_478_485
 V = datasets.Value
-ROOT = Path(__file__).resolve().parents[1]
 CARD = "\n".join(
     ["---", "configs:"]
     + [
@@ -117,16 +115,7 @@ def test_validation_named_but_absent_is_one_line(tmp_path):
 
 
 def test_shipped_sample_normalizes(tmp_path):
-    out = tmp_path / "out"
-    stats = normalize_dataset(
-        "scienceqa_img",
-        ds_cfg("scienceqa_img", splits=["test"], subset="ScienceQA-IMG"),
-        ROOT / "data/samples/scienceqa_img",
-        out,
-        seed=0,
-        max_image_pixels=LIMIT,
-    )
+    stats, recs = normalized_sample("scienceqa_img", "test", tmp_path / "out", subset="ScienceQA-IMG")
     assert (stats["splits"]["test"]["records"], stats["rejects"]) == (10, 0)
-    recs = [json.loads(x) for x in (out / "scienceqa_img_test.jsonl").read_text().splitlines()]
     assert sorted({len(r["choices"]) for r in recs}) == [2, 3, 4, 5]
     assert sum(r["hint"] is not None for r in recs) == 5

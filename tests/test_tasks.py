@@ -1,9 +1,8 @@
 """The task registry: one folder per benchmark under vovnet/tasks/, its modules checked against the
 interfaces, its defaults.yaml under params.yaml's entries."""
 
-from pathlib import Path
-
 import pytest
+from helpers import ROOT
 
 from vovnet import VovnetError, tasks
 from vovnet.config import Dataset, EvalSet, load_params, read_yaml
@@ -12,7 +11,6 @@ from vovnet.tasks.adapters import get_adapter
 from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.samples import get_sample_maker
 
-ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = sorted(p.name for p in (ROOT / "vovnet" / "tasks").iterdir() if (p / "__init__.py").exists())
 
 

@@ -1,5 +1,5 @@
-"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict`, `exps`, `deps` and
-`plots-template`."""
+"""`python -m vovnet preset NAME`, `schema`, `download-model`, `doctor`, `plan`, `predict`, `exps`, `deps`,
+`plots-template` and `demo-report`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "preset":
             from vovnet.presets import write_preset
+    dp = sub.add_parser("demo-report", help="a demo's figures after `dvc repro`: targets, per-family table, plot")
+    dp.add_argument("--set", default="demo", help="the evaluation set that ran: demo | easy_vqa")
+    dp.add_argument("--out-dir", default="docs/figures", help="where <set>_report.json and <set>_pareto.svg go")
+    dp.add_argument("--shifts", help="the learned curve's cost shifts, comma-separated (default: a sweep -1 to 10)")
 
             write_preset(args.name, args.params)
             print(f"params.yaml now uses the {args.name} preset; run `dvc repro`")
@@ -68,6 +72,10 @@ def main(argv=None) -> int:
             from vovnet.doctor import run_plan
 
             return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype, sm=args.sm)
+        if args.cmd in ("update", "pin"):
+            from vovnet.sources import run_pin, run_update
+
+            return (run_update if args.cmd == "update" else run_pin)(args.names, args.params)
         if args.cmd == "predict":
             return _predict(args, sys.argv[1:] if argv is None else list(argv))
         if args.cmd == "plots-template":

@@ -3,7 +3,9 @@ headline keys per eval/<set>/metrics.json and per baseline row (target <= 25), t
 `dvc metrics show` and of `python -m vovnet exps` (target <= 160 columns), golden cases per protocol
 (target >= 60), and whether the offline PNGs exist, are PNGs and reference no http(s) script.
 
-    python benchmarks/bench_eval_outputs.py            # in the repository root, after `dvc repro`
+    python benchmarks/probes/bench_eval_outputs.py     # in the repository root, after `dvc repro`
+
+Golden cases are counted from pytest's collection of tests/test_golden_scorers.py (one test per case).
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "160"}
 
 
@@ -25,9 +26,16 @@ def widest(cmd: list[str]) -> int:
     return max((len(line) for line in out.splitlines()), default=0)
 
 
-def main() -> None:
-    from test_golden_scorers import MMBENCH, MMMU_CHOICE, MMMU_OPEN, TEXTVQA
+def golden_cases() -> Counter:
+    """Golden cases per protocol: the parametrised tests of tests/test_golden_scorers.py, by name."""
+    cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/test_golden_scorers.py"]
+    out = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=True).stdout
+    prefixes = {"mmbench": "test_mmbench_", "mmmu": "test_mmmu_", "textvqa": "test_textvqa_"}
+    tests = [line.split("::", 1)[1] for line in out.splitlines() if "::" in line and "[" in line]
+    return Counter({name: sum(t.startswith(p) for t in tests) for name, p in prefixes.items()})
 
+
+def main() -> None:
     from vovnet.evaluation.report import flat_keys
 
     metrics = sorted(ROOT.glob("eval/*/metrics.json"))
@@ -43,7 +51,7 @@ def main() -> None:
     print(
         f"{'python -m vovnet exps, widest line':<52} {widest([sys.executable, '-m', 'vovnet', 'exps']):>10} {'<= 160':>8}"
     )
-    for name, n in (("mmbench", len(MMBENCH)), ("mmmu", len(MMMU_CHOICE) + len(MMMU_OPEN)), ("textvqa", len(TEXTVQA))):
+    for name, n in golden_cases().items():
         print(f"{'golden cases ' + name:<52} {n:>10} {'>= 60':>8}")
     for png in sorted([*ROOT.glob("eval/*/pareto.png"), ROOT / "plots" / "training.png"]):
         data = png.read_bytes() if png.exists() else b""

@@ -1,7 +1,7 @@
 """Does a small from-scratch Qwen3-VL learn to see? Stage-1 style full fine-tune on the generated demo set,
 then greedy accuracy per question family and per vision action on a disjoint split.
 
-Standalone (no DVC): `python benchmarks/demo_vision_probe.py --steps 600 --vision-lr 3e-3`.
+Standalone (no DVC): `python benchmarks/probes/demo_vision_probe.py --steps 600 --vision-lr 3e-3`.
 Prints one table: family x action accuracy, plus seconds. Used to choose the demo preset's model and
 learning rates on the generator's `policy` split (never the held-out split).
 """
@@ -12,21 +12,18 @@ import argparse
 import io
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from PIL import Image
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from vovnet.model import prompts  # noqa: E402
-from vovnet.model.budgets import ACTIONS  # noqa: E402
-from vovnet.model.encoding import Encoder, collate  # noqa: E402
-from vovnet.model.tiny import build_tiny_model  # noqa: E402
-from vovnet.tasks.shapes_vqa import adapter as shapes_vqa  # noqa: E402
+from vovnet.model import prompts
+from vovnet.model.budgets import ACTIONS
+from vovnet.model.encoding import Encoder, collate
+from vovnet.model.tiny import build_tiny_model
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 
 def as_record(item: dict) -> dict:
@@ -70,7 +67,7 @@ def main() -> int:
         "open_fraction": args.open_fraction,
         "sizes": {"train": args.train, "policy": args.eval, "heldout": 0},
     }
-    data = shapes_vqa._generate(json.dumps(spec, sort_keys=True))
+    data = shapes_vqa.generate(json.dumps(spec, sort_keys=True))
     fams = args.families.split(",")
     data = {k: [x for x in v if x["meta"]["family"] in fams] for k, v in data.items()}
     tmp = Path(tempfile.mkdtemp())

@@ -1,6 +1,6 @@
 """Render `dvc plots show` in headless Chromium with the network cut, and count the Vega plots that drew.
 
-    python benchmarks/render_plots_offline.py [--out /tmp/vovnet-plots]   # needs a reproduced workspace
+    python benchmarks/probes/render_plots_offline.py [--out /tmp/vovnet-plots]   # needs a reproduced workspace
 
 Chromium is not a project dependency (Debian: `apt-get install -y chromium`). Every request leaves through
 a proxy on a closed port, so a page that needed a CDN would stay blank. Prints, per plot, whether its

@@ -5,8 +5,8 @@ then greedy accuracy per question family and per vision action on the first reco
 Reads params.yaml (model.tiny, vision_budget, train.lr / vision_lr / batch_size) after `dvc repro` has built
 the processed files and the tiny model. Overrides for the candidates the probe measures:
 
-    python benchmarks/vision_probe.py --steps 900 --mix 0,0,1 --every 300
-    python benchmarks/vision_probe.py --gradients      # where one FULL batch's answer loss reaches
+    python benchmarks/probes/vision_probe.py --steps 900 --mix 0,0,1 --every 300
+    python benchmarks/probes/vision_probe.py --gradients      # where one FULL batch's answer loss reaches
 
 Prints one table per checkpoint (family x action accuracy) and the seconds it took.
 """

@@ -36,7 +36,7 @@ def param_groups(model, tcfg: dict) -> list[dict]:
     """Language model (LoRA or full weights) at lr, vision tower at vision_lr, policy head at head_lr.
 
     A from-scratch vision tower needs a higher rate than the LM: otherwise the LM learns the answer
-    priors first and the image path never catches up (benchmarks/demo_vision_probe.py measures it)."""
+    priors first and the image path never catches up (benchmarks/probes/demo_vision_probe.py measures it)."""
     lm, vision = [], []
     for n, p in model.named_parameters():
         if p.requires_grad and not n.startswith("head."):
