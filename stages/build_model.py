@@ -1,4 +1,5 @@
-"""model: build the tiny random Qwen3-VL (the embedded default) into models/<name>/ from params."""
+"""model: build the tiny random Qwen3-VL (the embedded default) into models/<name>/ from params; its tokenizer
+also learns the generated demo set's words (vovnet/tasks/shapes_vqa), which this stage hands down."""
 
 import argparse
 
@@ -7,6 +8,7 @@ import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the edit
 from vovnet import cli
 from vovnet.config import load_params
 from vovnet.model.tiny import build_tiny_model
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 
 def main() -> int:
@@ -14,7 +16,7 @@ def main() -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default="models/tiny-qwen3-vl")
     args = ap.parse_args()
-    build_tiny_model(args.out, load_params(args.params)["model"])
+    build_tiny_model(args.out, load_params(args.params)["model"], shapes_vqa.vocabulary())
     return 0
 
 

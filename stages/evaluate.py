@@ -10,6 +10,8 @@ import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the edit
 from vovnet import cli
 from vovnet.config import load_params, revalidate
 from vovnet.evaluation.core import evaluate_set
+from vovnet.evaluation.interfaces import EvalProtocol
+from vovnet.registry import get_protocol
 
 
 def main() -> int:
@@ -26,7 +28,8 @@ def main() -> int:
     if args.max_samples is not None:
         params["evaluation"]["max_samples"] = args.max_samples
         params = revalidate(params)
-    result = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}")
+    protocol = get_protocol(sets[args.set]["protocol"], EvalProtocol)
+    result = evaluate_set(args.set, sets[args.set], params, args.out or f"eval/{args.set}", protocol)
     if result is not None:  # the main process scored and wrote; the others only generated
         print(result["table"])
     return 0

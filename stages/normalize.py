@@ -6,8 +6,10 @@ import this_checkout  # noqa: F401  (first: this checkout's vovnet, not the edit
 
 from vovnet import cli
 from vovnet.config import dataset_config, dataset_in, load_params
+from vovnet.data.interfaces import Adapter
 from vovnet.data.normalize import normalize_dataset
 from vovnet.io_utils import write_json
+from vovnet.registry import get_adapter
 
 
 def main() -> int:
@@ -40,6 +42,7 @@ def main() -> int:
         cfg,
         args.raw or f"data/raw/{args.dataset}",
         args.out or f"data/processed/{args.dataset}",
+        adapter=get_adapter(cfg["adapter"], Adapter),
         seed=params["seed"] if args.seed is None else args.seed,
         max_image_pixels=norm["max_image_pixels"],
         workers=args.workers or norm["workers"],

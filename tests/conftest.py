@@ -13,6 +13,44 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 from vovnet.config import dataset_config, load_params  # noqa: E402
 
 
+# The stages load a task's plugin by name and hand it to the engine (vovnet/registry.py); these do the same
+# for tests that call the engine directly.
+def adapter_of(cfg: dict):
+    from vovnet.data.interfaces import Adapter
+    from vovnet.registry import get_adapter
+
+    return get_adapter(cfg["adapter"], Adapter)
+
+
+def get_protocol(name: str):
+    from vovnet import registry
+    from vovnet.evaluation.interfaces import EvalProtocol
+
+    return registry.get_protocol(name, EvalProtocol)
+
+
+def normalize_dataset(name, cfg, raw_dir, out_dir, **kw):
+    """vovnet.data.normalize.normalize_dataset with the adapter stages/normalize.py loads (cfg["adapter"])."""
+    from vovnet.data import normalize
+
+    return normalize.normalize_dataset(name, cfg, raw_dir, out_dir, adapter=adapter_of(cfg), **kw)
+
+
+def hf_patterns(folder, cfg):
+    """vovnet.data.hub_fetch.hf_patterns with the dataset's adapter, as stages/download.py hands it down."""
+    from vovnet.data import hub_fetch
+
+    return hub_fetch.hf_patterns(folder, cfg, adapter_of(cfg))
+
+
+def build_tiny_model(out, model_cfg):
+    """The tiny model as the `model` stage builds it: its tokenizer also learns the demo task's words."""
+    from vovnet.model.tiny import build_tiny_model as build
+    from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
+
+    build(out, model_cfg, shapes_vqa.vocabulary())
+
+
 def ds_cfg(name, adapter=None, **kw):
     cfg = {"adapter": adapter or name, "source": "unused", "splits": kw.pop("splits", ["dev"])}
     cfg.update(kw)
@@ -26,8 +64,6 @@ def params():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, params):
-    from vovnet.model.tiny import build_tiny_model
-
     out = tmp_path_factory.mktemp("models") / "tiny"
     build_tiny_model(out, params["model"])
     return out
@@ -40,7 +76,6 @@ def workspace(tmp_path_factory, tiny_model_dir):
 
     from vovnet.data.download import fetch
     from vovnet.data.merge import merge, write_merged
-    from vovnet.data.normalize import normalize_dataset
 
     ws = tmp_path_factory.mktemp("ws")
     shutil.copytree(ROOT / "data" / "samples", ws / "data" / "samples")
@@ -51,7 +86,7 @@ def workspace(tmp_path_factory, tiny_model_dir):
     try:
         params = load_params("params.yaml")
         for name, cfg in params["datasets"].items():
-            fetch(name, cfg, f"data/raw/{name}")
+            fetch(name, cfg, f"data/raw/{name}", adapter_of(cfg))
             normalize_dataset(
                 name,
                 cfg,

@@ -10,15 +10,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from conftest import ROOT, adapter_of, ds_cfg, jpeg_bytes, mmb_row, normalize_dataset, write_tsv
 from helpers import LIMIT, MMB_COLUMNS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vovnet.data.image_store import ImageStoreWriter, set_pixel_limit
-from vovnet.data.normalize import SplitNormalizer, _prepare, normalize_dataset
+from vovnet.data.normalize import SplitNormalizer, _prepare
 from vovnet.io_utils import read_jsonl
-from vovnet.tasks.adapters import get_adapter
 
 JPEG = jpeg_bytes(seed=3)
 TRICKY_TEXT = [
@@ -227,7 +226,7 @@ def hf_cells(adapter):
 
 
 def run_cells(adapter_name, split, cells_list, tmp):
-    adapter = get_adapter(adapter_name)
+    adapter = adapter_of({"adapter": adapter_name})
     set_pixel_limit(LIMIT)
     store = ImageStoreWriter(tmp / "store")
     norm = SplitNormalizer(adapter_name, ds_cfg(adapter_name, splits=[split]), split, adapter, store)

@@ -9,13 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ds_cfg
+from conftest import ds_cfg, normalize_dataset
 
 from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.data.download import fetch
 from vovnet.data.fingerprint import RECORD
-from vovnet.data.normalize import normalize_dataset
 from vovnet.io_utils import read_jsonl
 from vovnet.model.loading import check_model_dir
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, get_protocol, normalize_dataset
 from PIL import Image
 
 from vovnet import VovnetError
@@ -15,11 +15,9 @@ from vovnet.__main__ import main as vovnet_main
 from vovnet.config import dataset_config, load_params
 from vovnet.data.download import fetch
 from vovnet.data.image_store import ImageStore
-from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import demo_report
 from vovnet.io_utils import read_jsonl
-from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 SPEC = {"seed": 3, "image_size": 64, "sizes": {"train": 30, "policy": 9, "heldout": 9}, "open_fraction": 0.5}

@@ -52,8 +52,11 @@ def test_each_item_lists_its_own_adapter_and_protocol(presets):
     assert "vovnet/tasks/textvqa/adapter.py" not in stages["normalize@mmmu"].listed
     # the MMBench layout both MMBench tasks read lives below them, and every item of the entry lists it
     assert all("vovnet/data/mmbench_layout.py" in stages[f"normalize@{d}"].listed for d in ("mmmu", "llava"))
-    # an evaluation set's protocol comes from its task's defaults, which no item field names: every task
-    assert "vovnet/tasks/mmmu/protocol.py" in stages["evaluate@textvqa"].listed
+    # an evaluation set names its protocol: editing MMMU's protocol reruns MMMU's sets only
+    assert "vovnet/tasks/textvqa/protocol.py" in stages["evaluate@textvqa"].listed
+    assert not [n for n, s in stages.items() if "vovnet/tasks/mmmu/protocol.py" in s.listed and n != "evaluate@mmmu"]
+    # the demo's generator feeds the tiny model's tokenizer through the model stage, never train
+    assert not [p for p in stages["train"].listed if p.startswith("vovnet/tasks/")]
 
 
 def test_a_missing_or_extra_module_is_named_with_its_stage(presets):
@@ -123,8 +126,13 @@ def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
         "import importlib\ndef get(name):\n    return importlib.import_module(f'{__package__}.{name}.adapter')\n"
         "def raw(name):\n    return importlib.import_module(name)\n",
     )
-    write(tmp_path, "stages/run.py", "from pkg.tasks import get\n")
+    write(tmp_path, "stages/run.py", "from pkg.tasks import get, raw\n")
     assert {f.pattern for f in closure(["stages/run.py"], tmp_path).families} == {"pkg.tasks.{}.adapter", "?"}
+    # a family belongs to the function that makes the call: importing `get` alone uses only its family
+    write(tmp_path, "stages/get.py", "from pkg.tasks import get\n")
+    assert {f.pattern for f in closure(["stages/get.py"], tmp_path).families} == {"pkg.tasks.{}.adapter"}
+    write(tmp_path, "stages/all.py", "from pkg import tasks\n")
+    assert {f.pattern for f in closure(["stages/all.py"], tmp_path).families} == {"pkg.tasks.{}.adapter", "?"}
     dvc_yaml = {"stages": {"run": {"cmd": "python stages/run.py", "deps": ["stages/run.py"]}}}
     (stage,) = resolve_stages(dvc_yaml, {}, tmp_path)
     assert any("cannot read" in p for p in stage.problems) and any(
@@ -132,9 +140,9 @@ def test_a_by_name_import_the_tool_cannot_read_is_reported(tmp_path):
     )
 
 
-def test_evaluate_without_the_task_folder_is_told_to_list_it(presets):
+def test_evaluate_without_its_protocol_is_told_to_list_it(presets):
     narrow = copy.deepcopy(DVC_YAML)
-    narrow["stages"]["evaluate"]["do"]["deps"].remove("vovnet/tasks")
+    narrow["stages"]["evaluate"]["do"]["deps"].remove("vovnet/tasks/${item.protocol}/protocol.py")
     lines = report(list(listing(presets["sample"], narrow).values()))
     assert any(
         line.startswith("evaluate@mmbench: imports vovnet.tasks.{}.protocol by name") and "or the folder of all" in line

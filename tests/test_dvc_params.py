@@ -18,7 +18,7 @@ from vovnet.config import read_yaml
 from vovnet.deps import interpolate, resolve_stages
 from vovnet.io_utils import dumps
 from vovnet.presets import write_preset
-from vovnet.tasks import defaults
+from vovnet.registry import defaults
 
 pytestmark = pytest.mark.slow
 SMALL = {  # fewer steps and questions: the same keys are read, in less time

@@ -9,17 +9,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import normalize_dataset
 from PIL import Image, ImageDraw
 
 from vovnet import VovnetError
 from vovnet.config import dataset_config
 from vovnet.data.download import fetch, package_path
 from vovnet.data.image_store import ImageStore
-from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 from vovnet.io_utils import read_jsonl
 from vovnet.presets import _overlay
-from vovnet.tasks import defaults
+from vovnet.registry import defaults
 
 pytest.importorskip("easy_vqa", reason="requirements.txt installs the easy-vqa package")
 

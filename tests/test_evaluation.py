@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import get_protocol
 
 from vovnet import VovnetError, plots
 from vovnet.config import load_params
@@ -178,7 +179,7 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     longest_coarse = max(len(enc.encode(r, [], "no", with_target=False)["input_ids"]) + 8 for r in records)
     params["evaluation"].update(max_samples=2, max_length=longest_coarse, batch_size=4)
     params["policy"]["cost_shift"] = -1000.0  # vision made free: the learned policy takes FULL everywhere
-    result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench")
+    result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench", get_protocol(set_cfg["protocol"]))
     m, rep = result["metrics"], result["report"]
     assert m["questions"] == 2 and rep["records"] == len(records) == 8
     assert rep["too_long_by_action"]["full"] == 8 and rep["too_long_by_action"]["no"] == 0
@@ -211,16 +212,16 @@ def test_evaluate_set_writes_the_official_figures_of_the_new_benchmarks(in_works
 
     from vovnet.evaluation.core import evaluate_set
     from vovnet.model.factory import build_vovnet, save_vovnet
-    from vovnet.tasks import defaults
+    from vovnet.registry import defaults
 
     params = load_params("params.yaml")
     assert task in params["datasets"]  # normalized by the default pipeline (and by this workspace)
     torch.manual_seed(0)
     model, processor = build_vovnet(params)
     save_vovnet(model, processor, params, "models/vovnet")
-    set_cfg = {**defaults(task)["evaluation_set"], "dataset": task, "images": task}
+    set_cfg = {**defaults(task)["evaluation_set"], "dataset": task, "protocol": task, "images": task}
     params["evaluation"].update(batch_size=4)
-    result = evaluate_set(task, set_cfg, params, f"eval/{task}")
+    result = evaluate_set(task, set_cfg, params, f"eval/{task}", get_protocol(task))
     rep = result["report"]
     assert rep["protocol"] == task and rep["records"] > 0 and rep["questions"] == result["metrics"]["questions"]
     assert set(rep["official"]) == {"learned", "always_full", "no_vision"}

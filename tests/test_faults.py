@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, ds_cfg, mmb_row, write_tsv
+from conftest import ROOT, ds_cfg, mmb_row, normalize_dataset, write_tsv
 from helpers import LIMIT, circular_mmbench_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vovnet import VovnetError
 from vovnet.data import image_store
-from vovnet.data.normalize import normalize_dataset
 
 
 def big_tsv(raw: Path, n: int = 3000) -> None:

@@ -8,6 +8,7 @@ EvalAIAnswerProcessor and `textvqa_process_results`. MMStar: VLMEvalKit `can_inf
 """
 
 import pytest
+from conftest import get_protocol
 
 from vovnet.evaluation.scoring import score
 from vovnet.model.answer_parsing import strip_thinking
@@ -15,7 +16,6 @@ from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
 from vovnet.tasks.mmstar import protocol as mmstar
 from vovnet.tasks.pope import protocol as pope
-from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.scienceqa_img import protocol as scienceqa
 from vovnet.tasks.textvqa import protocol as textvqa
 

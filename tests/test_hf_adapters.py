@@ -4,11 +4,10 @@ import json
 
 import datasets
 import pytest
-from conftest import ds_cfg, jpeg_bytes
+from conftest import ds_cfg, jpeg_bytes, normalize_dataset
 from helpers import LIMIT
 
 from vovnet import VovnetError
-from vovnet.data.normalize import normalize_dataset
 
 IMG = datasets.Image()
 

@@ -5,14 +5,12 @@ import json
 
 import datasets
 import pytest
-from conftest import ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from conftest import ds_cfg, hf_patterns, jpeg_bytes, mmb_row, normalize_dataset, write_tsv
 from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data import hf_source
-from vovnet.data.download import hf_patterns
 from vovnet.data.merge import group_ids
-from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 
 V = datasets.Value

@@ -2,13 +2,12 @@ import json
 import os
 
 import pytest
-from conftest import ds_cfg, jpeg_bytes
+from conftest import ds_cfg, jpeg_bytes, normalize_dataset
 from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data.image_store import ImageStore
 from vovnet.data.merge import merge
-from vovnet.data.normalize import normalize_dataset
 
 
 def llava_item(i, image):

@@ -1,11 +1,10 @@
 import json
 
 import pytest
-from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, normalize_dataset, write_tsv
 from helpers import LIMIT
 
 from vovnet import VovnetError
-from vovnet.data.normalize import normalize_dataset
 
 
 def run(tmp_path, rows=None, tsv_text=None, name="mmbench", split="dev", **cfg_kw):

@@ -6,12 +6,10 @@ import json
 
 import datasets
 import pytest
-from conftest import b64, ds_cfg, jpeg_bytes, mmb_row, write_tsv
+from conftest import b64, ds_cfg, hf_patterns, jpeg_bytes, mmb_row, normalize_dataset, write_tsv
 from helpers import LIMIT, normalized_sample
 
 from vovnet import VovnetError
-from vovnet.data.download import hf_patterns
-from vovnet.data.normalize import normalize_dataset
 from vovnet.data.overlap import find_overlap
 from vovnet.data.records import Reject
 from vovnet.tasks.mmstar.adapter import split_options

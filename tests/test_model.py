@@ -163,9 +163,7 @@ def test_export_parquet_matches_jsonl(tmp_path):
     import shutil
 
     import pyarrow.parquet as pq
-    from conftest import ROOT, ds_cfg
-
-    from vovnet.data.normalize import normalize_dataset
+    from conftest import ROOT, ds_cfg, normalize_dataset
 
     cfg = ds_cfg("mmbench", splits=["dev"])
     raw = tmp_path / "raw" / "mmbench"  # a copy: normalize keeps its hash cache next to the raw folder

@@ -6,12 +6,10 @@ import json
 
 import datasets
 import pytest
-from conftest import ds_cfg, jpeg_bytes
+from conftest import ds_cfg, hf_patterns, jpeg_bytes, normalize_dataset
 from helpers import LIMIT, normalized_sample
 
 from vovnet import VovnetError
-from vovnet.data.download import hf_patterns
-from vovnet.data.normalize import normalize_dataset
 
 V = datasets.Value
 # the hub card's configs, as the shipped sample writes them (one statement of the layout)

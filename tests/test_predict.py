@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, jpeg_bytes
+from conftest import ROOT, get_protocol, jpeg_bytes
 from ruamel.yaml import YAML
 
 from vovnet.config import load_params
@@ -73,7 +73,7 @@ def trained(workspace):
 
 def run_evaluate(params, model_dir, batch_size, out_dir):
     params["evaluation"].update(model_dir=str(model_dir), batch_size=batch_size, max_samples=QUESTIONS)
-    evaluate_set("mmbench", params["evaluation"]["sets"]["mmbench"], params, out_dir)
+    evaluate_set("mmbench", params["evaluation"]["sets"]["mmbench"], params, out_dir, get_protocol("mmbench"))
     return {p["id"]: p for p in read_jsonl(out_dir / "predictions.jsonl")}
 
 

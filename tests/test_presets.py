@@ -10,7 +10,7 @@ from helpers import ROOT
 from vovnet import VovnetError
 from vovnet.config import load_params
 from vovnet.presets import _overlay, presets, write_preset
-from vovnet.tasks import with_defaults
+from vovnet.registry import with_defaults
 
 
 @pytest.fixture

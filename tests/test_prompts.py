@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import get_protocol
 
 from vovnet.config import load_params
 from vovnet.evaluation import scoring
@@ -15,7 +16,6 @@ from vovnet.model import prompts
 from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import build_vovnet
-from vovnet.tasks.protocols import get_protocol
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HELDOUT = "data/processed/mmbench_core/mmbench_core_heldout.jsonl"

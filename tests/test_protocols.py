@@ -2,6 +2,7 @@
 whole groups under max_samples, too_long rows; parsers never crash."""
 
 import pytest
+from conftest import get_protocol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +10,6 @@ from vovnet import VovnetError
 from vovnet.evaluation import scoring
 from vovnet.tasks.mmbench import protocol as mmbench
 from vovnet.tasks.mmmu import protocol as mmmu
-from vovnet.tasks.protocols import get_protocol
 from vovnet.tasks.textvqa import protocol as textvqa
 
 ANIMALS = ["cat", "dog", "fish", "bird"]

@@ -16,7 +16,7 @@ from vovnet.training.optim import stage_optimizer
 @pytest.fixture(scope="module")
 def thinking_dir(tmp_path_factory, params):
     """A second tiny model, with other random weights, standing in for the Thinking model."""
-    from vovnet.model.tiny import build_tiny_model
+    from conftest import build_tiny_model
 
     out = tmp_path_factory.mktemp("models") / "thinking"
     build_tiny_model(out, {**params["model"], "tiny": {**params["model"]["tiny"], "seed": 1}})

@@ -128,7 +128,7 @@ def test_two_process_cpu_run_writes_one_model(workspace):
 def test_thinking_model_for_full_trains_both_stages(workspace, params):
     """Stage 1 trains the Instruct model only (it crashed on the frozen Thinking model's FULL loss before);
     the frozen Thinking model gives FULL's loss in stage 2 and is never saved as trained."""
-    from vovnet.model.tiny import build_tiny_model
+    from conftest import build_tiny_model
 
     build_tiny_model(
         workspace / "models" / "thinker", {**params["model"], "tiny": {**params["model"]["tiny"], "seed": 1}}

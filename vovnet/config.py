@@ -4,7 +4,7 @@
 parsed with ruamel (YAML 1.2, a float) and pydantic's lax mode still accepts a quoted '1e-05'.
 Adding a key is one line in its section below; `python -m vovnet schema` re-exports params.schema.json.
 A dataset entry starts from its task's `vovnet/tasks/<adapter>/defaults.yaml` (`dataset:`), and an evaluation
-set from the defaults of the task that reads its `images` dataset (`evaluation_set:`); params.yaml lists what differs.
+set from its protocol's (`evaluation_set:`); params.yaml lists what differs (vovnet/registry.py fills them).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 
 from vovnet import VovnetError, actions
 from vovnet.config_errors import one_line
-from vovnet.tasks import ADAPTERS, PROTOCOLS, dataset_with_defaults, with_defaults  # from vovnet/tasks/
+from vovnet.registry import ADAPTERS, PROTOCOLS, dataset_with_defaults, with_defaults
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]

@@ -7,8 +7,9 @@ each module (their `__init__.py` run on import). Nothing is executed.
 Plugins are imported by name (`importlib.import_module(f"vovnet.tasks.{name}.adapter")`, the name from
 params). Such a call makes a *family* (`vovnet/tasks/{}/adapter.py`); a foreach stage lists the member
 its item uses with a template, `vovnet/tasks/${item.adapter}/adapter.py`, and that member's imports join
-the item's closure. Where no item field names the member (an evaluation set's protocol comes from its
-task's defaults), the stage lists the folder of every member (`vovnet/tasks`) and depends on all of it.
+the item's closure. Where no item field names the member, the stage lists the folder of every member
+(`vovnet/tasks`) and depends on all of it. A family belongs to the top-level function that makes the call:
+a stage that imports `get_adapter` from vovnet/registry.py uses the adapters, not the protocols beside it.
 A DVC foreach entry cannot list a different number of files per item, so a module that one family member
 imports from a sibling member is listed for every item of every stage of that family (see `shared_members`).
 
@@ -134,6 +135,28 @@ def imports_of(rel: str, root: Path = ROOT) -> tuple[frozenset[str], frozenset[F
     return frozenset(names), frozenset(families)
 
 
+@lru_cache(maxsize=None)
+def families_by_owner(rel: str, root: Path = ROOT) -> dict[str | None, frozenset[Family]]:
+    """The families one file defines, by the top-level function or class whose body makes the call (None:
+    the module's own code, which runs on import)."""
+    package = _package_of(rel) if not rel.endswith("__init__.py") else file_module(rel)
+    out: dict[str | None, set[Family]] = {}
+    for top in _parse(root / rel).body:
+        owner = top.name if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else None
+        for node in ast.walk(top):
+            if isinstance(node, ast.Call) and (fam := _family_of(node, file_module(rel), package)):
+                out.setdefault(owner, set()).add(fam)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _families_used(rel: str, names: set[str | None], root: Path) -> set[Family]:
+    """The families of `rel` that importing `names` from it can call (None: the module itself, so all)."""
+    owned = families_by_owner(rel, root)
+    if None in names:
+        return {f for fams in owned.values() for f in fams}
+    return {f for owner, fams in owned.items() if owner is None or owner in names for f in fams}
+
+
 def _longest_module(name: str, root: Path) -> str | None:
     """The file of the longest prefix of `name` that is a module (`a.b.f` -> a/b.py when f is a name in it)."""
     parts = name.split(".")
@@ -156,12 +179,12 @@ def _script_sibling(name: str, rel: str, root: Path) -> str | None:
 def closure(entries: list[str], root: Path = ROOT) -> Closure:
     """Every project file that running `entries` (relative .py paths) executes, and the families it uses.
 
-    A family counts when some file imports a name from the module that defines it (`get_adapter`) or
-    the module itself; importing only a member (`from vovnet.data.adapters import shapes_vqa`) runs the
+    A family counts when some file imports the module that defines it, or the name of the function that
+    makes the call (`get_adapter`); importing only a member (`from vovnet.data.adapters import shapes_vqa`) runs the
     package's __init__ but imports nothing by name."""
     out = Closure()
     defined: dict[str, set[Family]] = {}
-    used: set[str] = set()
+    used: dict[str, set[str | None]] = {}
     todo = list(entries)
     while todo:
         rel = todo.pop()
@@ -176,10 +199,11 @@ def closure(entries: list[str], root: Path = ROOT) -> Closure:
                 if f and f not in out.files:
                     todo.append(f)
             if (target := _longest_module(name, root)) and target != rel:
-                used.add(target)
+                rest = name[len(file_module(target)) + 1 :].split(".")[0] if name != file_module(target) else None
+                used.setdefault(target, set()).add(rest or None)
             if (sibling := _script_sibling(name, rel, root)) and sibling not in out.files:
                 todo.append(sibling)
-    out.families = {fam for rel in used & set(defined) for fam in defined[rel]}
+    out.families = {fam for rel, names in used.items() if defined.get(rel) for fam in _families_used(rel, names, root)}
     return out
 
 

@@ -52,9 +52,11 @@ def main(argv=None) -> int:
             n = export_images(args.dataset, args.split, args.out, args.root)
             print(f"wrote {n} images to {args.out}")
         else:
+            from vovnet.data.interfaces import SampleMaker
             from vovnet.data.samples import make_samples
+            from vovnet.registry import SAMPLES, get_sample_maker
 
-            make_samples(args.out)
+            make_samples({name: get_sample_maker(name, SampleMaker) for name in SAMPLES}, args.out)
     except VovnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

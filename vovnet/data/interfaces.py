@@ -1,5 +1,6 @@
-"""What a task's modules provide, as typing.Protocol classes: a task module satisfies one by defining
-these names at module level (vovnet.tasks checks them when it loads the module)."""
+"""What data's engine calls in a task's modules, as typing.Protocol classes: normalize and download call an
+adapter, the sample driver (vovnet/data/samples.py) a sample maker. A task module satisfies one by defining
+these names at module level; vovnet/registry.py checks them when a stage loads the module."""
 
 from __future__ import annotations
 
@@ -26,18 +27,6 @@ class Adapter(Protocol):
 
     def hf_configs(self, raw_dir: Path, cfg: dict) -> list[str | None] | None:
         """The Hugging Face configs a run reads (download fetches only their files); None: not an HF layout."""
-
-
-class EvalProtocol(Protocol):
-    """protocol.py: the benchmark's official scoring, and its upload file."""
-
-    BREAKDOWNS: tuple[str, ...]  # meta fields the report breaks accuracy down by
-
-    def score_records(self, records: list[dict], outputs: list[str], seed: int) -> tuple[list[dict], dict]:
-        """One row per record {"parsed", "resolved", "score" in [0, 1]}, and a summary."""
-
-    def write_submission(self, path: Path, records: list[dict], outputs: list[str]) -> None:
-        """The file the benchmark's leaderboard takes (eval/<set>/submission.tsv), written atomically."""
 
 
 class SampleMaker(Protocol):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,16 +17,14 @@ from typing import Iterable, Iterator
 from vovnet import VovnetError
 from vovnet.data.fingerprint import StatCache, sha256_file
 from vovnet.data.image_store import ImageError, ImageStoreWriter, decode_base64, describe, set_pixel_limit
-from vovnet.data.records import Reject, Row
+from vovnet.data.interfaces import Adapter
+from vovnet.data.records import Row
+from vovnet.data.split_normalizer import SplitNormalizer, empty_split, reason_kind, stable_reason
 from vovnet.data.tsv import TsvRowError
 from vovnet.io_utils import atomic_path, dumps, read_jsonl, write_lines
-from vovnet.tasks.adapters import get_adapter
 
 log = logging.getLogger("vovnet.normalize")
 BATCH = 64  # rows in flight per worker batch: bounds memory whatever the file size
-OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
-QUOTED = re.compile(r"'[^']*'")
 
 
 def sample_rank(seed: int, group: str) -> str:
@@ -47,19 +43,6 @@ def _payload(ref) -> bytes:
     if ref.kind == "path":
         return Path(ref.value).read_bytes()
     raise AssertionError(ref.kind)
-
-
-def stable_reason(reason: str) -> str:
-    """One line, the same on every run: no object reprs or memory addresses (rejects.jsonl is a DVC output)."""
-    reason = OBJECT_REPR.sub(lambda m: f"<{m.group(1)}>", reason)
-    reason = " ".join(ADDRESS.sub("0x?", reason).split())
-    return "".join(c if c.isprintable() else "?" for c in reason)
-
-
-def reason_kind(reason: str) -> str:
-    """A reject reason without its particulars (quoted values, numbers), for the counts in the metrics."""
-    head = reason.split(": ")[0].split(" (")[0]
-    return re.sub(r"\b\d+\b", "N", QUOTED.sub("'…'", head))
 
 
 def _prepare(args) -> tuple:
@@ -84,150 +67,6 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
-
-
-class SplitNormalizer:
-    """Records are spooled to a temporary file as they come and written sorted at the end, so memory
-    holds only ids and offsets, not records: peak RSS stays flat in the number of rows."""
-
-    def __init__(self, name: str, cfg: dict, split: str, adapter, store: ImageStoreWriter):
-        self.name, self.cfg, self.split, self.adapter, self.store = name, cfg, split, adapter, store
-        self.spool = tempfile.TemporaryFile()
-        self.offsets: dict[str, tuple[int, int]] = {}
-        self.rejects: list[dict] = []
-        self.keys: set[str] = set()
-        self.images_by_key: dict[str, tuple[str, ...]] = {}
-        self.deferred: list[tuple[Row, str]] = []
-        self.shas: set[str] = set()
-        self.rows_read = 0  # source rows of the split, good, rejected or left out by max_samples
-        self.sampled_out = 0
-
-    def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
-        self.rejects.append(
-            {
-                "dataset": self.name,
-                "split": self.split,
-                "row": row_index,
-                "source_id": key,
-                "field": field,
-                "reason": stable_reason(reason),
-            }
-        )
-
-    def handle(self, row: Row, prepared: list) -> None:
-        self.rows_read += 1
-        if row.key in self.keys:
-            self.reject(row.index, row.key, "id", f"duplicate id {row.key}")
-            return
-        self.keys.add(row.key)
-        for item in prepared:
-            if item[0] == "err":
-                self.reject(row.index, row.key, item[1], item[2])
-                return
-        if any(item[0] == "ref" for item in prepared):
-            # A reference row is one image cell naming another row; resolved after the pass (finish).
-            assert len(prepared) == 1, "a reference row holds exactly one image cell"
-            self.deferred.append((row, prepared[0][1]))
-            return
-        images = []
-        for _, data, meta in prepared:
-            self.store.add(data, meta)
-            images.append(meta)
-        self.images_by_key[row.key] = tuple(im["sha256"] for im in images)
-        self._build(row, images)
-
-    def reject_malformed(self, bad: TsvRowError) -> None:
-        self.rows_read += 1
-        self.reject(bad.row, None, bad.field, bad.reason)
-
-    def _meta(self, sha: str) -> dict:
-        e = self.store.index[sha]
-        return {"sha256": sha, "format": e["format"], "width": e["width"], "height": e["height"]}
-
-    def _build(self, row: Row, images: list[dict]) -> None:
-        try:
-            record = self.adapter.build(self.name, self.split, row, images)
-        except Reject as rej:
-            self.reject(row.index, row.key, rej.field, rej.reason)
-            return
-        if record["id"] in self.offsets:
-            self.reject(row.index, row.key, "id", f"duplicate record id {record['id']} (identical content)")
-            return
-        line = (dumps(record) + "\n").encode("utf-8")
-        self.offsets[record["id"]] = (self.spool.tell(), len(line))
-        self.spool.write(line)
-        self.shas.update(im["sha256"] for im in images)
-
-    def write_sorted(self, path: Path) -> None:
-        """Write the spooled records sorted by id, then drop the spool."""
-        with open(path, "wb") as fh:
-            for rid in sorted(self.offsets):
-                off, n = self.offsets[rid]
-                self.spool.seek(off)
-                fh.write(self.spool.read(n))
-        self.spool.close()
-
-    def finish(self) -> None:
-        """Resolve reference rows, whatever the order: follow each chain of references to a row with its
-        own image; a chain that loops or ends at a row without one rejects every row on it."""
-        target = {row.key: ref for row, ref in self.deferred}
-        outcome: dict[str, tuple] = {}
-        for start in target:
-            chain, pos, key = [], {}, start
-            while key in target and key not in outcome:
-                if key in pos:
-                    cycle = chain[pos[key] :]
-                    first = cycle.index(min(cycle))
-                    cycle = cycle[first:] + cycle[:first]
-                    result = ("cycle", (" -> ".join(cycle + cycle[:1]), frozenset(cycle)))
-                    break
-                pos[key] = len(chain)
-                chain.append(key)
-                key = target[key]
-            else:
-                if key in outcome:
-                    result = outcome[key]
-                elif key in self.images_by_key:
-                    result = ("ok", self.images_by_key[key])
-                else:
-                    result = ("missing", key)
-            for k in chain:
-                outcome[k] = result
-        for row, ref in sorted(self.deferred, key=lambda d: d[0].index):
-            kind, value = outcome[row.key]
-            if kind == "cycle":
-                loop, members = value
-                lead = "" if row.key in members else f"refers to index {ref}, whose "
-                self.reject(row.index, row.key, "image", f"{lead}image references form a cycle: {loop}")
-            elif kind == "missing":
-                end = "" if value == ref else f" (its references end at index {value})"
-                self.reject(row.index, row.key, "image", f"refers to index {ref}, which has no image{end}")
-            else:
-                self._build(row, [self._meta(sha) for sha in value])
-        self.deferred = []
-
-    def check_counts(self) -> None:
-        """Rows in equal rows out: every row read is a record, a reject, or left out by max_samples."""
-        out = len(self.offsets) + len(self.rejects) + self.sampled_out
-        if out != self.rows_read:
-            raise AssertionError(
-                f"{self.name}/{self.split}: {self.rows_read} rows read but {len(self.offsets)} records "
-                f"+ {len(self.rejects)} rejects + {self.sampled_out} left out by max_samples"
-            )
-
-
-def empty_split(raw_dir: Path, files: list[Path], norm: SplitNormalizer) -> VovnetError:
-    """A requested split with no records stops normalize: the file, the rows read, the rejects by reason."""
-    kinds: dict[str, int] = {}
-    for r in norm.rejects:
-        kinds[reason_kind(r["reason"])] = kinds.get(reason_kind(r["reason"]), 0) + 1
-    where = ", ".join(str(Path(f)) for f in files) or str(raw_dir)
-    why = "; ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    sampled = f", {norm.sampled_out} left out by max_samples" if norm.sampled_out else ""
-    return VovnetError(
-        f"{where}: split {norm.split!r} yields no records: {norm.rows_read} rows read, "
-        f"{len(norm.rejects)} rejected{' (' + why + ')' if why else ''}{sampled}"
-    )
 
 
 def sampling_units(adapter, raw_dir: Path, cfg: dict, split: str, seed: int) -> set[str] | None:
@@ -305,100 +144,146 @@ def normalize_dataset(
     raw_dir: str | Path,
     out_dir: str | Path,
     *,
+    adapter: Adapter,
     seed: int,
     max_image_pixels: int,
     workers="auto",
     export_parquet: bool = False,
 ) -> dict:
+    """The recipe: each split of raw_dir, read by `adapter` (the dataset's task, which the stage loads),
+    becomes out_dir/<name>_<split>.jsonl over one image store, with rejects.jsonl; returns the statistics
+    (metrics/normalize/<name>.json). out_dir appears whole or not at all."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.exists():
         raise VovnetError(f"{raw_dir}: raw data not found (run `dvc repro download@{name}` first)")
     set_pixel_limit(max_image_pixels)
-    adapter = get_adapter(cfg["adapter"])
     stats = {"dataset": name, "adapter": cfg["adapter"], "splits": {}, "rejects": 0, "reject_reasons": {}}
-    workers = worker_count(workers)
-    # Threads, not processes: JPEG/PNG decoding and sha256 release the GIL, and rows (megabytes of
-    # base64) need no pickling between processes.
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    # The source files are hashed on their own thread while the rows are read: sha256 releases the GIL.
-    hasher = ThreadPoolExecutor(1)
     hashes = StatCache(raw_dir)
-    try:
+    # The source files are hashed on their own thread while the rows are read: sha256 releases the GIL.
+    with Decoder(worker_count(workers), max_image_pixels) as decoder, ThreadPoolExecutor(1) as hasher:
         with atomic_path(out_dir) as tmp:
             store = ImageStoreWriter(tmp, keep_bytes=cfg["download_images"])
-            all_rejects = []
+            rejects = []
             for split in cfg["splits"]:
                 norm = SplitNormalizer(name, cfg, split, adapter, store)
                 files = adapter.source_files(raw_dir, cfg, split)
-                facts: Future = hasher.submit(file_facts, raw_dir, files, hashes)
-                keep = sampling_units(adapter, raw_dir, cfg, split, seed)
-                pending = None  # with workers, one batch decodes while the next is read (pipelined)
-                for batch in _batches(_read_rows(adapter, raw_dir, cfg, split), BATCH * max(1, workers)):
-                    rows = []
-                    for r in batch:
-                        if isinstance(r, TsvRowError):
-                            norm.reject_malformed(r)
-                        elif keep is not None and r.group not in keep:
-                            norm.rows_read += 1
-                            norm.sampled_out += 1
-                        else:
-                            rows.append(r)
-                    args = [(r, max_image_pixels) for r in rows]
-                    if pool is None:
-                        for row, prep in map(_prepare, args):
-                            norm.handle(row, prep)
-                        continue
-                    submitted = [pool.submit(_prepare, a) for a in args]
-                    if pending is not None:
-                        for fut in pending:
-                            norm.handle(*fut.result())
-                    pending = submitted
-                for fut in pending or []:
-                    norm.handle(*fut.result())
-                norm.finish()
-                norm.check_counts()
-                if not norm.offsets:
-                    raise empty_split(raw_dir, files, norm)
-                norm.write_sorted(tmp / f"{name}_{split}.jsonl")
-                if export_parquet:
-                    _write_parquet(tmp / f"{name}_{split}.jsonl", tmp / f"{name}_{split}.parquet")
-                all_rejects += norm.rejects
-                n = len(norm.offsets)
-                read = facts.result()
-                stats["splits"][split] = {
-                    "rows": norm.rows_read,
-                    "records": n,
-                    "rejects": len(norm.rejects),
-                    "left_out_by_max_samples": norm.sampled_out,
-                    "images": len(norm.shas),
-                    "source_files": read,
-                    "sha256": sha256_file(tmp / f"{name}_{split}.jsonl"),
-                }
-                log.debug(
-                    "%s/%s: %d rows from %s -> %d records, %d rejects",
-                    name,
-                    split,
-                    norm.rows_read,
-                    ", ".join(f["name"] for f in read),
-                    n,
-                    len(norm.rejects),
-                )
+                facts = hasher.submit(file_facts, raw_dir, files, hashes)
+                read_split(norm, raw_dir, seed, decoder)
+                jsonl = write_split(norm, raw_dir, files, tmp, export_parquet)
+                stats["splits"][split] = split_stats(norm, facts.result(), jsonl)
+                rejects += norm.rejects
             store.close()
             hashes.save()
-            all_rejects.sort(key=lambda r: (r["split"], r["row"], r["field"]))
-            write_lines(tmp / "rejects.jsonl", all_rejects)
-            for r in all_rejects:
-                log.warning("reject %s/%s row %s (%s): %s", name, r["split"], r["row"], r["field"], r["reason"])
-                kind = reason_kind(r["reason"])
-                stats["reject_reasons"][kind] = stats["reject_reasons"].get(kind, 0) + 1
-            stats["rejects"] = len(all_rejects)
+            stats.update(write_rejects(name, rejects, tmp / "rejects.jsonl"))
             stats["images_stored"] = len(store.index)
             stats["image_bytes"] = sum(e["size"] for e in store.index.values())
-    finally:
-        hasher.shutdown()
-        if pool:
-            pool.shutdown()
     return stats
+
+
+class Decoder:
+    """Decodes and hashes a batch of rows' images: in this thread, or with workers on a thread pool that
+    decodes one batch while the next is read. Threads, not processes: JPEG/PNG decoding and sha256
+    release the GIL, and rows (megabytes of base64) need no pickling between processes."""
+
+    def __init__(self, workers: int, max_image_pixels: int):
+        self.workers, self.max_image_pixels = workers, max_image_pixels
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+    def batch_size(self) -> int:
+        return BATCH * max(1, self.workers)
+
+    def run(self, batches: Iterator[list[Row]], handle) -> None:
+        """handle(row, prepared) for every row of every batch, in order."""
+        pending = None
+        for rows in batches:
+            args = [(r, self.max_image_pixels) for r in rows]
+            if self.pool is None:
+                for row, prep in map(_prepare, args):
+                    handle(row, prep)
+                continue
+            submitted = [self.pool.submit(_prepare, a) for a in args]
+            for fut in pending or []:
+                handle(*fut.result())
+            pending = submitted
+        for fut in pending or []:
+            handle(*fut.result())
+
+
+def read_split(norm: SplitNormalizer, raw_dir: Path, seed: int, decoder: Decoder) -> None:
+    """Every raw row of the split into `norm`: a malformed row a reject, a row max_samples leaves out
+    counted, the rest decoded."""
+    adapter, cfg, split = norm.adapter, norm.cfg, norm.split
+    keep = sampling_units(adapter, raw_dir, cfg, split, seed)
+
+    def kept(batch: list) -> list[Row]:
+        rows = []
+        for r in batch:
+            if isinstance(r, TsvRowError):
+                norm.reject_malformed(r)
+            elif keep is not None and r.group not in keep:
+                norm.rows_read += 1
+                norm.sampled_out += 1
+            else:
+                rows.append(r)
+        return rows
+
+    batches = _batches(_read_rows(adapter, raw_dir, cfg, split), decoder.batch_size())
+    decoder.run((kept(b) for b in batches), norm.handle)
+
+
+def write_split(norm: SplitNormalizer, raw_dir: Path, files: list[Path], tmp: Path, export_parquet: bool) -> Path:
+    """References resolved, counts checked, records written sorted (and as parquet when asked); a split
+    with no records stops the stage."""
+    norm.finish()
+    norm.check_counts()
+    if not norm.offsets:
+        raise empty_split(raw_dir, files, norm)
+    jsonl = tmp / f"{norm.name}_{norm.split}.jsonl"
+    norm.write_sorted(jsonl)
+    if export_parquet:
+        _write_parquet(jsonl, jsonl.with_suffix(".parquet"))
+    return jsonl
+
+
+def split_stats(norm: SplitNormalizer, read: list[dict], jsonl: Path) -> dict:
+    """One split's figures in the stage statistics; `read`: its source files' facts."""
+    n = len(norm.offsets)
+    log.debug(
+        "%s/%s: %d rows from %s -> %d records, %d rejects",
+        norm.name,
+        norm.split,
+        norm.rows_read,
+        ", ".join(f["name"] for f in read),
+        n,
+        len(norm.rejects),
+    )
+    return {
+        "rows": norm.rows_read,
+        "records": n,
+        "rejects": len(norm.rejects),
+        "left_out_by_max_samples": norm.sampled_out,
+        "images": len(norm.shas),
+        "source_files": read,
+        "sha256": sha256_file(jsonl),
+    }
+
+
+def write_rejects(name: str, rejects: list[dict], path: Path) -> dict:
+    """rejects.jsonl in a stable order, each logged; returns the total and the count per kind of reason."""
+    rejects = sorted(rejects, key=lambda r: (r["split"], r["row"], r["field"]))
+    write_lines(path, rejects)
+    reasons: dict[str, int] = {}
+    for r in rejects:
+        log.warning("reject %s/%s row %s (%s): %s", name, r["split"], r["row"], r["field"], r["reason"])
+        reasons[reason_kind(r["reason"])] = reasons.get(reason_kind(r["reason"]), 0) + 1
+    return {"rejects": len(rejects), "reject_reasons": reasons}
 
 
 def _write_parquet(jsonl: Path, path: Path) -> None:

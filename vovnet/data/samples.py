@@ -1,5 +1,6 @@
 """The small offline sample sources in data/samples/: shared drawing and writing helpers, and the driver
-that runs every task's sample maker (vovnet/tasks/<name>/sample.py), each in its dataset's real raw layout.
+that runs the sample makers it is handed (vovnet/tasks/<name>/sample.py), each in its dataset's real raw
+layout.
 
 The questions are synthetic (coloured images, drawn shapes, rendered words) and labelled as such; some
 need the image and some do not, so a value-of-vision policy has something to learn even here.
@@ -14,6 +15,8 @@ import shutil
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from vovnet.data.interfaces import SampleMaker
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 200), "yellow": (230, 210, 40)}
 SHAPES = ["circle", "square", "triangle"]
@@ -79,13 +82,11 @@ def write_hf_parquet(folder: Path, rows: list[dict], features, split: str, confi
     ds.to_parquet(str(sub / f"{split}-00000-of-00001.parquet"))
 
 
-def make_samples(out: str | Path = "data/samples", seed: int = 0) -> None:
-    """Every task's sample under out/<task>, drawn from one seeded generator in the makers' ORDER."""
-    from vovnet.tasks import SAMPLES
-    from vovnet.tasks.samples import get_sample_maker
-
+def make_samples(makers: dict[str, SampleMaker], out: str | Path = "data/samples", seed: int = 0) -> None:
+    """Every task's sample under out/<task>, drawn from one seeded generator in the makers' ORDER; the
+    caller loads the makers (`python -m vovnet.data make-samples` loads every task's)."""
     out = Path(out)
     rng = random.Random(seed)
-    for _, name in sorted((get_sample_maker(n).ORDER, n) for n in SAMPLES):
+    for _, name in sorted((maker.ORDER, name) for name, maker in makers.items()):
         shutil.rmtree(out / name, ignore_errors=True)
-        get_sample_maker(name).make_sample(out / name, rng, seed)
+        makers[name].make_sample(out / name, rng, seed)

@@ -14,6 +14,7 @@ from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation.interfaces import EvalProtocol
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.answer_parsing import answer_part
@@ -21,7 +22,6 @@ from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.factory import load_vovnet
 from vovnet.model.generation import NonFiniteLogits, generate_batch, non_finite_error, text_entropies
-from vovnet.tasks.protocols import get_protocol
 
 log = logging.getLogger("vovnet.evaluate")
 # Evaluation answers every action of every question, so its timings say nothing about a deployment.
@@ -146,7 +146,7 @@ class Evaluation:
     params: dict
     records: list[dict]
     overlap: int
-    protocol: object
+    protocol: EvalProtocol
     model: object
     processor: object
     encoder: Encoder
@@ -161,11 +161,12 @@ class Evaluation:
         return any(r["answer"]["label"] is not None or r["answer"]["text"] is not None for r in self.records)
 
 
-def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) -> dict | None:
-    """The recipe: guard, generate (sharded over processes), then on the main process score, baselines and
-    write metrics.json, baselines/, report.json, pareto.json/png, predictions.jsonl and submission.tsv.
+def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path, protocol: EvalProtocol) -> dict | None:
+    """The recipe for one set, scored by `protocol` (the set's, which the stage loads): guard, generate
+    (sharded over processes), then on the main process score, baselines and write metrics.json, baselines/,
+    report.json, pareto.json/png, predictions.jsonl and submission.tsv.
     Returns {"metrics", "report", "table"} on the main process, None on the others."""
-    ev = setup(name, set_cfg, params, current_shard())
+    ev = setup(name, set_cfg, params, current_shard(), protocol)
     gens = generate(ev)
     reference = policy_split_entropies(ev) if ev.has_answers else None
     if not ev.shard.is_main:
@@ -177,14 +178,13 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path) ->
     return {"metrics": scored.metrics, "report": rep, "table": report.table(name, table_rows)}
 
 
-def setup(name: str, set_cfg: dict, params: dict, shard: Shard) -> Evaluation:
-    """The records (leakage-guarded), the protocol and the trained model on this process's device."""
+def setup(name: str, set_cfg: dict, params: dict, shard: Shard, protocol: EvalProtocol) -> Evaluation:
+    """The records (leakage-guarded) and the trained model on this process's device."""
     ecfg = params["evaluation"]
     records = load_eval_records(name, set_cfg, ecfg["max_samples"])
     overlap = leakage_guard(
         records, [params["train"]["train_file"], params["train"]["policy_file"]], ecfg["allow_overlap"]
     )
-    protocol = get_protocol(set_cfg["protocol"])
     torch.manual_seed(ecfg["seed"])
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])

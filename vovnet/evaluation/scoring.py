@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vovnet import VovnetError
+from vovnet.evaluation.interfaces import EvalProtocol
 from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
-from vovnet.tasks.interfaces import EvalProtocol
 
 TOO_LONG_ROW = {"parsed": None, "resolved": False, "score": 0.0, "too_long": True}
 

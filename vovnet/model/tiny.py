@@ -8,6 +8,7 @@ save_pretrained (safetensors).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -45,23 +46,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def corpus() -> str:
-    """The tokenizer's training text: the sample vocabulary plus the generated demo set's own words."""
-    from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
-
-    demo = [
-        " ".join(shapes_vqa.COLOURS),
-        " ".join(shapes_vqa.WORDS),
-        " ".join(shapes_vqa.SHAPES),
-        " ".join(shapes_vqa.TEXTURES),
-        "What is the code word? The code word is",
-        "What colour is the large shape?",
-        "What pattern fills the top-left corner?",
-    ]
-    return CORPUS + "\n" + "\n".join(demo)
+def corpus(vocabulary: Sequence[str] = ()) -> str:
+    """The tokenizer's training text: the sample vocabulary plus `vocabulary`, lines the model stage adds
+    (the generated demo set's own words, from its task), so those words are single tokens."""
+    return CORPUS + "\n" + "\n".join(vocabulary)
 
 
-def build_tokenizer(vocab_size: int):
+def build_tokenizer(vocab_size: int, vocabulary: Sequence[str] = ()):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -74,13 +65,15 @@ def build_tokenizer(vocab_size: int):
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(corpus().split("\n") * 4, trainer)
+    tok.train_from_iterator(corpus(vocabulary).split("\n") * 4, trainer)
     return Qwen2Tokenizer(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None
     )
 
 
-def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
+def build_tiny_model(out_dir: str | Path, cfg: dict, vocabulary: Sequence[str]) -> None:
+    """The tiny model from the `model` section (`cfg["tiny"]`), its tokenizer trained on the sample
+    vocabulary and `vocabulary` (what the model stage adds: the demo task's words)."""
     from transformers import (
         Qwen2VLImageProcessor,
         Qwen3VLConfig,
@@ -90,7 +83,7 @@ def build_tiny_model(out_dir: str | Path, cfg: dict) -> None:
     )
 
     tiny = cfg["tiny"]
-    tokenizer = build_tokenizer(tiny["vocab_size"])
+    tokenizer = build_tokenizer(tiny["vocab_size"], vocabulary)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
     patch = tiny["patch_size"]
     image_processor = Qwen2VLImageProcessor(

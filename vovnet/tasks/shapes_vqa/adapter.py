@@ -74,6 +74,20 @@ SPEC_DEFAULTS = {
 }
 
 
+def vocabulary() -> list[str]:
+    """The set's own words and question stems: the `model` stage trains the tiny model's tokenizer on them
+    (vovnet/model/tiny.py), so a code word or colour is one token."""
+    return [
+        " ".join(COLOURS),
+        " ".join(WORDS),
+        " ".join(SHAPES),
+        " ".join(TEXTURES),
+        "What is the code word? The code word is",
+        "What colour is the large shape?",
+        "What pattern fills the top-left corner?",
+    ]
+
+
 def read_spec(raw_dir: Path) -> dict:
     path = raw_dir / SPEC_FILE
     if not path.exists():
