@@ -150,7 +150,7 @@ def http_error(cls, status, server_message, **kw):
     [
         (
             lambda e: http_error(e.RevisionNotFoundError, 404, "Invalid rev id: nope"),
-            "hf:Lin-Chen/MMStar@nope: HTTP 404: no revision 'nope' (datasets.<name>.revision) (Invalid rev id: nope)",
+            "hf:Lin-Chen/MMStar@nope: HTTP 404: no revision 'nope' (Invalid rev id: nope)",
         ),
         (
             lambda e: http_error(e.GatedRepoError, 401, "Access to dataset Lin-Chen/MMStar is restricted."),
@@ -217,3 +217,37 @@ def test_no_request_urls_at_info_and_each_client_warning_once(capfd):
     hub_logging.get_logger("huggingface_hub.file_download").warning("resuming download")
     err = capfd.readouterr().err
     assert "signed" not in err and err.count("resuming download") == 1
+
+
+def test_download_model_fetches_root_files_only_at_one_commit_and_a_rerun_fetches_nothing(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from vovnet.model import download
+
+    tree = [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "onnx/model.json",
+        "original/consolidated.safetensors",
+    ]
+    calls = []
+
+    class Info:
+        sha = COMMIT
+        siblings = [type("Sibling", (), {"rfilename": f}) for f in tree]
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, revision, token: Info())
+
+    def snapshot(repo, revision, local_dir, allow_patterns, token):
+        calls.append((revision, list(allow_patterns)))
+        local_dir.mkdir(parents=True, exist_ok=True)  # as the client does
+        for f in allow_patterns:
+            (local_dir / f).write_text("{}")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    monkeypatch.setattr(download, "check_model_dir", lambda path: None)
+    assert download.download_model("Qwen/Tiny", tmp_path / "m") == COMMIT
+    assert calls == [(COMMIT, ["config.json", "model.safetensors", "tokenizer.json"])]
+    assert json.loads((tmp_path / "m" / "SOURCE.json").read_text())["commit"] == COMMIT
+    assert download.download_model("Qwen/Tiny", tmp_path / "m") == COMMIT and len(calls) == 1

@@ -38,22 +38,23 @@ def is_commit(revision: str | None) -> bool:
     return bool(revision and COMMIT.fullmatch(revision))
 
 
-def hub_error(exc: Exception, repo_id: str, revision: str | None) -> VovnetError:
+def hub_error(exc: Exception, repo_id: str, revision: str | None, repo_type: str = "dataset") -> VovnetError:
     """The client's error in one line: the revision, the HTTP status, the server's reason, the gated hint;
     never the request URL (it may be a signed one)."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-    where = f"hf:{repo_id}@{revision or 'main'}"
+    where = f"hf:{repo_id}@{revision or 'main'}" if repo_type == "dataset" else f"{repo_id}@{revision or 'main'}"
     if not isinstance(exc, HfHubHTTPError):
         return VovnetError(f"{where}: {type(exc).__name__}: {_first_line(exc)}")
     status = getattr(exc.response, "status_code", None) if exc.response is not None else None
     reason = " ".join((exc.server_message or "").split())
     if isinstance(exc, GatedRepoError):
-        hint = f"gated dataset: accept its terms at https://huggingface.co/datasets/{repo_id} and set HF_TOKEN"
+        page = f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+        hint = f"gated {repo_type}: accept its terms at {page} and set HF_TOKEN"
     elif isinstance(exc, RevisionNotFoundError):
-        hint = f"no revision {revision!r} (datasets.<name>.revision)"
+        hint = f"no revision {revision!r}"
     elif isinstance(exc, RepositoryNotFoundError):
-        hint = "no such dataset, or a private one (check the id; set HF_TOKEN)"
+        hint = f"no such {repo_type}, or a private one (check the id; set HF_TOKEN)"
     else:
         hint = type(exc).__name__
     return VovnetError(f"{where}: HTTP {status}: {hint}{f' ({reason})' if reason else ''}")
