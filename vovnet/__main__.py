@@ -19,6 +19,10 @@ def main(argv=None) -> int:
     dm.add_argument("repo", help="e.g. Qwen/Qwen3-VL-8B-Instruct")
     dm.add_argument("--revision", help="a commit hash or tag to pin")
     dm.add_argument("--out", required=True, help="e.g. models/qwen3-vl-8b-instruct")
+    for cmd, what in (("update", "recheck external sources (dvc repro -f download@...)"), ("pin", "pin hub commits")):
+        sp = sub.add_parser(cmd, help=f"{what}; names default to every dataset (update: the external ones)")
+        sp.add_argument("names", nargs="*")
+        sp.add_argument("--params", default="params.yaml")
     sc = sub.add_parser("schema", help="write the JSON schema of params.yaml (for editors) to params.schema.json")
     sc.add_argument("--out", default="params.schema.json")
     dr = sub.add_parser("doctor", help="what is missing before a long run")
@@ -44,14 +48,14 @@ def main(argv=None) -> int:
     ex.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
     sub.add_parser("deps", help="the code deps each dvc.yaml stage should list (its static imports), and what differs")
     sub.add_parser("plots-template", help="rewrite .dvc/offline_plots.html, the offline page of `dvc plots show`")
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "preset":
-            from vovnet.presets import write_preset
     dp = sub.add_parser("demo-report", help="a demo's figures after `dvc repro`: targets, per-family table, plot")
     dp.add_argument("--set", default="demo", help="the evaluation set that ran: demo | easy_vqa")
     dp.add_argument("--out-dir", default="docs/figures", help="where <set>_report.json and <set>_pareto.svg go")
     dp.add_argument("--shifts", help="the learned curve's cost shifts, comma-separated (default: a sweep -1 to 10)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "preset":
+            from vovnet.presets import write_preset
 
             write_preset(args.name, args.params)
             print(f"params.yaml now uses the {args.name} preset; run `dvc repro`")
@@ -65,17 +69,17 @@ def main(argv=None) -> int:
         if args.cmd == "download-model":
             from vovnet.model.download import download_model
 
-            download_model(args.repo, args.out, args.revision)
-            print(f"{args.out}: complete; track it with `dvc add {args.out}` and `dvc push`")
+            commit = download_model(args.repo, args.out, args.revision)
+            print(f"{args.out}: complete at commit {commit}; track it with `dvc add {args.out}` and `dvc push`")
             return 0
-        if args.cmd == "plan":
-            from vovnet.doctor import run_plan
-
-            return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype, sm=args.sm)
         if args.cmd in ("update", "pin"):
             from vovnet.sources import run_pin, run_update
 
             return (run_update if args.cmd == "update" else run_pin)(args.names, args.params)
+        if args.cmd == "plan":
+            from vovnet.doctor import run_plan
+
+            return run_plan(args.params, args.gpus, args.gpu_memory, args.dtype, sm=args.sm)
         if args.cmd == "predict":
             return _predict(args, sys.argv[1:] if argv is None else list(argv))
         if args.cmd == "plots-template":
@@ -87,6 +91,13 @@ def main(argv=None) -> int:
             from vovnet.deps import run_deps
 
             return run_deps()
+        if args.cmd == "demo-report":
+            from vovnet.evaluation.demo_report import DEFAULT_SHIFTS, run_demo_report
+            from vovnet.evaluation.interfaces import EvalProtocol
+            from vovnet.registry import get_protocol
+
+            protocol = lambda name: get_protocol(name, EvalProtocol)  # noqa: E731  the CLI resolves the plugin
+            return run_demo_report(args.set, protocol, args.out_dir, args.shifts or DEFAULT_SHIFTS)
         if args.cmd == "exps":
             from vovnet.experiments import run_exps
 
