@@ -37,13 +37,18 @@ V100_SECONDS_PER_SAMPLE = 1.5
 
 def workspace(tmp: Path, params: dict) -> tuple[Path, list[dict]]:
     from vovnet.data.download import fetch
+    from vovnet.data.interfaces import Adapter
     from vovnet.data.normalize import normalize_dataset
     from vovnet.model.tiny import build_tiny_model
+    from vovnet.registry import get_adapter
+    from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
     cfg = dict(params["datasets"]["mmbench"], splits=["dev"], source=str(ROOT / "data" / "samples" / "mmbench"))
-    fetch("mmbench", cfg, tmp / "raw")
-    normalize_dataset("mmbench", cfg, tmp / "raw", tmp / "processed" / "mmbench", seed=0, max_image_pixels=89_478_485)
-    build_tiny_model(tmp / "tiny", params["model"])
+    adapter = get_adapter("mmbench", Adapter)
+    fetch("mmbench", cfg, tmp / "raw", adapter)
+    out = tmp / "processed" / "mmbench"
+    normalize_dataset("mmbench", cfg, tmp / "raw", out, adapter=adapter, seed=0, max_image_pixels=89_478_485)
+    build_tiny_model(tmp / "tiny", params["model"], shapes_vqa.vocabulary())  # as the model stage builds it
     return tmp / "tiny", list(read_jsonl(tmp / "processed" / "mmbench" / "mmbench_dev.jsonl"))
 
 

@@ -187,14 +187,28 @@ def floor(tsv: Path, out_dir: Path, verify=None) -> None:
 
 def normalize(src: Path, out_dir: Path, workers) -> None:
     from vovnet.config import dataset_config
+    from vovnet.data.interfaces import Adapter
     from vovnet.data.normalize import normalize_dataset
+    from vovnet.registry import get_adapter
 
     if src.is_dir():  # a TextVQA-shaped parquet folder
         cfg = dataset_config("textvqa", {"source": str(src), "splits": ["validation"]})
-        normalize_dataset("textvqa", cfg, src, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
+        normalize_dataset(
+            "textvqa",
+            cfg,
+            src,
+            out_dir,
+            adapter=get_adapter("textvqa", Adapter),
+            seed=0,
+            max_image_pixels=89_478_485,
+            workers=workers,
+        )
         return
     cfg = dataset_config("mmbench", {"source": str(src.parent), "splits": ["dev"]})
-    normalize_dataset("mmbench", cfg, src.parent, out_dir, seed=0, max_image_pixels=89_478_485, workers=workers)
+    adapter = get_adapter("mmbench", Adapter)
+    normalize_dataset(
+        "mmbench", cfg, src.parent, out_dir, adapter=adapter, seed=0, max_image_pixels=89_478_485, workers=workers
+    )
 
 
 def peak_rss_mb() -> float:

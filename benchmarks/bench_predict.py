@@ -38,6 +38,7 @@ from vovnet.config import load_params, processed_file  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies, scoring  # noqa: E402
 from vovnet.evaluation.core import load_eval_records  # noqa: E402
+from vovnet.evaluation.interfaces import EvalProtocol  # noqa: E402
 from vovnet.evaluation.scoring import score  # noqa: E402
 from vovnet.inference.predict import CONSTANT, PredictOptions, Predictor, mix_bound, summarize  # noqa: E402
 from vovnet.inference.requests import ImageSources, parse_line  # noqa: E402
@@ -46,7 +47,7 @@ from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
 from vovnet.model.generation import generate_all  # noqa: E402
-from vovnet.tasks.protocols import get_protocol  # noqa: E402
+from vovnet.registry import get_protocol  # noqa: E402
 
 POLICY_ROWS = ("learned", "full", "coarse", "none")
 
@@ -140,7 +141,7 @@ def measure(runs: dict, reps: int, device) -> tuple[dict, dict, dict]:
 
 def report(records: list[dict], params: dict, set_cfg: dict, walls: dict, cpus: dict, outs: dict) -> None:
     ecfg, pcfg = params["evaluation"], params["policy"]
-    protocol = get_protocol(set_cfg["protocol"])
+    protocol = get_protocol(set_cfg["protocol"], EvalProtocol)
     gens = outs.pop("evaluate")
     eval_choices = [ACTIONS[c] for c in policies.learned(gens, pcfg["cost_shift"], pcfg["cost_norm"])]
     qs, n = scoring.questions(records), len(records)

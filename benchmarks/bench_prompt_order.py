@@ -30,12 +30,13 @@ from vovnet.config import load_params  # noqa: E402
 from vovnet.data.image_store import set_pixel_limit  # noqa: E402
 from vovnet.evaluation import policies, scoring  # noqa: E402
 from vovnet.evaluation.core import load_eval_records  # noqa: E402
+from vovnet.evaluation.interfaces import EvalProtocol  # noqa: E402
 from vovnet.model.budgets import ACTIONS  # noqa: E402
 from vovnet.model.encoding import Encoder, RecordDataset  # noqa: E402
 from vovnet.model.factory import load_vovnet  # noqa: E402
 from vovnet.model.generation import generate_all  # noqa: E402
 from vovnet.model.prompts import PROMPT_ORDERS  # noqa: E402
-from vovnet.tasks.protocols import get_protocol  # noqa: E402
+from vovnet.registry import get_protocol  # noqa: E402
 
 
 def prefill_tokens(encs: list[dict]) -> dict[str, float]:
@@ -65,7 +66,7 @@ def main() -> None:
     bs = args.batch_size or ecfg["batch_size"]
     set_pixel_limit(params["normalize"]["max_image_pixels"])
     model, processor, trained = load_vovnet(args.model_dir, params, "cpu")
-    protocol = get_protocol(set_cfg["protocol"])
+    protocol = get_protocol(set_cfg["protocol"], EvalProtocol)
     datasets = {
         o: RecordDataset(records, Encoder(processor, params["vision_budget"], None, o), with_target=False)
         for o in PROMPT_ORDERS

@@ -81,7 +81,7 @@ def main() -> int:
         "patch_size": args.patch,
         "vision_positions": max(16, (args.image_size // args.patch) ** 2),
     }
-    build_tiny_model(tmp / "m", {"tiny": tiny})
+    build_tiny_model(tmp / "m", {"tiny": tiny}, shapes_vqa.vocabulary())
     model = AutoModelForImageTextToText.from_pretrained(tmp / "m", dtype=torch.float32)
     proc = AutoProcessor.from_pretrained(tmp / "m")
     full_px = args.image_size**2

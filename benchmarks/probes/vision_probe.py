@@ -28,6 +28,7 @@ from vovnet.model.budgets import ACTIONS
 from vovnet.model.encoding import Encoder, RecordDataset, collate
 from vovnet.model.losses import answer_token_nll, vision_focus_loss
 from vovnet.model.tiny import TINY_MODEL_DIR, build_tiny_model
+from vovnet.tasks.shapes_vqa import adapter as shapes_vqa
 
 GENERATE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 
@@ -39,7 +40,7 @@ def load(params: dict, budgets: dict, tiny: dict):
     folder = TINY_MODEL_DIR
     if tiny:
         folder = tempfile.mkdtemp()
-        build_tiny_model(folder, {"tiny": {**params["model"]["tiny"], **tiny}})
+        build_tiny_model(folder, {"tiny": {**params["model"]["tiny"], **tiny}}, shapes_vqa.vocabulary())
     model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(folder)
     encoder = Encoder(processor, budgets, params["train"]["max_length"], params["model"]["prompt_order"])
