@@ -53,7 +53,7 @@ def check(table: tuple[Action, ...]) -> None:
         problems.append("the CLI spelling 'learned' is predict's learned policy")
     if not table or not table[0].text_only or any(a.text_only for a in table[1:]):
         problems.append("exactly one text-only action (pixels None), and it comes first")
-    budgets = [a.pixels for a in table[1:]]
+    budgets = [a.pixels for a in table if not a.text_only]
     if any(lo > hi for lo, hi in budgets) or budgets != sorted(budgets, key=lambda p: p[1]):
         problems.append(f"vision budgets need min <= max, ordered by max_pixels (got {budgets})")
     if problems:
