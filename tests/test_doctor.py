@@ -14,9 +14,9 @@ def test_doctor_names_missing_model_and_data_in_one_line_each(tmp_path, monkeypa
     assert run_doctor("params.yaml") == 1
     lines = capsys.readouterr().out.splitlines()
     model = [x for x in lines if x.startswith("[fail] model")]
-    data = [x for x in lines if x.startswith("[fail] data") and "mmmu_validation.jsonl" in x]
+    data = [x for x in lines if x.startswith("[fail] dvc.lock")]  # staleness from DVC, not from which files exist
     assert len(model) == 1 and "models/qwen3-vl-8b-instruct not found" in model[0]
-    assert len(data) == 1 and "dvc pull" in data[0]
+    assert data == ["[fail] dvc.lock: none; nothing was reproduced or pulled here (`dvc pull`, or `dvc repro`)"]
     assert "[ok] HF_HUB_OFFLINE=1" in lines
     assert any(x.startswith("[warn] HF_DATASETS_OFFLINE") for x in lines)
 
@@ -70,3 +70,20 @@ def test_plan_that_does_not_fit_fails_doctor_and_plan_with_one_line(tmp_path, mo
     assert "of 14.4 usable (8 x 16.0 GiB); largest term weights" in fails[0]
     # the 16 GB verdict of each shipped launch config
     assert sum(x.startswith("16 GB V100 (8 x 16 GiB): configs/accelerate/") for x in out) == 3
+
+
+def test_doctor_reads_staleness_from_dvc_status_missing_outputs_want_a_pull(tmp_path, monkeypatch):
+    from vovnet import doctor
+
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    status = {
+        "normalize@mmmu": [{"changed outs": {"data/processed/mmmu": "deleted"}}],
+        "train": [{"changed deps": {"params.yaml": {"modified": ["train.lr"]}}}],
+    }
+    monkeypatch.setattr(doctor, "_dvc", lambda *args: (0, json.dumps(status)))
+    assert doctor.pipeline_state(tmp_path / "dvc.lock") == [
+        ("fail", "dvc status: 1 stage(s) lack outputs here: normalize@mmmu (`dvc pull`)"),
+        ("warn", "dvc status: 1 stage(s) would rerun: train"),
+    ]
+    monkeypatch.setattr(doctor, "_dvc", lambda *args: (0, "{}"))
+    assert doctor.pipeline_state(tmp_path / "dvc.lock") == [("ok", "dvc status: pipeline up to date")]

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from vovnet import VovnetError
-from vovnet.config import load_params, processed_file
+from vovnet.config import load_params
 from vovnet.launch_configs import check_launch_config, launch_configs
 
 
@@ -20,6 +20,39 @@ def _dvc(*args: str) -> tuple[int, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, str(exc)
     return p.returncode, p.stdout + p.stderr
+
+
+def pipeline_state(lock: str | Path = "dvc.lock") -> list[tuple[str, str]]:
+    """Staleness as DVC sees it (dvc.lock and `dvc status`), not from which files exist: a stage whose
+    outputs only are missing here wants `dvc pull`; one whose deps, params or command changed reruns."""
+    if not Path(lock).is_file():
+        return [("fail", f"{lock}: none; nothing was reproduced or pulled here (`dvc pull`, or `dvc repro`)")]
+    code, text = _dvc("status", "--json")
+    if code != 0:
+        return [("warn", f"dvc status failed: {text.strip().splitlines()[-1] if text.strip() else code}")]
+    try:
+        stale = json.loads(text or "{}")
+    except ValueError:
+        return [("warn", f"dvc status: unreadable output ({text.strip()[:80]})")]
+    missing = sorted(n for n, changes in stale.items() if _only_missing_outputs(changes))
+    rerun = sorted(n for n in stale if n not in missing)
+    out = []
+    if missing:
+        out.append(("fail", f"dvc status: {len(missing)} stage(s) lack outputs here: {_few(missing)} (`dvc pull`)"))
+    if rerun:
+        out.append(("warn", f"dvc status: {len(rerun)} stage(s) would rerun: {_few(rerun)}"))
+    return out or [("ok", "dvc status: pipeline up to date")]
+
+
+def _only_missing_outputs(changes: list) -> bool:
+    """`dvc status --json`: a stage's changes are "changed deps"/"changed outs" mappings of path -> state."""
+    outs = [c["changed outs"] for c in changes if isinstance(c, dict) and "changed outs" in c]
+    others = [c for c in changes if not (isinstance(c, dict) and "changed outs" in c)]
+    return not others and bool(outs) and all(state in ("deleted", "not in cache") for o in outs for state in o.values())
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
@@ -37,29 +70,7 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             out.append(("ok", f"model {name}: complete"))
         except VovnetError as exc:
             out.append(("fail", f"model: {exc}"))
-    for name, s in params["evaluation"]["sets"].items():
-        f = processed_file(s["dataset"], s["split"])
-        out.append(
-            ("ok", f"data {f}: present")
-            if f.exists()
-            else ("fail", f"data {f}: missing (evaluation set {name}; run `dvc pull` or `dvc repro`)")
-        )
-    train_file = Path(params["train"]["train_file"])
-    out.append(
-        ("ok", f"data {train_file}: present")
-        if train_file.exists()
-        else ("fail", f"data {train_file}: missing (run `dvc pull` or `dvc repro merge`)")
-    )
-    code, text = _dvc("status", "--json")
-    if code == 0:
-        stale = json.loads(text or "{}")
-        out.append(
-            ("ok", "dvc status: pipeline up to date")
-            if not stale
-            else ("warn", f"dvc status: {len(stale)} stage(s) would rerun: {', '.join(sorted(stale)[:6])}")
-        )
-    else:
-        out.append(("warn", f"dvc status failed: {text.strip().splitlines()[-1] if text.strip() else code}"))
+    out += pipeline_state()
     code, text = _dvc("remote", "list")
     remotes = [line.split() for line in text.splitlines() if line.strip()] if code == 0 else []
     if not remotes:
