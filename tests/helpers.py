@@ -1,12 +1,11 @@
-"""What several test files share: the repository root, MMBench-layout rows and TSVs, small JPEGs, and a
-shipped sample through normalize. Fixtures live in conftest.py, which re-exports these for the files that
+"""What several test files share: the repository root, MMBench-layout rows and TSVs, small JPEGs and a
+photo-like circular TSV. Fixtures live in conftest.py, which re-exports these for the files that
 import them from there; a test file imports them from here (`from helpers import ROOT`: pytest puts
 tests/ on sys.path, as for conftest)."""
 
 import base64
 import csv
 import io
-import json
 import random
 from pathlib import Path
 
@@ -106,14 +105,3 @@ def write_tsv(path: Path, rows, columns=MMB_COLUMNS, newline="\n", encoding="utf
         for r in rows:
             w.writerow([r.get(c, "") for c in columns])
     return path
-
-
-def normalized_sample(task: str, split: str, out: Path, **cfg) -> tuple[dict, list[dict]]:
-    """data/samples/<task> (the shipped sample) through normalize: its stats and the split's records."""
-    from conftest import ds_cfg, normalize_dataset  # the adapter handed down as the stage does
-
-    stats = normalize_dataset(
-        task, ds_cfg(task, splits=[split], **cfg), ROOT / "data/samples" / task, out, seed=0, max_image_pixels=LIMIT
-    )
-    records = [json.loads(x) for x in (out / f"{task}_{split}.jsonl").read_text().splitlines()]
-    return stats, records

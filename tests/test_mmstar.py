@@ -7,7 +7,7 @@ import json
 import datasets
 import pytest
 from conftest import b64, ds_cfg, hf_patterns, jpeg_bytes, mmb_row, normalize_dataset, write_tsv
-from helpers import LIMIT, normalized_sample
+from helpers import LIMIT
 
 from vovnet import VovnetError
 from vovnet.data.overlap import find_overlap
@@ -126,13 +126,6 @@ def test_snapshot_without_the_val_file_is_one_line(tmp_path):
             max_image_pixels=LIMIT,
         )
     assert not (tmp_path / "o").exists()
-
-
-def test_shipped_sample_normalizes(tmp_path):
-    stats, recs = normalized_sample("mmstar", "val", tmp_path / "out", subset=None)
-    assert (stats["splits"]["val"]["records"], stats["rejects"]) == (12, 0)
-    assert {len(r["choices"]) for r in recs} == {4}
-    assert len({r["meta"]["category"] for r in recs}) == 6
 
 
 def test_mmstar_question_drawn_from_mmbench_trips_the_guard(tmp_path):

@@ -7,7 +7,7 @@ import json
 import datasets
 import pytest
 from conftest import ds_cfg, hf_patterns, jpeg_bytes, normalize_dataset
-from helpers import LIMIT, normalized_sample
+from helpers import LIMIT
 
 from vovnet import VovnetError
 
@@ -86,10 +86,3 @@ def test_full_config_named_but_absent_is_one_line(tmp_path):
             max_image_pixels=LIMIT,
         )
     assert not (tmp_path / "o").exists()
-
-
-def test_shipped_sample_normalizes(tmp_path):
-    stats, recs = normalized_sample("pope", "test", tmp_path / "out", subset=None)
-    assert (stats["splits"]["test"]["records"], stats["rejects"]) == (12, 0)
-    assert sorted(r["answer"]["text"] for r in recs) == ["no"] * 6 + ["yes"] * 6
-    assert {r["meta"]["category"] for r in recs} == {"adversarial", "popular", "random"}

@@ -7,7 +7,7 @@ import json
 import datasets
 import pytest
 from conftest import ds_cfg, hf_patterns, jpeg_bytes, normalize_dataset
-from helpers import LIMIT, normalized_sample
+from helpers import LIMIT
 
 from vovnet import VovnetError
 
@@ -110,10 +110,3 @@ def test_validation_named_but_absent_is_one_line(tmp_path):
             max_image_pixels=LIMIT,
         )
     assert not (tmp_path / "o").exists()
-
-
-def test_shipped_sample_normalizes(tmp_path):
-    stats, recs = normalized_sample("scienceqa_img", "test", tmp_path / "out", subset="ScienceQA-IMG")
-    assert (stats["splits"]["test"]["records"], stats["rejects"]) == (10, 0)
-    assert sorted({len(r["choices"]) for r in recs}) == [2, 3, 4, 5]
-    assert sum(r["hint"] is not None for r in recs) == 5
