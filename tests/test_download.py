@@ -199,3 +199,28 @@ def test_a_source_typo_fails_in_one_line_and_a_missing_source_with_locked_params
     out = run_stage(tmp_path)
     assert "data/samples/textvqa is not on this machine; params match dvc.lock: keeping data/raw/textvqa" in out
     assert {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_download_stages_are_clean_after_a_repro_and_rerun_on_an_in_place_sample_edit(tmp_path):
+    from conftest import copy_repo, ran, sh
+
+    repo = copy_repo(tmp_path / "repo")
+    targets = ["normalize@mmbench_lite", "normalize@textvqa"]
+    assert {"download@mmbench_lite", "download@textvqa"} <= ran(sh(repo, "dvc", "repro", *targets))
+    assert "up to date" in sh(repo, "dvc", "status", *targets)
+    noop = sh(repo, "dvc", "repro", *targets)
+    assert ran(noop) == set() and "Stage 'download@textvqa' didn't change, skipping" in noop
+    tsv = repo / "data" / "samples" / "mmbench_lite" / "mmbench_lite.tsv"
+    tsv.write_text(tsv.read_text().replace("What is the main colour", "Which is the main colour", 1))
+    edited = ran(sh(repo, "dvc", "repro", *targets))
+    assert {"download@mmbench_lite", "normalize@mmbench_lite"} <= edited and "normalize@textvqa" not in edited
+    lite = repo / "data" / "processed" / "mmbench_lite" / "mmbench_lite_lite.jsonl"
+    assert "Which is the main colour" in lite.read_text()
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(
+        params.replace("source: data/samples/textvqa", "source: data/samples/textvqa_typo")
+    )
+    failed = sh(repo, "dvc", "repro", "download@textvqa", check=False)
+    assert "error: datasets.textvqa.source: data/samples/textvqa_typo does not exist" in failed
+    assert "Traceback" not in failed
