@@ -42,9 +42,29 @@ def run_fingerprint(params: dict) -> str:
     return h.hexdigest()[:16]
 
 
+# DVC runs a queued or `--temp` experiment in a copy under <workspace>/.dvc/tmp/exps/ and deletes the copy
+# when the run ends, failed or not (dvc/repo/experiments/executor/local.py, TempDirExecutor)
+EXPERIMENT_COPIES = (".dvc", "tmp", "exps")
+
+
+def workspace_of(folder: Path) -> Path:
+    """The workspace that owns `folder`: itself, or for an experiment's temporary copy, the workspace that
+    queued it (where what must outlive the copy is kept)."""
+    parts = folder.resolve().parts
+    n = len(EXPERIMENT_COPIES)
+    for i in range(len(parts) - n, 0, -1):
+        if parts[i : i + n] == EXPERIMENT_COPIES:
+            return Path(*parts[:i])
+    return folder
+
+
 def run_checkpoints(params: dict) -> Path:
-    """This configuration's checkpoint folder."""
-    return Path(params["train"]["checkpoint_dir"]) / run_fingerprint(params)
+    """This configuration's checkpoint folder. A relative train.checkpoint_dir is the workspace's, also for a
+    queued experiment, so a failed queued run resumes when it is queued again."""
+    folder = Path(params["train"]["checkpoint_dir"]).expanduser()
+    if not folder.is_absolute():
+        folder = workspace_of(Path.cwd()) / folder
+    return folder / run_fingerprint(params)
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
