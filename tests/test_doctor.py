@@ -87,3 +87,24 @@ def test_doctor_reads_staleness_from_dvc_status_missing_outputs_want_a_pull(tmp_
     ]
     monkeypatch.setattr(doctor, "_dvc", lambda *args: (0, "{}"))
     assert doctor.pipeline_state(tmp_path / "dvc.lock") == [("ok", "dvc status: pipeline up to date")]
+
+
+def test_doctor_asks_for_linked_cache_outputs_and_a_remote_experiments_can_see(tmp_path, monkeypatch):
+    from conftest import sh
+
+    from vovnet.doctor import _cache_links, _experiment_remote
+
+    monkeypatch.chdir(tmp_path)
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    sh(tmp_path, "git", "commit", "-qm", "dvc init")
+    status, msg = _cache_links()
+    assert status == "warn" and "dvc config --local cache.type reflink,hardlink,symlink" in msg
+    sh(tmp_path, "dvc", "config", "--local", "cache.type", "reflink,hardlink,symlink")
+    assert _cache_links()[0] == "ok"
+    assert _experiment_remote()[0] == "ok"
+    sh(tmp_path, "dvc", "remote", "add", "-d", "store", str(tmp_path / "store"))  # not committed
+    status, msg = _experiment_remote()
+    assert status == "warn" and "dvc remote add --local" in msg
+    sh(tmp_path, "git", "commit", "-qam", "remote")
+    assert _experiment_remote()[0] == "ok"

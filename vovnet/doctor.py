@@ -85,6 +85,7 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             )
         else:
             out.append(("ok", f"remote {name}: {url} (network remote; `dvc pull` will test it)"))
+    out += [_cache_links(), _experiment_remote()]
     out += _devices(params)
     for cfg in launch_configs():
         try:
@@ -172,6 +173,37 @@ def run_plan(
     for line in problems:
         print(f"[fail] {line}")
     return 1 if problems else 0
+
+
+LINKS = "reflink,hardlink,symlink"
+
+
+def _cache_links() -> tuple[str, str]:
+    """A queued experiment's copy and every checkout get the outputs by DVC's cache.type; DVC's default
+    (reflink, else copy) copies the weights and image stores per experiment on file systems without reflinks."""
+    code, text = _dvc("config", "cache.type")
+    kinds = text.strip() if code == 0 else ""
+    if kinds and "copy" not in kinds.split(","):
+        return "ok", f"dvc cache.type: {kinds} (outputs are linked, not copied; DVC makes them read-only)"
+    return "warn", (
+        f"dvc cache.type: {kinds or 'default (reflink, else copy)'}: each experiment copy and checkout may copy the "
+        f"weights and image stores; `dvc config --local cache.type {LINKS}`"
+    )
+
+
+def _experiment_remote() -> tuple[str, str]:
+    """`dvc exp push` reads the DVC remote from the experiment's commit (and .dvc/config.local): a remote added
+    to .dvc/config after that commit is not seen, and DVC reports the push without uploading anything."""
+    try:
+        p = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".dvc/config"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "warn", f"git: {exc}"
+    if p.returncode == 1:
+        return "warn", (
+            ".dvc/config has uncommitted changes: experiments use the committed file, so `dvc exp push` misses a "
+            "remote added since; commit it, or keep the remote in .dvc/config.local (`dvc remote add --local`)"
+        )
+    return "ok", ".dvc/config committed (experiments push to the remotes it names, and to .dvc/config.local's)"
 
 
 def _analytics() -> tuple[str, str]:
