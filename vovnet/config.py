@@ -170,7 +170,19 @@ class Policy(Section):
     gumbel_tau: PosFloat = 1.0
     gain_loss: Literal["regress", "rank", "none"] = "regress"
     gain_weight: NonNegFloat = 1.0
-    cost_shift: float = Field(0.0, description="inference-time shift of action scores by their cost")
+    cost_shift: float = Field(
+        0.0, description="inference-time shift of action scores by their cost (evaluate@ and predict; not train)"
+    )
+
+
+# Keys of `policy` read at inference only: they are not params of `train`, not in the run fingerprint and not
+# in the saved model's config, so trying another value re-scores (evaluate@) and never retrains.
+POLICY_INFERENCE_KEYS = ("cost_shift",)
+
+
+def trained_policy(pcfg: dict) -> dict:
+    """The `policy` keys that training reads (iterated by key, so a recording mapping sees no other read)."""
+    return {k: pcfg[k] for k in pcfg if k not in POLICY_INFERENCE_KEYS}
 
 
 class Budget(Section):

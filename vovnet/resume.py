@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vovnet import VovnetError
+from vovnet.config import trained_policy
 from vovnet.io_utils import dumps
 
 
@@ -34,7 +35,9 @@ def run_fingerprint(params: dict) -> str:
     keep = {
         k: v for k, v in t.items() if k not in ("resume", "log_every", "save_every", "checkpoint_dir", "output_dir")
     }
-    h = hashlib.sha256(dumps([params["model"], params["policy"], params["vision_budget"], keep]).encode())
+    # inference-time knobs (policy.cost_shift) leave the fingerprint: trying another never retrains
+    policy = trained_policy(params["policy"])
+    h = hashlib.sha256(dumps([params["model"], policy, params["vision_budget"], keep]).encode())
     for path in (t["train_file"], t["policy_file"]):
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from vovnet import VovnetError
+from vovnet.config import trained_policy
 from vovnet.io_utils import atomic_path
 from vovnet.model.loading import add_lora, freeze, load_base_model, load_processor, resolve_dtype, unfreeze_full
 from vovnet.model.policy import PolicyHead
@@ -93,7 +94,8 @@ def save_vovnet(model: VoVNet, processor, params: dict, out_dir: str | Path) -> 
         model.lm.save_pretrained(tmp, safe_serialization=True)  # lora: the adapter; full: the whole model
         save_head(model.head, tmp)
         processor.save_pretrained(tmp)
-        resolved = {k: params[k] for k in ("model", "policy", "vision_budget", "train", "seed")}
+        resolved = {k: params[k] for k in ("model", "vision_budget", "train", "seed")}
+        resolved["policy"] = trained_policy(params["policy"])  # inference-time knobs are evaluation's
         (tmp / CONFIG_FILE).write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
 
 
