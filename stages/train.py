@@ -21,6 +21,13 @@ def main() -> int:
     # how this launch ran (processes, seconds): a log beside the outputs, never hashed into dvc.lock
     ap.add_argument("--launch-log", default="logs/train_launch.json")
     ap.add_argument("--lr", type=float, help="override train.lr")
+    ap.add_argument(
+        "--config",
+        action=cli.refused(
+            "there is no configs/*.yaml here; every setting is a key of params.yaml (`python -m vovnet preset "
+            "paper`, `dvc exp run -S train.lr=1e-5`), and training runs as `dvc repro train` on every visible GPU"
+        ),
+    )
     args = ap.parse_args()
     params = load_params(args.params)
     if args.lr is not None:

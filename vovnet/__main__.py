@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vovnet import VovnetError, actions
+from vovnet import VovnetError, actions, cli, prepare
 
 
 def main(argv=None) -> int:
+    if too_old := cli.python_too_old():  # before any command, doctor included, imports what needs 3.11
+        print(f"error: {too_old}", file=sys.stderr)
+        return 2
     ap = argparse.ArgumentParser(prog="python -m vovnet")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    prepare.add_parser(sub)  # the server guide's prepare_all.py (docs/zh/)
     pr = sub.add_parser("preset", help="switch params.yaml to a preset: sample | fast_dev | paper")
     pr.add_argument("name")
     pr.add_argument("--params", default="params.yaml")
@@ -60,6 +64,8 @@ def main(argv=None) -> int:
             write_preset(args.name, args.params)
             print(f"params.yaml now uses the {args.name} preset; run `dvc repro`")
             return 0
+        if args.cmd == "prepare":
+            return prepare.run_prepare(args.mode)
         if args.cmd == "schema":
             from vovnet.config import write_json_schema
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -16,6 +17,33 @@ def str2bool(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected true/false, got {text!r}")
+
+
+def refused(instead: str) -> type[argparse.Action]:
+    """An argparse action for a server-guide flag (docs/zh/) that this project spells another way: instead of
+    argparse's "unrecognized arguments" and its usage text, one line saying what to type, exit status 2."""
+
+    class Refused(argparse.Action):
+        def __init__(self, option_strings, dest, **kwargs):
+            super().__init__(option_strings, dest, nargs="*", help=f"the server guide's flag: {instead}")
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.exit(2, f"error: {option_string} is the server guide's flag: {instead}\n")
+
+    return Refused
+
+
+MIN_PYTHON = (3, 11)  # pyproject.toml's requires-python; numpy 2.4 and the other pins need it too
+
+
+def python_too_old(version: tuple = sys.version_info) -> str | None:
+    """One line for an older Python: pip stops on the numpy pin before it reaches requires-python."""
+    if tuple(version[:2]) >= MIN_PYTHON:
+        return None
+    return (
+        f"VoVNet needs Python {'.'.join(map(str, MIN_PYTHON))} or later, this is {'.'.join(map(str, version[:3]))}; "
+        "make a new environment, e.g. `conda create -n vovnet python=3.11`, then `pip install -r requirements.txt`"
+    )
 
 
 def run(main: Callable[[], int | None]) -> None:

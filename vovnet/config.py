@@ -73,7 +73,11 @@ class Dataset(Section):
         Field(["dev"], description="the splits to read; llava: also {split: file} naming one file per split")
     )
     lang: Literal["en", "cn"] = "en"
-    max_samples: Optional[NonNegInt] = Field(None, description="deterministic seeded sample of questions")
+    max_samples: Optional[NonNegInt] = Field(
+        None,
+        description="a seeded sample of this many questions per split, not rows: MMBench's circular copies "
+        "of one question (up to 4 rows) stay together, so 10 questions can give up to 40 records",
+    )
     image_root: Optional[str] = Field(None, description="llava: where bare image file names are found")
     streaming: bool = Field(False, description="kept for old params files: HF folders are always streamed by row group")
     download_images: bool = True
@@ -136,7 +140,10 @@ class Tiny(Section):
 
 
 class Model(Section):
-    name: str = Field("models/tiny-qwen3-vl", description="local directory or hub id of the Instruct model")
+    name: str = Field(
+        "models/tiny-qwen3-vl",
+        description="local directory or hub id of the Instruct model (the server guide's base_model_name)",
+    )
     full_model_name: Optional[str] = Field(None, description="Thinking model for FULL_VISION")
     use_thinking_for_full: bool = False
     prompt_order: Literal["image_first", "text_first"] = Field(
@@ -373,11 +380,24 @@ def write_json_schema(path: str | os.PathLike = "params.schema.json") -> None:
 
 
 def parse_yaml(text: str, where: str) -> Any:
-    """YAML 1.2 (safe) from text; any parse error becomes one line prefixed by `where`."""
+    """YAML 1.2 (safe) from text; any parse error becomes one line prefixed by `where`, with the line and
+    column ruamel points at (DVC's own message for the same file, "YAML file structure is corrupted", has none)."""
     try:
         return YAML(typ="safe", pure=True).load(text)
     except Exception as exc:  # ruamel raises many parser classes; report them as one line
-        raise VovnetError(f"{where}: {str(exc).splitlines()[0]}") from None
+        raise VovnetError(yaml_error_line(exc, where)) from None
+
+
+def yaml_error_line(exc: Exception, where: str) -> str:
+    """`where: line L, column C: problem`, 1-based as editors count; a hint where the usual cause is indentation."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"{where}: {problem}"
+    hint = ""
+    if problem.startswith(("mapping values are not allowed", "expected <block end>")):
+        hint = " (check this line's indentation against the line above: a key lines up with its siblings)"
+    return f"{where}: line {mark.line + 1}, column {mark.column + 1}: {problem}{hint}"
 
 
 def read_yaml(path: str | os.PathLike) -> dict:

@@ -84,12 +84,35 @@ RETIRED = {
 }
 
 
+# the server guide's configs/*.yaml keys (docs/zh/), and this project's key for each
+GUIDE_KEYS = {
+    "base_model_name": "the server guide's model.base_model_name is model.name here (a local directory or hub id)",
+    "train_jsonl": "the server guide's data.train_jsonl is train.train_file here (the merge stage writes it: "
+    "data/processed/mmbench_core/mmbench_core_train.jsonl)",
+    "eval_jsonl": "the server guide's data.eval_jsonl is a set under evaluation.sets here "
+    "(mmbench_test: {dataset: mmbench, split: test}), each scored by its own evaluate@ stage",
+}
+
+
+def _guide_key(loc: tuple, value: Any) -> str | None:
+    """The replacement for a guide key, whether written inside a section or in the guide's own `data:` section."""
+    if loc[-1] in GUIDE_KEYS:
+        return GUIDE_KEYS[loc[-1]]
+    if loc == ("data",) and isinstance(value, dict):
+        known = [GUIDE_KEYS[k] for k in value if k in GUIDE_KEYS]
+        return "; ".join(known) or None
+    return None
+
+
 def _detail(err: dict, parent: type[BaseModel] | None) -> tuple[str, bool]:
     """(what is wrong or allowed, whether to append the value given)."""
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
         if err["loc"][-1] in RETIRED:
             return RETIRED[err["loc"][-1]], False
+        guide = _guide_key(err["loc"], err.get("input"))
+        if guide:
+            return guide, False
         known = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""

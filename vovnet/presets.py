@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from vovnet import VovnetError
-from vovnet.config import load_params
+from vovnet.config import load_params, read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 REPLACED = (("datasets",), ("evaluation", "sets"))  # a preset lists exactly its datasets and evaluation sets
@@ -156,6 +156,7 @@ def preset_text(name: str, params_text: str, preset_dir: Path = PRESET_DIR) -> s
 
 def write_preset(name: str, path: str | Path = "params.yaml", preset_dir: Path = PRESET_DIR) -> None:
     path = Path(path)
+    read_yaml(path)  # a file that is not YAML: one line with its line and column, before the round-trip parser
     text = preset_text(name, path.read_text(encoding="utf-8"), preset_dir)
     tmp = path.with_suffix(".yaml.partial")
     tmp.write_text(text, encoding="utf-8")

@@ -230,6 +230,7 @@ def read_split(norm: SplitNormalizer, raw_dir: Path, seed: int, decoder: Decoder
             elif keep is not None and r.group not in keep:
                 norm.rows_read += 1
                 norm.sampled_out += 1
+                norm.questions_sampled_out.add(r.group)
             else:
                 rows.append(r)
         return rows
@@ -269,6 +270,8 @@ def split_stats(norm: SplitNormalizer, read: list[dict], jsonl: Path) -> dict:
         "records": n,
         "rejects": len(norm.rejects),
         "left_out_by_max_samples": norm.sampled_out,
+        "questions": len(norm.questions),
+        "questions_left_out_by_max_samples": len(norm.questions_sampled_out),
         "images": len(norm.shas),
         "source_files": read,
         "sha256": sha256_file(jsonl),

@@ -46,6 +46,9 @@ class SplitNormalizer:
         self.shas: set[str] = set()
         self.rows_read = 0  # source rows of the split, good, rejected or left out by max_samples
         self.sampled_out = 0
+        # max_samples counts questions (Row.group: MMBench's circular copies of one question share one), not rows
+        self.questions: set[str] = set()
+        self.questions_sampled_out: set[str] = set()
 
     def reject(self, row_index: int, key: str | None, field: str, reason: str) -> None:
         self.rejects.append(
@@ -101,6 +104,7 @@ class SplitNormalizer:
         line = (dumps(record) + "\n").encode("utf-8")
         self.offsets[record["id"]] = (self.spool.tell(), len(line))
         self.spool.write(line)
+        self.questions.add(row.group)
         self.shas.update(im["sha256"] for im in images)
 
     def write_sorted(self, path: Path) -> None:
