@@ -36,10 +36,13 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
     "minutes (tests/test_pipeline.py)",
     "python -m vovnet doctor": "needs the pipeline's outputs; tests/test_doctor.py runs it",
+    "python -m vovnet prepare --mode fast_dev": "the data stages of a preset through DVC, a minute; "
+    "tests/test_guide.py runs it with the hub sources swapped for the samples",
+    "hf auth login": "asks for a token (huggingface_hub's CLI); the downloads read HF_TOKEN, tests/test_download.py",
 }
 
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "zh").glob("*.md"))]
 
 
 def readme_commands() -> list[str]:

@@ -36,9 +36,11 @@ def refused(instead: str) -> type[argparse.Action]:
 MIN_PYTHON = (3, 11)  # pyproject.toml's requires-python; numpy 2.4 and the other pins need it too
 
 
-def python_too_old(version: tuple = sys.version_info) -> str | None:
-    """One line for an older Python: pip stops on the numpy pin before it reaches requires-python."""
-    if tuple(version[:2]) >= MIN_PYTHON:
+def python_too_old(version: tuple | None = None) -> str | None:
+    """One line for an older Python (default: this one): pip stops on the numpy pin before it reaches
+    requires-python, and a checkout run from its folder has no pip check at all."""
+    version = tuple(version or sys.version_info)
+    if version[:2] >= MIN_PYTHON:
         return None
     return (
         f"VoVNet needs Python {'.'.join(map(str, MIN_PYTHON))} or later, this is {'.'.join(map(str, version[:3]))}; "
