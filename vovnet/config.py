@@ -345,6 +345,14 @@ class Launch(Section):
         "(a GPU problem, not a CPU run), unless cpu_intended",
     )
     cpu_intended: bool = Field(False, description="true: a CPU run of a model above cpu_max_params is meant")
+    gpus_per_experiment: Optional[PosInt] = Field(
+        None,
+        description="each launch claims this many of the visible GPUs (a lock per GPU), so queued experiments "
+        "share a server; null: every launch takes all of them",
+    )
+    gpu_claims_dir: str = Field(
+        "/tmp/vovnet-gpu-claims", description="the machine-wide folder of per-GPU lock files (gpus_per_experiment)"
+    )
 
 
 class Params(Section):

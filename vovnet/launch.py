@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vovnet import VovnetError
+from vovnet.gpu_claims import claim_for_launch
 from vovnet.launch_configs import check_launch_config, uses_deepspeed
 
 # set by torchrun / accelerate launch in every worker: a stage started there is already launched
@@ -198,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     from vovnet.preflight import require_ready  # above the model layer: imported here, as a CLI would
 
     params = load_params(params_path)
-    launch = resolve_launch(params["launch"])
+    lcfg = params["launch"]
+    claim = claim_for_launch(lcfg)  # before torch counts GPUs: it must see the claimed ones only
+    if claim is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = claim.visible
+        lcfg = {**lcfg, "processes": len(claim.ids)}
+        print(f"launch: claimed GPU(s) {claim.visible} (launch.gpus_per_experiment)", file=sys.stderr, flush=True)
+    launch = resolve_launch(lcfg)
     # a run that would die on its first kernel, or train an 8B on CPU, stops here in seconds, one line
     require_ready(params, launch.cuda_devices, launch.processes, argv)
     if "stages/train.py" in argv:
@@ -206,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 
         require_resumable(params, launch)
     print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
-    return subprocess.call(launch.command(argv), env=launch.env())
+    # the stage's processes inherit the claim's lock files: its GPUs stay claimed until the last one exits
+    return subprocess.call(launch.command(argv), env=launch.env(), pass_fds=claim.fds if claim else ())
 
 
 if __name__ == "__main__":
