@@ -324,6 +324,11 @@ class Evaluation(Section):
     cost_shifts: list[float] = [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0]
     allow_overlap: bool = False
     cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
+    generation_log: str = Field(
+        "checkpoints/generations",
+        description="where each process logs what it generates, outside DVC's outputs, so a killed evaluate@ "
+        "resumes; relative: the workspace's, also for a queued experiment",
+    )
 
 
 class Launch(Section):

@@ -1,0 +1,202 @@
+"""Resumable generation: each process appends every batch it generates to its own durable log, so a rerun of
+a killed evaluation generates only what the logs lack.
+
+An entry is one batch (batch composition changes padding, hence the bytes): its key hashes the model's files,
+the decoding settings and, per record in order, the record and its encoded prompts. The logs of one setting
+live in one folder under the workspace that owns this checkout (an experiment's temporary copy shares it),
+outside DVC's outputs. Each writer appends to its own file under an exclusive lock, one line per write,
+flushed and fsynced before the batch counts as done; a reader reads every file of the folder (any process
+count), up to its first torn or corrupt line."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from vovnet import VovnetError
+from vovnet.io_utils import dumps
+from vovnet.resume import workspace_of
+
+log = logging.getLogger("vovnet.evaluate")
+SETTINGS_FILE = "settings.json"
+
+
+def files_digest(path: str | Path) -> str:
+    """A model by the content of its files (a hub id that is not a local folder: by its name)."""
+    root = Path(path).expanduser()
+    h = hashlib.sha256()
+    if not root.exists():
+        h.update(f"hub:{path}".encode())
+        return h.hexdigest()
+    for f in sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()):
+        h.update(f"{f.relative_to(root) if f != root else f.name}\0{f.stat().st_size}\0".encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def generation_settings(ecfg: dict, mcfg: dict, vision_budget: dict, base_model: str, device: str) -> dict:
+    """The model (its files: trained folder, base, Thinking model), its dtype and device, and the decoding
+    settings; evaluation.seed and the process count do not change a greedy answer."""
+    full = mcfg["full_model_name"] if mcfg["use_thinking_for_full"] else None
+    return {
+        "model_dir": files_digest(ecfg["model_dir"]),
+        "base_model": files_digest(base_model),
+        "full_model": files_digest(full) if full else None,
+        "dtype": mcfg["dtype"],
+        "device": device,
+        "vision_budget": vision_budget,
+        "max_new_tokens": ecfg["max_new_tokens"],
+        "thinking_max_new_tokens": ecfg["thinking_max_new_tokens"],
+        "max_length": ecfg["max_length"],
+    }
+
+
+def settings_digest(settings: dict) -> str:
+    return hashlib.sha256(dumps(settings).encode()).hexdigest()[:16]
+
+
+def batch_key(records: list[dict], encodings: list) -> str:
+    """The batch: each record and its encoded prompts (token ids per action), in order."""
+    h = hashlib.sha256()
+    for rec, enc in zip(records, encodings):
+        h.update(dumps(rec).encode())
+        h.update(dumps(prompt_ids(enc)).encode())
+    return h.hexdigest()
+
+
+def prompt_ids(enc) -> object:
+    """The token ids of an encoding (one action's dict or every action's), tensors as lists."""
+    if isinstance(enc, dict):
+        if "input_ids" in enc:
+            ids = enc["input_ids"]
+            return ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return {k: prompt_ids(v) for k, v in sorted(enc.items())}
+    return enc
+
+
+def entry_line(key: str, ids: list[str], results: list) -> bytes:
+    body = dumps({"key": key, "ids": ids, "results": results})
+    return (dumps({"sha256": hashlib.sha256(body.encode()).hexdigest(), "entry": json.loads(body)}) + "\n").encode()
+
+
+def parse_entry(line: bytes) -> dict | None:
+    """The entry of one whole line, None when it is torn or corrupt (bad JSON, checksum mismatch)."""
+    try:
+        doc = json.loads(line)
+        body = dumps(doc["entry"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if hashlib.sha256(body.encode()).hexdigest() != doc.get("sha256"):
+        return None
+    return doc["entry"]
+
+
+def read_log(path: Path) -> tuple[list[dict], int, int]:
+    """(entries up to the first torn or corrupt line, lines dropped from there, bytes of the valid part)."""
+    data = path.read_bytes()
+    entries, valid = [], 0
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines[:-1]):  # the last piece has no newline: empty, or a torn write
+        entry = parse_entry(line)
+        if entry is None:
+            return entries, len(lines) - n - (1 if not lines[-1] else 0), valid
+        entries.append(entry)
+        valid += len(line) + 1
+    return entries, (1 if lines[-1] else 0), valid
+
+
+class GenerationLog:
+    """The logged batches of one setting, and this process's own append-only file."""
+
+    def __init__(self, root: Path, settings: dict, writer: str, what: str):
+        self.folder = root / settings_digest(settings)
+        self.path = self.folder / f"{writer}.jsonl"
+        self.what = what
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        self.done: dict[str, list] = {}
+        self.generated = self.reused = 0
+        self._name_other_settings(root)
+        self._load()
+
+    def _name_other_settings(self, root: Path) -> None:
+        others = sorted(p.name for p in root.iterdir() if p.is_dir() and p != self.folder)
+        if others:
+            log.info(
+                "%s: ignoring generation logs of other settings in %s: %s (model, prompts or decoding differ)",
+                self.what,
+                root,
+                ", ".join(others),
+            )
+
+    def _load(self) -> None:
+        self._repair_own()
+        for f in sorted(self.folder.glob("*.jsonl")):
+            entries, dropped, _ = read_log(f)
+            if dropped:
+                log.warning("%s: %s: used up to a torn or corrupt line, %d line(s) dropped", self.what, f, dropped)
+            for e in entries:
+                self.done[e["key"]] = e["results"]
+        if self.done:
+            log.info("%s: %d logged batch(es) in %s", self.what, len(self.done), self.folder)
+
+    def _repair_own(self) -> None:
+        """Cut this writer's file back to its last whole entry, so what it appends starts a line."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            _, dropped, valid = read_log(self.path)
+            if dropped:
+                log.warning(
+                    "%s: %s: used up to a torn or corrupt line, %d line(s) dropped", self.what, self.path, dropped
+                )
+                fh.truncate(valid)
+                os.fsync(fh.fileno())
+
+    def counts(self) -> tuple[int, int]:
+        """(batches generated by this process in this run, batches read back from the logs)."""
+        return self.generated, self.reused
+
+    def run(self, key: str, ids: list[str], generate) -> list:
+        """The logged results of this batch, or `generate()`'s, appended durably before they are returned."""
+        if key in self.done:
+            self.reused += 1
+            return self.done[key]
+        results = generate()
+        line = entry_line(key, ids, results)
+        self._append(line)
+        self.generated += 1
+        self.done[key] = json.loads(line)["entry"]["results"]  # what a rerun reads back, byte for byte
+        return self.done[key]
+
+    def _append(self, line: bytes) -> None:
+        with open(self.path, "ab") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # a concurrent writer of the same file waits: whole lines only
+            start = fh.seek(0, os.SEEK_END)
+            try:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                fh.truncate(start)  # the log stays valid up to its last whole entry
+                reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+                raise VovnetError(
+                    f"{self.what}: cannot append to the generation log {self.path}: {reason}; "
+                    "it is valid up to its last whole entry, and a rerun resumes from there"
+                ) from None
+
+
+def log_root(configured: str, set_name: str) -> Path:
+    """A relative evaluation.generation_log is the workspace's, also for a queued experiment's copy."""
+    folder = Path(configured).expanduser()
+    if not folder.is_absolute():
+        folder = workspace_of(Path.cwd()) / folder
+    return folder / set_name
