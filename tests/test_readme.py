@@ -35,6 +35,20 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "dvc exp run -S train.lr=1e-5": "training and evaluation, minutes (tests/test_pipeline.py)",
     "dvc exp run --queue -S policy.lambda_cost=0.05 && dvc queue start": "queued training and evaluation, "
     "minutes (tests/test_pipeline.py)",
+    "dvc exp run --queue -S policy.lambda_cost=0.05": "queued training and evaluation, minutes; "
+    "tests/test_queued_experiments.py queues and runs experiments",
+    "dvc queue start": "runs the queue (tests/test_queued_experiments.py)",
+    "dvc exp run --temp -S train.lr=1e-5": "training and evaluation in a copy, minutes; "
+    "tests/test_queued_experiments.py runs --temp",
+    "dvc config --local cache.type reflink,hardlink,symlink": "changes the user's cache setting; "
+    "tests/test_doctor.py sets it in a scratch repository and checks doctor's warning goes",
+    "dvc remote add --local -d store /mnt/nfs/vovnet-dvc": "a server's NFS path; tests/test_queued_experiments.py "
+    "adds a local remote the same way",
+    "dvc exp push -r store origin <exp>": "needs a remote and an experiment; tests/test_queued_experiments.py "
+    "pushes one",
+    "dvc exp pull -r store origin <exp> && dvc exp branch <exp> <branch> && git checkout <branch> && dvc pull": (
+        "tests/test_queued_experiments.py pulls a pushed experiment into a fresh clone this way"
+    ),
     "python -m vovnet doctor": "needs the pipeline's outputs; tests/test_doctor.py runs it",
     "python -m vovnet prepare --mode fast_dev": "the data stages of a preset through DVC, a minute; "
     "tests/test_guide.py runs it with the hub sources swapped for the samples",
