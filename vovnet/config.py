@@ -358,6 +358,14 @@ class Launch(Section):
     gpu_claims_dir: str = Field(
         "/tmp/vovnet-gpu-claims", description="the machine-wide folder of per-GPU lock files (gpus_per_experiment)"
     )
+    machines: Union[Literal["slurm"], list[str]] = Field(
+        [],
+        description="the nodes of a multi-node launch, the first the one `dvc repro` runs on (the others over "
+        "ssh); slurm: the SLURM allocation's nodes, started with srun; [] or one: this machine only",
+    )
+    main_address: Optional[str] = Field(None, description="rank 0's address the other nodes reach; null: machines[0]")
+    node_checkout: Optional[str] = Field(None, description="the checkout's path on the other nodes; null: this path")
+    node_python: Optional[str] = Field(None, description="python on the other nodes; null: this one's path")
 
 
 class Params(Section):

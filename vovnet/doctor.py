@@ -95,6 +95,7 @@ def checks(params_path: str = "params.yaml") -> list[tuple[str, str]]:
             continue
         out += [("warn", f"launch config {p}") for p in problems] or [("ok", f"launch config {cfg}: ready")]
     out.append(_launch(params))
+    out += _nodes(params, params_path)
     out.append(_analytics())
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         val = os.environ.get(flag)
@@ -131,6 +132,20 @@ def _launch(params: dict) -> tuple[str, str]:
         f"{plan.batch} = {plan.processes} process(es) x {plan.micro} per forward x {plan.accumulation} "
         "accumulated"
     )
+
+
+def _nodes(params: dict, params_path: str) -> list[tuple[str, str]]:
+    """Each other node of a multi-node launch: reachable, same commit, params, data, torch and GPUs."""
+    from vovnet.nodes import node_plan, node_problems
+
+    try:
+        nodes = node_plan(params["launch"])
+        if nodes is None:
+            return []
+        problems = node_problems(nodes, params["launch"], params_path)
+    except VovnetError as exc:
+        return [("fail", str(exc))]
+    return [("fail", p) for p in problems] or [("ok", f"nodes: {', '.join(nodes.hosts)} run what this one does")]
 
 
 def launch_processes(params: dict) -> int | None:

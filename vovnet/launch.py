@@ -13,12 +13,13 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vovnet import VovnetError
 from vovnet.gpu_claims import claim_for_launch
 from vovnet.launch_configs import check_launch_config, uses_deepspeed
+from vovnet.nodes import PORT_ENV, Nodes, node_plan, node_problems, on_node, peer_env, slurm_step, started_by_first_node
 
 # set by torchrun / accelerate launch in every worker: a stage started there is already launched
 WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
@@ -33,6 +34,9 @@ class Launch:
     config_file: str | None
     port: int | None  # None: chosen when the launch starts (a free port)
     deepspeed: bool = False  # config_file asks for DeepSpeed (on CPU too: bf16 or fp32 over gloo)
+    machines: int = 1  # nodes; processes is per node
+    machine_rank: int = 0
+    main_address: str = "127.0.0.1"
 
     @property
     def backend(self) -> str:
@@ -53,35 +57,29 @@ class Launch:
         """The argv that runs `target` (a script and its args, or `-m module ...`). On CPU, accelerate launch
         would start one process whatever --num_processes says, so plain CPU processes start under torchrun;
         a DeepSpeed config goes through accelerate's DeepSpeed launcher, which starts them all on CPU too."""
-        if self.processes == 1 and not self.deepspeed:
+        if self.processes == 1 and self.machines == 1 and not self.deepspeed:
             return [sys.executable, *target]
         port = str(self.port or free_port())
         if not self.cuda_devices and not self.deepspeed:
-            return [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "1",
-                "--nproc_per_node",
-                str(self.processes),
-                "--master_addr",
-                "127.0.0.1",
-                "--master_port",
-                port,
-                *target,
-            ]
+            nodes = ["--nnodes", str(self.machines), "--node_rank", str(self.machine_rank)]
+            where = ["--master_addr", self.main_address, "--master_port", port]
+            per_node = ["--nproc_per_node", str(self.processes)]
+            return [sys.executable, "-m", "torch.distributed.run", *nodes, *per_node, *where, *target]
         cmd = [
             sys.executable,
             "-m",
             "accelerate.commands.launch",
-            "--num_processes",
-            str(self.processes),
+            "--num_processes",  # accelerate counts every node's processes together
+            str(self.processes * self.machines),
             "--num_machines",
-            "1",
+            str(self.machines),
             "--main_process_port",
             port,
         ]
+        if self.machines > 1:
+            cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_address]
+            if self.deepspeed:  # torchrun on every node, each started by us (not DeepSpeed's pdsh runner)
+                cmd += ["--deepspeed_multinode_launcher", "standard"]
         if self.config_file:
             cmd += ["--config_file", self.config_file]
         else:
@@ -206,15 +204,45 @@ def main(argv: list[str] | None = None) -> int:
         lcfg = {**lcfg, "processes": len(claim.ids)}
         print(f"launch: claimed GPU(s) {claim.visible} (launch.gpus_per_experiment)", file=sys.stderr, flush=True)
     launch = resolve_launch(lcfg)
+    nodes = node_plan(lcfg)
+    if nodes is not None:  # every node uses the port the first one chose
+        port = int(os.environ.get(PORT_ENV, 0)) or launch.port or free_port()
+        launch = replace(launch, machines=nodes.count, machine_rank=nodes.rank, main_address=nodes.main_address)
+        launch = replace(launch, port=port)
     # a run that would die on its first kernel, or train an 8B on CPU, stops here in seconds, one line
     require_ready(params, launch.cuda_devices, launch.processes, argv)
     if "stages/train.py" in argv:
         from vovnet.resume import require_resumable
 
         require_resumable(params, launch)
+    if nodes is not None and not started_by_first_node():
+        return launch_all_nodes(nodes, launch, lcfg, argv, params_path)
     print(f"launch: {launch.describe()}", file=sys.stderr, flush=True)
     # the stage's processes inherit the claim's lock files: its GPUs stay claimed until the last one exits
     return subprocess.call(launch.command(argv), env=launch.env(), pass_fds=claim.fds if claim else ())
+
+
+def launch_all_nodes(nodes: Nodes, launch: Launch, lcfg: dict, argv: list[str], params_path: str) -> int:
+    """On the first node: check every other node, then start the launcher on each (srun, or ssh and this one)."""
+    problems = node_problems(nodes, lcfg, params_path)
+    for line in problems[1:]:
+        print(f"error: {line}", file=sys.stderr)
+    if problems:
+        raise VovnetError(problems[0])
+    print(f"launch: {nodes.count} nodes ({', '.join(nodes.hosts)}), each {launch.describe()}", file=sys.stderr)
+    if nodes.slurm:
+        return subprocess.call(slurm_step(nodes, launch.port, argv))
+    peers = [
+        subprocess.Popen(on_node(nodes, host, lcfg, ["-m", "vovnet.launch", *argv], peer_env(nodes, launch.port, r)))
+        for r, host in enumerate(nodes.hosts)
+        if r != nodes.rank
+    ]
+    own = subprocess.call(launch.command(argv), env=launch.env())
+    for p in peers:
+        if own and p.poll() is None:  # they would wait for this node's ranks until the rendezvous times out
+            p.terminate()
+    codes = [p.wait() for p in peers]
+    return own or next((c for c in codes if c), 0)
 
 
 if __name__ == "__main__":
