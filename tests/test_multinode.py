@@ -75,8 +75,14 @@ PROBE = textwrap.dedent(
     dist.init_process_group("gloo")
     t = torch.tensor([float(dist.get_rank() + 1)])
     dist.all_reduce(t)
+    from vovnet.evaluation.sharding import current_shard, shard_batches
+    shard = current_shard()  # evaluation's place: the global rank and world, not the node's
+    mine = [list(b) for b in shard_batches(10, 3, shard)]
+    got = [None] * dist.get_world_size()
+    dist.all_gather_object(got, (shard.rank, shard.world, mine))
     if dist.get_rank() == 0:
-        open(sys.argv[1], "w").write(json.dumps({"world": dist.get_world_size(), "sum": t.item()}))
+        out = {"world": dist.get_world_size(), "sum": t.item(), "shards": got}
+        open(sys.argv[1], "w").write(json.dumps(out))
     """
 )
 FAKE_SSH = (  # `ssh -o ... HOST CMD`, run here: skip the options and the host
@@ -127,7 +133,12 @@ def test_two_nodes_on_loopback_run_one_world_from_the_first(two_nodes, tmp_path)
     p = launch_on(first, env, tmp_path / "out.json")
     assert p.returncode == 0, p.stderr
     assert "launch: 2 nodes (node0, node1)" in p.stderr
-    assert json.loads((tmp_path / "out.json").read_text()) == {"world": 2, "sum": 3.0}
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert (out["world"], out["sum"]) == (2, 3.0)
+    # each node's process shards evaluation by its global rank: whole batches, every record exactly once
+    assert [(r, w) for r, w, _ in out["shards"]] == [(0, 2), (1, 2)]
+    batches = sorted(b for *_, mine in out["shards"] for b in mine)
+    assert batches == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
 
 
 def test_a_node_on_another_commit_fails_the_launch_in_one_line(two_nodes, tmp_path):

@@ -89,7 +89,7 @@ class Launch:
     def env(self) -> dict[str, str]:
         """The environment for command(): accelerate's CPU switch for plain CPU processes (gloo). Under
         DeepSpeed that switch would drop the engine; process_state() picks gloo there instead."""
-        cpu_ddp = self.processes > 1 and not self.cuda_devices and not self.deepspeed
+        cpu_ddp = self.processes * self.machines > 1 and not self.cuda_devices and not self.deepspeed
         return {**os.environ, **({"ACCELERATE_USE_CPU": "1"} if cpu_ddp else {})}
 
 
