@@ -70,6 +70,9 @@ def plain(value):
 
 
 def load_stage(script: str):
+    folder = str((ROOT / script).parent)  # first on the path, as `python stages/x.py` makes it (this_checkout)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"stage_{os.path.basename(script)[:-3]}", ROOT / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
