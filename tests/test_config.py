@@ -67,8 +67,8 @@ def _bad_values(schema: dict, node: dict, path: tuple, example: dict):
     if node.get("maxItems"):
         yield path, [0] * (node["maxItems"] + 1), "allows at most"
     if node.get("type") == "array" and "items" in node:
-        for bad, rule in [(v, r) for _, v, r in _bad_values(schema, node["items"], (), example)]:
-            yield path + (0,), bad, rule
+        for sub, bad, rule in _bad_values(schema, node["items"], (), example):  # sub: a key of an object item
+            yield path + (0,) + sub, bad, rule
 
 
 def _num(x):
@@ -121,10 +121,7 @@ def test_every_issue_example_is_covered():
 def test_bad_value_is_one_line_naming_key_value_and_rule(tmp_path, path, bad, rule):
     doc = copy.deepcopy(EXAMPLE)
     bad = json.loads(bad)
-    if path[-1] == 0:  # a list item
-        _get(doc, path[:-1])[0] = bad
-    else:
-        _set(doc, path, bad)
+    _set(doc, path, bad)  # a list item's index is a key too
     p = tmp_path / "params.yaml"
     YAML(typ="safe", pure=True).dump(doc, p)
     with pytest.raises(VovnetError) as err:

@@ -308,6 +308,28 @@ class Uncertainty(Section):
         return pair
 
 
+KeepShare = Annotated[float, Field(gt=0, le=1)]
+
+
+class PolicyThenPrune(Section):
+    method: Literal["random", "attention"] = "random"
+    keep_share: KeepShare = 0.5
+
+
+class Pruning(Section):
+    """Token pruning at equal tokens (docs/evaluation.md): each method a curve over the kept shares of the
+    FULL image's merged vision tokens."""
+
+    methods: list[Literal["random", "attention"]] = Field(
+        [], description="random: a seeded draw; attention: FastV's rule (least attended at attention_layer dropped)"
+    )
+    keep_shares: list[KeepShare] = Field([], description="the curves' kept shares, each in (0, 1]")
+    attention_layer: NonNegInt = Field(2, description="FastV's K: the decoder layer whose attention scores tokens")
+    policy_then_prune: Optional[PolicyThenPrune] = Field(
+        None, description="the learned policy's COARSE/FULL images pruned by this rule, as one row; null: none"
+    )
+
+
 class Evaluation(Section):
     sets: dict[str, EvalSet] = {}
     model_dir: str = "models/vovnet"
@@ -322,6 +344,12 @@ class Evaluation(Section):
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], description="the random curve's FULL shares"
     )
     cost_shifts: list[float] = [-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0, 2.0, 5.0]
+    resolution_sweep: list[Budget] = Field(
+        [],
+        description="always-at-budget curve: each image resized within these pixel limits and answered as COARSE "
+        "is; max_pixels from the processor's minimum to vision_budget's richest",
+    )
+    pruning: Pruning = Pruning()
     allow_overlap: bool = False
     cpu_threads: NonNegInt = Field(0, description="torch threads on CPU; 0: torch's default")
     generation_log: str = Field(

@@ -17,6 +17,7 @@ from vovnet.evaluation import policies, report, scoring
 from vovnet.evaluation.generation_log import GenerationLog, batch_key, generation_settings, log_root
 from vovnet.evaluation.interfaces import EvalProtocol
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
+from vovnet.evaluation.sweep import compare_at_equal_tokens, generate_baselines
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
 from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
@@ -171,10 +172,14 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path, pr
     ev = setup(name, set_cfg, params, current_shard(), protocol)
     gens = generate(ev)
     reference = policy_split_entropies(ev) if ev.has_answers else None
+    generated = generate_baselines(ev) if ev.has_answers else None  # downsampling and pruning at equal tokens
     if not ev.shard.is_main:
         return None
     scored = score(ev, gens)
     rep, baseline_figs, at_learned, pareto = compare(ev, scored, gens, reference)
+    if generated:
+        rep["equal_token_baselines"], points = compare_at_equal_tokens(ev, scored, gens, generated)
+        pareto.extend(points)
     write_outputs(ev, Path(out_dir), gens, scored, rep, baseline_figs, at_learned, pareto)
     table_rows = [("learned", scored.learned_fig), *baseline_figs.items()]
     return {"metrics": scored.metrics, "report": rep, "table": report.table(name, table_rows)}

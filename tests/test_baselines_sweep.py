@@ -1,0 +1,112 @@
+"""The equal-token baselines through the evaluation core on the tiny model (vovnet/evaluation/sweep.py): the
+resolution sweep at the COARSE and FULL budgets is always-COARSE and always-FULL, pruning at share 1.0 is
+always-FULL, policy-then-prune at 1.0 is the learned policy, smaller shares cost what they keep, and a bad
+budget or share is refused in one line naming its key."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import get_protocol
+
+from vovnet import VovnetError
+from vovnet.config import load_params, revalidate
+
+
+def _params():
+    params = load_params("params.yaml")
+    vb = params["vision_budget"]
+    ecfg = params["evaluation"]
+    ecfg.update(max_samples=2, batch_size=4)
+    ecfg["resolution_sweep"] = [dict(vb["coarse"]), {"min_pixels": 1024, "max_pixels": 4096}, dict(vb["full"])]
+    ecfg["pruning"] = {
+        "methods": ["random", "attention"],
+        "keep_shares": [0.5, 1.0],
+        "attention_layer": 1,
+        "policy_then_prune": {"method": "random", "keep_share": 1.0},
+    }
+    return revalidate(params)
+
+
+@pytest.fixture
+def evaluated(in_workspace):
+    from vovnet.evaluation.core import evaluate_set
+    from vovnet.model.factory import build_vovnet, save_vovnet
+
+    params = _params()
+    torch.manual_seed(0)
+    model, processor = build_vovnet(params)
+    save_vovnet(model, processor, params, "models/vovnet")
+    set_cfg = params["evaluation"]["sets"]["mmbench"]
+    result = evaluate_set("mmbench", set_cfg, params, "eval/mmbench", get_protocol(set_cfg["protocol"]))
+    return params, set_cfg, result["report"]
+
+
+def _point(curve, param):
+    return next(p for p in curve if p["param"] == param)
+
+
+def test_sweep_and_pruning_ends_are_the_actions_and_the_margins_are_read_at_learned_tokens(evaluated):
+    params, set_cfg, rep = evaluated
+    eq, base = rep["equal_token_baselines"], rep["baselines"]
+    vb = params["vision_budget"]
+    res = eq["curves"]["resolution"]
+    for action, budget in (("coarse", vb["coarse"]), ("full", vb["full"])):
+        p, b = _point(res, budget["max_pixels"]), base[f"always_{action}"]
+        assert (p["accuracy"], p["vision_tokens"]) == (b["accuracy"], b["vision_tokens"])
+    assert [p["vision_tokens"] for p in res] == sorted(p["vision_tokens"] for p in res)
+    full = base["always_full"]
+    for method in ("random", "attention"):
+        curve = eq["curves"][f"prune_{method}"]
+        whole, half = _point(curve, 1.0), _point(curve, 0.5)
+        assert (whole["accuracy"], whole["vision_tokens"]) == (full["accuracy"], full["vision_tokens"])
+        assert 0 < half["vision_tokens"] < full["vision_tokens"]
+    then, learned = eq["learned_then_prune"], rep["learned"]
+    assert (then["accuracy"], then["vision_tokens"]) == (learned["accuracy"], learned["vision_tokens"])
+    for curve, at in eq["accuracy_at_learned_tokens"].items():
+        margin = eq["learned_margin"][curve]
+        assert (margin is None) == (at is None)
+        if at is not None:
+            assert margin == pytest.approx(learned["accuracy"] - at)
+    pareto = json.loads(Path("eval/mmbench/pareto.json").read_text())
+    assert {"resolution", "prune_random", "prune_attention", "learned_then_prune"} <= {p["policy"] for p in pareto}
+
+
+def test_sweep_answers_match_the_actions_record_by_record(evaluated):
+    from vovnet.evaluation.core import generate, setup
+    from vovnet.evaluation.sharding import current_shard
+    from vovnet.evaluation.sweep import generate_baselines, variants
+
+    params, set_cfg, _ = evaluated
+    ev = setup("mmbench", set_cfg, params, current_shard(), get_protocol(set_cfg["protocol"]))
+    gens, generated = generate(ev), generate_baselines(ev)  # both read back from the generation logs
+    by = {(v.budget, v.rule): outs for v, outs in generated.items()}
+    vb = params["vision_budget"]
+    coarse = by[((vb["coarse"]["min_pixels"], vb["coarse"]["max_pixels"]), None)]
+    full = by[((vb["full"]["min_pixels"], vb["full"]["max_pixels"]), None)]
+    assert [o["output"] for o in coarse] == [g["outputs"]["coarse"] for g in gens]
+    assert [o["output"] for o in full] == [g["outputs"]["full"] for g in gens]
+    pruned = [(v, outs) for v, outs in generated.items() if v.rule and v.rule.share == 0.5 and v.action == "full"]
+    assert {v.rule.method for v, _ in pruned} == {"random", "attention"}
+    for _, outs in pruned:
+        assert [o["vision_tokens"] for o in outs] == [max(1, (g["vision_tokens"]["full"] + 1) // 2) for g in gens]
+    assert len(variants(params["evaluation"])) == 3 + 4 + 1  # policy-then-prune's FULL is the 1.0 curve point
+
+
+def test_bad_budgets_and_shares_name_their_key(in_workspace):
+    from vovnet.evaluation.sweep import check_budgets
+    from vovnet.model.factory import build_vovnet
+
+    params = _params()
+    _, processor = build_vovnet(params)
+    vb = params["vision_budget"]
+    for bad in (vb["full"]["max_pixels"] + 1, 100):
+        with pytest.raises(VovnetError, match=r"^evaluation\.resolution_sweep\[1\]\.max_pixels: ") as exc:
+            check_budgets([vb["coarse"], {"min_pixels": 64, "max_pixels": bad}], vb, processor.image_processor)
+        assert "\n" not in str(exc.value)
+    for share in (0.0, 1.5):
+        params["evaluation"]["pruning"]["keep_shares"] = [share]
+        with pytest.raises(VovnetError, match=r"evaluation\.pruning\.keep_shares") as exc:
+            revalidate(params)
+        assert "\n" not in str(exc.value)

@@ -1,0 +1,196 @@
+"""Baselines at equal vision tokens beyond the action table: plain downsampling and token pruning.
+
+- `resolution`: always-at-budget, one point per evaluation.resolution_sweep budget (each image resized within
+  its pixel limits, answered as COARSE is: the instruct model, the text pass's prefix reused). Plain
+  downsampling beats most token-compression methods at equal tokens (VTC-Bench, 2025).
+- `prune_random`, `prune_attention`: the FULL image's merged vision tokens pruned to each kept share
+  (vovnet/model/pruning.py); random pruning is a strong baseline (UniPruneBench, 2025), the attention rule is
+  FastV's (Chen et al. 2024).
+- `learned_then_prune`: the learned policy's choices, its COARSE and FULL images pruned by one rule (the
+  original VoVNet's "policy + pruning" row).
+
+Each is generated like the actions (batched, sharded over processes, one resumable log per variant) and
+scored by substituting its answers for the action it replaces; a curve is read at the learned policy's mean
+vision tokens (linear between its points) and the learned policy's margin over it reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from vovnet import VovnetError, actions
+from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation.generation_log import GenerationLog, batch_key, log_root
+from vovnet.evaluation.sharding import run_sharded
+from vovnet.model.encoding import Encoder, RecordDataset
+from vovnet.model.generation import TokenIds, answer_action, text_prefill
+from vovnet.model.pruning import PruneRule, answer_pruned
+
+SWEEP_ACTION = "coarse"  # the action whose answering path (model, prompt, prefix reuse) the sweep takes
+PRUNED_ACTION = actions.RICHEST
+
+
+@dataclass(frozen=True)
+class Variant:
+    curve: str  # resolution | prune_<method> | learned_then_prune
+    param: float | None  # resolution: max_pixels; pruning: the kept share
+    action: str  # the action whose answers it replaces
+    budget: tuple[int, int] | None = None  # resolution: the image's (min_pixels, max_pixels)
+    rule: PruneRule | None = None
+
+
+def check_budgets(sweep: list[dict], vision_budget: dict, image_processor) -> None:
+    """One line naming the key of a sweep budget under the processor's smallest image or above the richest
+    action's budget."""
+    least = (image_processor.patch_size * image_processor.merge_size) ** 2
+    most = vision_budget[actions.RICHEST]["max_pixels"]
+    for i, b in enumerate(sweep):
+        if not least <= b["max_pixels"] <= most:
+            raise VovnetError(
+                f"evaluation.resolution_sweep[{i}].max_pixels: {b['max_pixels']} outside [{least}, {most}] "
+                f"(the processor's smallest image, {image_processor.patch_size}px patches merged "
+                f"{image_processor.merge_size}x{image_processor.merge_size}, to vision_budget.{actions.RICHEST})"
+            )
+
+
+def variants(ecfg: dict) -> list[Variant]:
+    """What the configured baselines generate, each once (learned_then_prune's FULL images are the pruning
+    curve's point when that rule and share are swept)."""
+    return list(dict.fromkeys(_canonical(v) for vs in variants_by_curve(ecfg).values() for v in vs))
+
+
+def _rule(method: str, share: float, pcfg: dict, seed: int) -> PruneRule:
+    return PruneRule(method, share, pcfg["attention_layer"], seed)
+
+
+def _canonical(v: Variant) -> Variant:
+    """The generation a variant needs, whichever curve it belongs to."""
+    return Variant("generated", None, v.action, v.budget, v.rule)
+
+
+def _answers(ev, v: Variant, encs_no, encs_vis, tids: TokenIds) -> list[dict]:
+    """One batch under variant `v`: {output, vision_tokens, too_long} per record."""
+    ecfg, model = ev.ecfg, ev.model
+    prefill = text_prefill(model.lm, encs_no, tids.pad, tids.image, ev.shard.device)
+    per = [
+        {"output": "", "vision_tokens": int(e["vision_tokens"]), "too_long": len(e["input_ids"]) > ecfg["max_length"]}
+        for e in encs_vis
+    ]
+    fits = [j for j, p in enumerate(per) if not p["too_long"]]
+    pruned = [j for j in fits if v.rule is not None and "pixel_values" in encs_vis[j]]
+    whole = [j for j in fits if j not in pruned]
+    max_new = ecfg["thinking_max_new_tokens"] if model.thinks(v.action) else ecfg["max_new_tokens"]
+    answers = dict(
+        zip(whole, answer_action(model, prefill, whole, [encs_vis[j] for j in whole], v.action, tids, max_new))
+    )
+    if pruned:
+        lm = model.lm_for(v.action)
+        shared = prefill.prefix_end is not None and lm is model.lm
+        tokens, kept = answer_pruned(lm, prefill, pruned, [encs_vis[j] for j in pruned], tids, max_new, v.rule, shared)
+        answers.update(zip(pruned, tokens))
+        for j, k in zip(pruned, kept):
+            per[j]["vision_tokens"] = k
+    for j, ans in answers.items():
+        per[j]["output"] = ev.processor.tokenizer.decode(ans, skip_special_tokens=True).strip()
+    return per
+
+
+def generate_variant(ev, v: Variant) -> list[dict] | None:
+    """Every record's answer under `v`, sharded like the actions' (main process; None elsewhere)."""
+    budgets = dict(ev.params["vision_budget"])
+    if v.budget:
+        budgets[v.action] = {"min_pixels": v.budget[0], "max_pixels": v.budget[1]}
+    encoder = Encoder(ev.processor, budgets, None, ev.model.prompt_order, ev.model.full_template)
+    dataset = RecordDataset(ev.records, encoder, with_target=False)
+    ids, tids = [r["id"] for r in ev.records], TokenIds.of(ev.processor)
+    settings = {**ev.settings, "kind": "baseline", "variant": asdict(v)}
+    root = log_root(ev.ecfg["generation_log"], f"{ev.name}.baselines")
+    glog = GenerationLog(root, settings, f"rank-{ev.shard.rank}", f"evaluate@{ev.name} ({v.action}, {v.rule})")
+
+    def run_batch(batch: range) -> list[dict]:
+        recs = [ev.records[i] for i in batch]
+        images = [dataset.images(r) for r in recs]
+        encs_no = [ev.encoder.encode(r, im, actions.TEXT, with_target=False) for r, im in zip(recs, images)]
+        encs_vis = [encoder.encode(r, im, v.action, with_target=False) for r, im in zip(recs, images)]
+        key = batch_key(recs, [{"no": a, "vision": b} for a, b in zip(encs_no, encs_vis)])
+        return glog.run(key, [ids[i] for i in batch], lambda: _answers(ev, v, encs_no, encs_vis, tids))
+
+    return run_sharded(ids, ev.ecfg["batch_size"], ev.shard, run_batch, f"evaluate@{ev.name} ({v.action})")
+
+
+def generate_baselines(ev) -> dict | None:
+    """Every configured variant's answers, keyed by variant (main process; None elsewhere)."""
+    if ev.ecfg["resolution_sweep"]:
+        check_budgets(ev.ecfg["resolution_sweep"], ev.params["vision_budget"], ev.processor.image_processor)
+    out = {}
+    for v in variants(ev.ecfg):
+        out[v] = generate_variant(ev, v)
+    return out if ev.shard.is_main else None
+
+
+def figures_with(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices: list[int]) -> dict:
+    """A policy's figures with some actions' answers replaced by a variant's (`subs`: action -> answers)."""
+    rows, gens = dict(sc.rows), [dict(g) for g in gens]
+    for action, outs in subs.items():
+        scored, _ = scoring.score(
+            ev.protocol, ev.records, [o["output"] for o in outs], ev.ecfg["seed"], action in sc.thinking
+        )
+        rows[action] = [
+            scoring.TOO_LONG_ROW if o["too_long"] else {**r, "too_long": False} for o, r in zip(outs, scored)
+        ]
+        for g, o in zip(gens, outs):
+            g["vision_tokens"] = {**g["vision_tokens"], action: o["vision_tokens"]}
+    return scoring.policy_figures(ev.records, sc.questions, rows, gens, choices)
+
+
+def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[dict, list[dict]]:
+    """(report section, Pareto points): each curve, its accuracy at the learned policy's tokens and the
+    learned policy's margin over it, and the learned-then-prune row."""
+    vs = variants_by_curve(ev.ecfg)
+    curves, points = {}, []
+    for curve, members in vs.items():
+        if curve == "learned_then_prune":
+            continue
+        pts = []
+        for v in members:
+            fig = figures_with(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action))
+            pts.append(report.pareto_point(curve, fig, v.param))
+        curves[curve] = sorted(pts, key=lambda p: (p["vision_tokens"], p["param"]))
+        points.extend(pts)
+    tokens, acc = sc.learned_fig["vision_tokens"], sc.learned_fig["accuracy"]
+    at = {c: policies.at_cost(p, tokens) for c, p in curves.items()}
+    section = {
+        "curves": curves,
+        "accuracy_at_learned_tokens": at,
+        "learned_margin": {c: None if a is None or acc is None else acc - a for c, a in at.items()},
+    }
+    if "learned_then_prune" in vs:
+        subs = {v.action: generated[_canonical(v)] for v in vs["learned_then_prune"]}
+        fig = figures_with(ev, sc, gens, subs, sc.learned)
+        rule = vs["learned_then_prune"][0].rule
+        section["learned_then_prune"] = {"method": rule.method, "keep_share": rule.share, **fig}
+        points.append(report.pareto_point("learned_then_prune", fig))
+    return section, points
+
+
+def variants_by_curve(ecfg: dict) -> dict[str, list[Variant]]:
+    pcfg, seed = ecfg["pruning"], ecfg["seed"]
+    out: dict[str, list[Variant]] = {}
+    for b in ecfg["resolution_sweep"]:
+        budget = (b["min_pixels"], b["max_pixels"])
+        out.setdefault("resolution", []).append(Variant("resolution", b["max_pixels"], SWEEP_ACTION, budget))
+    for method in pcfg["methods"]:
+        for share in pcfg["keep_shares"]:
+            rule = _rule(method, share, pcfg, seed)
+            out.setdefault(f"prune_{method}", []).append(Variant(f"prune_{method}", share, PRUNED_ACTION, None, rule))
+    then = pcfg["policy_then_prune"]
+    if then:
+        rule = _rule(then["method"], then["keep_share"], pcfg, seed)
+        out["learned_then_prune"] = [
+            Variant("learned_then_prune", then["keep_share"], a.name, None, rule) for a in actions.VISION
+        ]
+    return out
+
+
+def _constant(gens: list[dict], action: str) -> list[int]:
+    return policies.constant(gens, actions.index(action))
