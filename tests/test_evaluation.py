@@ -105,6 +105,10 @@ def test_params_are_checked_with_one_line(tmp_path):
 def fig(acc, tokens, unresolved=1, too_long=0):
     return {
         "accuracy": acc,
+        "interval": {
+            "se": None if acc is None else 0.012345,
+            "ci95": None if acc is None else [acc - 0.02, acc + 0.02],
+        },
         "vision_tokens": tokens,
         "ratio": {"no": 0.5, "coarse": 0.25, "full": 0.25},
         "unresolved": unresolved,
@@ -117,6 +121,7 @@ def test_headline_is_one_row_per_policy_with_shared_keys():
     m = report.headline(fig(0.123456, 5.123456, too_long=2), counts, True)
     assert m == {
         "acc": 0.1235,
+        "acc_se": 0.0123,
         "tokens": 5.12,
         "no": 0.5,
         "coarse": 0.25,
@@ -124,7 +129,6 @@ def test_headline_is_one_row_per_policy_with_shared_keys():
         "unresolved": 1,
         "too_long": 2,
         "questions": 4,
-        "overlap": 0,
     }
     figs = {k: fig(0.5, 10.0) for k in (*report.POINT_BASELINES, *report.CURVE_BASELINES)}
     rows = report.baseline_rows(figs, {k: 0.4 for k in report.CURVE_BASELINES}, True)
@@ -133,10 +137,19 @@ def test_headline_is_one_row_per_policy_with_shared_keys():
     columns = set(m).union(*map(set, rows.values()))
     assert columns == set(m) | {"acc_at_learned"} and len(columns) <= 25
     test = report.headline(fig(0.0, 5.0), counts, False)
-    assert "acc" not in test and test["tokens"] == 5.0 and test["full"] == 0.25
+    assert "acc" not in test and "acc_se" not in test and test["tokens"] == 5.0 and test["full"] == 0.25
     assert "acc" not in report.baseline_rows({"always_full": fig(None, 16.0)}, {}, False)["always_full"]
-    table = report.table("mmbench", [("learned", fig(0.5, 5.0)), ("always_full", fig(None, 16.0))])
-    assert "learned" in table and "0.5000" in table and "n/a" in table
+    comparisons = {
+        "random": {"difference": 0.03, "ci95": [0.01, 0.05], "beyond_interval": True, "baseline_tokens": 5.0},
+        "uncertainty": {"difference": 0.01, "ci95": [-0.01, 0.03], "beyond_interval": False, "baseline_tokens": 5.0},
+        "uncertainty_coarse": None,
+    }
+    rows = [("learned", fig(0.5, 5.0)), ("always_full", fig(None, 16.0))]
+    table = report.table("mmbench", rows, comparisons, overlap=3).splitlines()
+    assert "0.5000" in table[1] and "0.4800-0.5200" in table[1] and table[2].count("n/a") == 2
+    assert "learned - random (expectation)" in table[3] and "+0.0100 to +0.0500" in table[3]
+    assert table[3].endswith("beyond its interval") and table[4].endswith("within its interval")
+    assert "n/a" in table[5] and "3 record(s) overlap" in table[6]
 
 
 def test_plots_render_offline_pngs(tmp_path):
@@ -196,6 +209,13 @@ def test_evaluate_set_end_to_end_on_the_tiny_model(in_workspace):
     assert vov["cost_share"] == pytest.approx(rep["learned"]["vision_tokens"] / base["always_full"]["vision_tokens"])
     assert set(rep["official"]) == {"learned", "always_full", "no_vision"}
     assert rep["official"]["learned"]["protocol"] == "mmbench"
+    # intervals: every policy's accuracy, and the learned policy paired against each baseline
+    assert m["acc_se"] == round(rep["learned"]["interval"]["se"], 4) and full["acc_se"] >= 0
+    assert rep["learned"]["interval"]["questions"] == 2 and rep["baselines"]["uncertainty"]["interval"]["ci95"]
+    assert set(rep["comparisons"]) == {"always_full", "random", "uncertainty", "uncertainty_coarse"}
+    vs_full = rep["comparisons"]["always_full"]
+    assert vs_full["difference"] == pytest.approx(rep["learned"]["accuracy"] - base["always_full"]["accuracy"])
+    assert "learned - always_full" in result["table"]
     preds = [json.loads(x) for x in open("eval/mmbench/predictions.jsonl")]
     assert all(p["outputs_by_action"]["full"] == "" for p in preds)
     assert open("eval/mmbench/pareto.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

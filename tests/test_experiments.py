@@ -13,19 +13,21 @@ def test_rows_cover_the_workspace_the_baseline_commit_and_each_experiment():
     assert [r["name"] for r in rows] == ["workspace", "main", "└─ dotty-yawl"]
     assert [r["params"]["train.lr"] for r in rows] == [1e-05, 0.002, 1e-05]
     # only eval/<set>/metrics.json feeds the table, not the baseline rows beside it
-    assert rows[1]["sets"]["mmmu"] == {"acc": 0.125, "tokens": 0.75}
-    assert rows[2]["sets"]["mmmu"] == {"acc": 0.25, "tokens": 0.75}
-    assert rows[0]["sets"]["mmbench_test"] == {"acc": None, "tokens": 1.0}
+    assert rows[1]["sets"]["mmmu"] == {"acc": 0.125, "acc_se": None, "tokens": 0.75}  # before the intervals
+    assert rows[2]["sets"]["mmmu"] == {"acc": 0.25, "acc_se": 0.0625, "tokens": 0.75}
+    assert rows[0]["sets"]["mmbench_test"] == {"acc": None, "acc_se": None, "tokens": 1.0}
 
 
 def test_table_keeps_changed_params_and_headline_figures_within_160_columns():
     text = table(rows_from_json(json.loads(FIXTURE.read_text())))
-    header, *body = text.splitlines()
+    header, *body, note = text.splitlines()
     cols = header.split("  ")
     assert "train.lr" in header and "train.batch_size" not in header and "policy.cost_shift" not in header
     assert "mmmu acc" in header and "mmmu tokens" in header and "mmbench_test tokens" in header
     assert "mmbench_test acc" not in header  # no answers, no accuracy column
     assert body[1].split()[:2] == ["main", "0.002"] and "0.125" in body[1] and "0.25" in body[2]
+    # acc with half its 95% interval (1.96 x acc_se) where the row has acc_se; the old commit's bare
+    assert "0.25±0.12" in body[2] and "±" not in body[1] and note.startswith("acc: ") and "95% interval" in note
     assert len(body) == 3 and max(map(len, text.splitlines())) <= 160 and cols[0].startswith("experiment")
 
 
@@ -43,4 +45,4 @@ def test_commits_from_before_the_row_layout_still_show_their_headline():
     data = json.loads(FIXTURE.read_text())
     m = data[1]["data"]["metrics"]["eval/mmmu/metrics.json"]
     m["data"] = {"learned": {"acc": 0.5, "tokens": 2.0}, "questions": 8}
-    assert rows_from_json(data)[1]["sets"]["mmmu"] == {"acc": 0.5, "tokens": 2.0}
+    assert rows_from_json(data)[1]["sets"]["mmmu"] == {"acc": 0.5, "acc_se": None, "tokens": 2.0}

@@ -3,7 +3,8 @@
 `dvc exp show` draws a column for every parameter (every knob lives in params.yaml, ~200), every metric
 of every file and every dependency, so no pipeline fits it on a screen. This table keeps what tells
 experiments apart: the parameters whose values differ between the rows, then per evaluation set the
-learned policy's accuracy and mean vision tokens (eval/<set>/metrics.json). It reads `dvc exp show --json`.
+learned policy's accuracy with half its 95% interval (1.96 times `acc_se`, clustered by shared image) and its
+mean vision tokens (eval/<set>/metrics.json). It reads `dvc exp show --json`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from vovnet import VovnetError
 from vovnet.io_utils import flatten
 
 HEADLINE = ("acc", "tokens")
+Z95 = 1.959963984540054  # as vovnet/evaluation/intervals.py: the standard normal's 97.5% quantile
+INTERVAL_NOTE = "acc: learned policy's accuracy ± half its 95% interval (clustered by shared image)"
 
 
 def rows_from_json(data: list[dict]) -> list[dict]:
-    """One row per revision and experiment: {name, params (flattened), sets: {set: {acc, tokens}}}."""
+    """One row per revision and experiment: {name, params (flattened), sets: {set: {acc, acc_se, tokens}}}
+    (acc_se None in commits from before the intervals)."""
     rows = []
 
     def add(name: str, entry: dict) -> None:
@@ -34,7 +38,7 @@ def rows_from_json(data: list[dict]) -> list[dict]:
             if len(parts) == 3 and parts[0] == "eval" and parts[2] == "metrics.json":
                 m = (content or {}).get("data") or {}
                 old = m.get("learned") if isinstance(m.get("learned"), dict) else {}  # commits before the row layout
-                sets[parts[1]] = {k: m.get(k, old.get(k)) for k in HEADLINE}
+                sets[parts[1]] = {k: m.get(k, old.get(k)) for k in (*HEADLINE, "acc_se")}
         rows.append({"name": name, "params": params, "sets": sets, "error": bool(entry.get("error"))})
 
     def short(rev: str) -> str:  # "workspace", or a commit's hash
@@ -56,6 +60,14 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _figure(figs: dict, key: str) -> str:
+    """A set's figure; acc with half its 95% interval where the row has acc_se."""
+    cell = _cell(figs.get(key))
+    if key == "acc" and figs.get("acc") is not None and figs.get("acc_se") is not None:
+        cell += f"±{Z95 * figs['acc_se']:.2g}"
+    return cell
+
+
 def table(rows: list[dict]) -> str:
     """Experiment | each parameter that differs between rows | <set> acc, <set> tokens per evaluation set."""
     # rows without params (a failed experiment, a commit that could not be read) would make every key differ
@@ -70,7 +82,7 @@ def table(rows: list[dict]) -> str:
         [
             r["name"] + (" (failed)" if r["error"] else ""),
             *(_cell(r["params"].get(k)) for k in changed),
-            *(_cell(r["sets"].get(s, {}).get(h)) for s, h in figures),
+            *(_figure(r["sets"].get(s, {}), h) for s, h in figures),
         ]
         for r in rows
     ]
@@ -79,6 +91,8 @@ def table(rows: list[dict]) -> str:
         "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
         for line in (header, *body)
     ]
+    if any(r["sets"].get(s, {}).get("acc_se") is not None for r in rows for s in sets):
+        lines.append(INTERVAL_NOTE)
     return "\n".join(lines)
 
 

@@ -10,6 +10,10 @@ Baselines at the learned policy's mean vision tokens (linear interpolation on ea
   - random with the learned policy's own action ratios (expectation);
   - uncertainty: the evaluation's own threshold sweep (quantiles of the policy split's text-pass
     entropy, never the held-out split's), read from eval/<set>/report.json.
+Each target on a margin gives the margin's paired 95% interval (per question, clustered by shared image;
+vovnet/evaluation/intervals.py) and says whether the margin is beyond it (the interval excludes 0): random's
+is on its expectation, uncertainty's is the evaluation's own (report.json `comparisons`, on the same
+interpolated figure).
 The oracle is no policy: each question's cheapest action that answers it right, at the same tokens. It is
 the ceiling of any policy over this model's answers, so `oracle - uncertainty` bounds what the learned
 policy can gain over uncertainty (an analysis of the held-out outputs; nothing is chosen with it).
@@ -28,6 +32,7 @@ from typing import Callable
 from vovnet import VovnetError
 from vovnet.config import processed_file
 from vovnet.evaluation import policies
+from vovnet.evaluation.intervals import paired_interval, question_clusters
 from vovnet.io_utils import atomic_path, read_jsonl
 from vovnet.model.budgets import ACTIONS
 
@@ -186,6 +191,7 @@ def figures(h: HeldOut, shifts: list[float]) -> dict:
         **{f"always_{a}": {"accuracy": const[a][0], "vision_tokens": const[a][1]} for a in ACTIONS},
         "learned": {"accuracy": acc_l, "vision_tokens": tok_l},
         "at_learned_tokens": {
+            "random_full_share": frac,
             "random": (1 - frac) * no_acc + frac * full_acc,
             "random_learned_ratios": sum(r * const[a][0] for r, a in zip(ratios, ACTIONS)),
             "random_curve": at.get("random"),
@@ -207,25 +213,62 @@ def figures(h: HeldOut, shifts: list[float]) -> dict:
     }
 
 
+def margins(h: HeldOut, fig: dict) -> dict[str, dict | None]:
+    """The paired 95% intervals of the targets' margins, per question: always-FULL minus no-vision, learned
+    minus 0.97 always-FULL (>= 0 is the 97% target), learned minus random's expectation at equal tokens, and
+    learned minus uncertainty (the evaluation's, from report.json; None in a report from before them)."""
+    n, c = len(h.records), h.correct
+    clusters = question_clusters(h.records, [[i] for i in range(n)])
+    learned = [c[q["action"]][i] for i, q in enumerate(h.preds)]
+    frac = fig["at_learned_tokens"]["random_full_share"]
+    return {
+        "gain": paired_interval(c["full"], c["no"], clusters),
+        "keeps_full": paired_interval(learned, [0.97 * x for x in c["full"]], clusters),
+        "random": paired_interval(learned, [(1 - frac) * x + frac * y for x, y in zip(c["no"], c["full"])], clusters),
+        "uncertainty": (h.report.get("comparisons") or {}).get("uncertainty"),
+    }
+
+
+def _beyond(interval: dict | None) -> str:
+    """The margin's 95% interval in points, and whether the margin is beyond it (the interval excludes 0)."""
+    if interval is None:
+        return "no interval: report.json predates them; rerun evaluate@"
+    lo, hi = (100 * x for x in interval["ci95"])
+    return f"95% CI {lo:+.1f} to {hi:+.1f} pts, {'beyond' if interval['beyond_interval'] else 'within'} its interval"
+
+
 def targets(fig: dict) -> list[tuple[str, bool, str]]:
-    """The demo's targets: (name, met, measured value)."""
-    full, no, learned = fig["always_full"], fig["always_no"], fig["learned"]
+    """The demo's targets: (name, met, measured value; on a margin, its 95% interval and whether the margin
+    is beyond it)."""
+    full, no, learned, ci = fig["always_full"], fig["always_no"], fig["learned"], fig["margins"]
     rnd, unc = fig["at_learned_tokens"]["random"], fig["at_learned_tokens"]["uncertainty"]
     gain, acc_l = full["accuracy"] - no["accuracy"], learned["accuracy"]
     return [
-        ("always-full beats no-vision by >= 10 pts", gain >= 0.1, f"{100 * gain:+.1f} pts"),
+        (
+            "always-full beats no-vision by >= 10 pts",
+            gain >= 0.1,
+            f"{100 * gain:+.1f} pts ({_beyond(ci['gain'])})",
+        ),
         (
             "learned >= 97% of always-full accuracy",
             acc_l >= 0.97 * full["accuracy"],
-            f"{acc_l / max(1e-9, full['accuracy']):.3f}",
+            f"{acc_l / max(1e-9, full['accuracy']):.3f} (learned - 0.97 always-full: {_beyond(ci['keeps_full'])})",
         ),
         (
             "learned <= 60% of always-full tokens",
             learned["vision_tokens"] <= 0.6 * full["vision_tokens"],
             f"{learned['vision_tokens'] / max(1e-9, full['vision_tokens']):.3f}",
         ),
-        ("learned - random (equal tokens) >= 3 pts", acc_l - rnd >= 0.03, f"{100 * (acc_l - rnd):+.1f} pts"),
-        ("learned - uncertainty (equal tokens) >= 3 pts", acc_l - unc >= 0.03, f"{100 * (acc_l - unc):+.1f} pts"),
+        (
+            "learned - random (equal tokens) >= 3 pts",
+            acc_l - rnd >= 0.03,
+            f"{100 * (acc_l - rnd):+.1f} pts ({_beyond(ci['random'])})",
+        ),
+        (
+            "learned - uncertainty (equal tokens) >= 3 pts",
+            acc_l - unc >= 0.03,
+            f"{100 * (acc_l - unc):+.1f} pts ({_beyond(ci['uncertainty'])})",
+        ),
     ]
 
 
@@ -298,6 +341,7 @@ def run_demo_report(set_name: str, get_protocol: Callable, out_dir: str, shifts:
     """The `demo-report` command: print the figures and targets; write <set>_report.json and <set>_pareto.svg."""
     h = load_held_out(Path("eval") / set_name, get_protocol)
     fig = figures(h, parse_shifts(shifts))
+    fig["margins"] = margins(h, fig)
     checks = targets(fig)
     print_report(fig, checks)
     saved = {k: v for k, v in fig.items() if not k.startswith("_")}

@@ -81,17 +81,32 @@ def uncertainty_sweep(
     return points
 
 
+def cost_weights(costs: list[float], tokens: float) -> dict[int, float] | None:
+    """The weights on a curve's points (by index; `costs` their mean vision tokens) whose weighted accuracy is
+    the curve's at `tokens`: linear between the neighbouring costs, points of equal cost sharing their cost's
+    weight; None outside the curve's range. A per-question comparison at equal tokens weighs each question's
+    scores the same way, so its mean is `at_cost`."""
+    by_cost: dict[float, list[int]] = {}
+    for i, c in enumerate(costs):
+        by_cost.setdefault(c, []).append(i)
+    xs = sorted(by_cost)
+    if not xs or tokens < xs[0] or tokens > xs[-1]:
+        return None
+    ends = [(xs[0], 1.0)]  # a single-point curve at exactly this cost
+    for x0, x1 in zip(xs, xs[1:]):
+        if x0 <= tokens <= x1:
+            t = (tokens - x0) / (x1 - x0)
+            ends = [(x0, 1.0 - t), (x1, t)]
+            break
+    weights: dict[int, float] = {}
+    for x, w in ends:
+        for i in by_cost[x]:
+            weights[i] = weights.get(i, 0.0) + w / len(by_cost[x])
+    return weights
+
+
 def at_cost(curve: list[dict], tokens: float) -> float | None:
     """Accuracy on a baseline's curve at `tokens` mean vision tokens: linear between its neighbouring
     points (equal-cost points averaged); None outside the curve's range."""
-    by_cost: dict[float, list[float]] = {}
-    for p in curve:
-        by_cost.setdefault(p["vision_tokens"], []).append(p["accuracy"])
-    xs = sorted(by_cost)
-    ys = [sum(by_cost[x]) / len(by_cost[x]) for x in xs]
-    if not xs or tokens < xs[0] or tokens > xs[-1]:
-        return None
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x0 <= tokens <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (tokens - x0) / (x1 - x0)
-    return ys[0]  # a single-point curve at exactly this cost
+    weights = cost_weights([p["vision_tokens"] for p in curve], tokens)
+    return None if weights is None else sum(curve[i]["accuracy"] * w for i, w in weights.items())

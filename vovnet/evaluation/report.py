@@ -25,9 +25,10 @@ def _r(value, digits: int = DIGITS):
 
 
 def row(fig: dict, has_answers: bool) -> dict:
-    """One policy's headline: acc (without answers: none), tokens (mean vision tokens per record),
-    one ratio per action (no, coarse, full), unresolved and too_long (records)."""
-    out = {"acc": _r(fig["accuracy"])} if has_answers else {}
+    """One policy's headline: acc and acc_se, its standard error clustered by shared image (the 95% interval
+    is acc +- 1.96 acc_se; without answers: neither), tokens (mean vision tokens per record), one ratio per
+    action (no, coarse, full), unresolved and too_long (records)."""
+    out = {"acc": _r(fig["accuracy"]), "acc_se": _r(fig["interval"]["se"])} if has_answers else {}
     out["tokens"] = _r(fig["vision_tokens"], TOKEN_DIGITS)
     out.update({a: _r(fig["ratio"][a], RATIO_DIGITS) for a in ACTIONS})
     out.update(unresolved=fig["unresolved"], too_long=fig["too_long"])
@@ -35,8 +36,10 @@ def row(fig: dict, has_answers: bool) -> dict:
 
 
 def headline(learned: dict, counts: dict, has_answers: bool) -> dict:
-    """metrics.json: the learned policy's row and the set's counts (questions, overlap)."""
-    return {**row(learned, has_answers), "questions": counts["questions"], "overlap": counts["overlap"]}
+    """metrics.json: the learned policy's row and the set's question count. The overlap count (nonzero only
+    under evaluation.allow_overlap) is in report.json and the printed table: a column of zeros in every
+    `dvc metrics show` row would take the width acc_se needs within 160 columns."""
+    return {**row(learned, has_answers), "questions": counts["questions"]}
 
 
 def baseline_rows(figs: dict[str, dict], at_learned: dict[str, float | None], has_answers: bool) -> dict[str, dict]:
@@ -80,12 +83,40 @@ def pareto_point(policy: str, fig: dict, param=None) -> dict:
     }
 
 
-def table(name: str, rows: list[tuple[str, dict]]) -> str:
-    """policy x accuracy x vision tokens (and the learned policy's action ratios), for the stage log."""
+def _interval(fig: dict) -> str:
+    ci = (fig.get("interval") or {}).get("ci95")
+    return "n/a" if ci is None else f"{ci[0]:.4f}-{ci[1]:.4f}"
+
+
+def comparison_lines(comparisons: dict[str, dict | None]) -> list[str]:
+    """One line per paired comparison: learned minus the baseline, its 95% interval, and whether the
+    difference is beyond it (the interval excludes 0)."""
+    lines = []
+    for name, c in comparisons.items():
+        label = f"learned - {name}" + (" (expectation)" if name == "random" else "")
+        if c is None:
+            lines.append(f"{label:<34} n/a (no point of it at the learned policy's tokens)")
+            continue
+        verdict = "beyond its interval" if c["beyond_interval"] else "within its interval"
+        lo, hi = c["ci95"]
+        lines.append(
+            f"{label:<34} {c['difference']:+.4f}  95% CI {lo:+.4f} to {hi:+.4f}  at {c['baseline_tokens']:.1f} "
+            f"tokens: {verdict}"
+        )
+    return lines
+
+
+def table(name: str, rows: list[tuple[str, dict]], comparisons: dict | None = None, overlap: int = 0) -> str:
+    """policy x accuracy (95% interval) x vision tokens (and the action ratios), then the learned policy's
+    paired differences (report.json's `comparisons`), for the stage log."""
     header = " / ".join(a.upper() for a in ACTIONS)
-    lines = [f"{name}: {'policy':<20} {'accuracy':>8} {'vision tokens':>13}   {header}"]
+    pad = " " * (len(name) + 2)
+    lines = [f"{name}: {'policy':<20} {'accuracy':>8} {'95% interval':>13} {'vision tokens':>13}   {header}"]
     for policy, fig in rows:
         acc = "n/a" if fig.get("accuracy") is None else f"{fig['accuracy']:.4f}"
         ratios = " / ".join(f"{fig['ratio'][a]:.2f}" for a in ACTIONS)
-        lines.append(f"{'':<{len(name) + 2}}{policy:<20} {acc:>8} {fig['vision_tokens']:>13.1f}   {ratios}")
+        lines.append(f"{pad}{policy:<20} {acc:>8} {_interval(fig):>13} {fig['vision_tokens']:>13.1f}   {ratios}")
+    lines += [pad + line for line in comparison_lines(comparisons or {})]
+    if overlap:
+        lines.append(f"{pad}{overlap} record(s) overlap a training file (evaluation.allow_overlap)")
     return "\n".join(lines)

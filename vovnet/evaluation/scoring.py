@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from vovnet import VovnetError
 from vovnet.evaluation.interfaces import EvalProtocol
+from vovnet.evaluation.intervals import clustered_interval, question_clusters
 from vovnet.model.answer_parsing import answer_part
 from vovnet.model.budgets import ACTIONS
 
@@ -99,6 +100,34 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def question_scores(qs: list[list[int]], rows: dict[str, list[dict]], choices: list[int]) -> list[float]:
+    """Each question's score under one policy: the lowest score of its records at their chosen actions."""
+    return [min(rows[ACTIONS[choices[i]]][i]["score"] for i in q) for q in qs]
+
+
+def expected_question_scores(qs: list[list[int]], rows: dict[str, list[dict]], probs: dict[str, float]) -> list[float]:
+    """Each question's expected score when every record independently takes action a with probability
+    probs[a] (a random policy's expectation, not one draw). A question scores its lowest record, and for
+    independent records P(min >= v) is the product of each record's P(score >= v), so the expectation is
+    the sum over the scores' distinct levels v_j of (v_j - v_(j-1)) * P(min >= v_j) (scores lie in [0, 1])."""
+    out = []
+    for q in qs:
+        levels = sorted({rows[a][i]["score"] for i in q for a, p in probs.items() if p > 0} | {0.0})
+        expected = 0.0
+        for lower, level in zip(levels, levels[1:]):
+            at_least = 1.0
+            for i in q:
+                at_least *= sum(p for a, p in probs.items() if rows[a][i]["score"] >= level)
+            expected += (level - lower) * at_least
+        out.append(expected)
+    return out
+
+
+def mean_vision_tokens(gens: list[dict], choices: list[int]) -> float:
+    """Mean vision tokens per record of one policy (what "equal tokens" compares)."""
+    return sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / max(1, len(choices))
+
+
 def policy_figures(
     records: list[dict],
     qs: list[list[int]],
@@ -108,14 +137,16 @@ def policy_figures(
     breakdowns: tuple = (),
     detail: bool = False,
 ) -> dict:
-    """Headline figures of one policy; with `detail`, per-action and per-field breakdowns too (latency is
+    """Headline figures of one policy, its accuracy's 95% interval clustered by shared image
+    (vovnet/evaluation/intervals.py); with `detail`, per-action and per-field breakdowns too (latency is
     predict's to measure: evaluation runs every action)."""
     picked = [rows[ACTIONS[c]][k] for k, c in enumerate(choices)]
-    q_scores = [min(picked[i]["score"] for i in q) for q in qs]
+    q_scores = question_scores(qs, rows, choices)
     n = max(1, len(choices))
     fig = {
         "accuracy": _mean(q_scores),
-        "vision_tokens": sum(g["vision_tokens"][ACTIONS[c]] for g, c in zip(gens, choices)) / n,
+        "interval": clustered_interval(q_scores, question_clusters(records, qs)),
+        "vision_tokens": mean_vision_tokens(gens, choices),
         "ratio": {a: sum(c == i for c in choices) / n for i, a in enumerate(ACTIONS)},
         "unresolved": sum(not r["resolved"] and not r["too_long"] for r in picked),
         "too_long": sum(r["too_long"] for r in picked),
@@ -140,5 +171,9 @@ def policy_figures(
 
 
 def without_accuracy(fig: dict) -> dict:
-    """A split without answers scores nothing: every accuracy in a policy's figures becomes None."""
-    return {k: None if k == "accuracy" else without_accuracy(v) if isinstance(v, dict) else v for k, v in fig.items()}
+    """A split without answers scores nothing: every accuracy (and its interval) in a policy's figures becomes
+    None."""
+    return {
+        k: None if k in ("accuracy", "interval") else without_accuracy(v) if isinstance(v, dict) else v
+        for k, v in fig.items()
+    }
