@@ -13,7 +13,7 @@ import torch
 from vovnet import VovnetError, plots
 from vovnet.config import processed_file
 from vovnet.data.overlap import find_overlap
-from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation import comparisons, policies, report, scoring
 from vovnet.evaluation.generation_log import GenerationLog, batch_key, generation_settings, log_root
 from vovnet.evaluation.interfaces import EvalProtocol
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
@@ -136,6 +136,7 @@ def compare_policies(
         "thresholds": thresholds,
         "curves": curve_points,
         "accuracy_at_learned_tokens": at_learned,
+        "comparisons": comparisons.paired_comparisons(records, qs, rows, gens, learned, curves),
     }, pareto
 
 
@@ -182,7 +183,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path, pr
         pareto.extend(points)
     write_outputs(ev, Path(out_dir), gens, scored, rep, baseline_figs, at_learned, pareto)
     table_rows = [("learned", scored.learned_fig), *baseline_figs.items()]
-    return {"metrics": scored.metrics, "report": rep, "table": report.table(name, table_rows)}
+    table = report.table(name, table_rows, rep.get("comparisons", {}), rep["overlap"])
+    return {"metrics": scored.metrics, "report": rep, "table": table}
 
 
 def setup(name: str, set_cfg: dict, params: dict, shard: Shard, protocol: EvalProtocol) -> Evaluation:
