@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         lcfg = {**lcfg, "processes": len(claim.ids)}
         print(f"launch: claimed GPU(s) {claim.visible} (launch.gpus_per_experiment)", file=sys.stderr, flush=True)
     launch = resolve_launch(lcfg)
+    if launch.deepspeed and "stages/train.py" not in argv:
+        # evaluation and predict build no engine (they shard whole batches by rank): DeepSpeed's launcher and
+        # its CPU comm op add nothing there but a second way to die, so they start like a plain DDP run
+        launch = replace(launch, config_file=None, deepspeed=False)
     nodes = node_plan(lcfg)
     if nodes is not None:  # every node uses the port the first one chose
         port = int(os.environ.get(PORT_ENV, 0)) or launch.port or free_port()
