@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import ENV, FAKE_TOKEN, ran, reran, sh, up_to_date
+from conftest import ENV, FAKE_TOKEN, ran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_repro_runs_everything_then_nothing(repo, reproduced):
     assert header[:8] == ["index", "question", "hint", "A", "B", "C", "D", "prediction"]
     preds = [json.loads(x) for x in (repo / "eval" / "mmmu" / "predictions.jsonl").read_text().splitlines()]
     assert all(p["action"] in ("no", "coarse", "full") and "output" in p and "score" in p for p in preds)
-    assert reran(sh(repo, "dvc", "repro")) == set()
+    assert ran(sh(repo, "dvc", "repro")) == set()
     assert up_to_date(sh(repo, "dvc", "status"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "ran")
@@ -106,7 +106,7 @@ def test_second_concurrent_repro_fails_on_dvcs_lock(repo):
 
 def test_exp_run_lr_reruns_only_train_and_downstream(repo):
     out = sh(repo, "dvc", "exp", "run", "-S", "train.lr=1e-5")
-    stages = reran(out)
+    stages = ran(out)
     assert "train" in stages and any(s.startswith("evaluate@") for s in stages)
     assert not any(s.startswith("normalize@") or s in ("merge", "model") for s in stages), stages
     shown = sh(repo, "dvc", "exp", "show", "--csv")
@@ -120,6 +120,6 @@ def test_exp_run_lr_reruns_only_train_and_downstream(repo):
 def test_textvqa_param_reruns_only_its_stages(repo):
     # `++`: add or override; the entry leaves max_samples to its task's defaults, so the key is not in the file
     out = sh(repo, "dvc", "exp", "run", "-S", "++datasets.textvqa.max_samples=4")
-    stages = reran(out)
+    stages = ran(out)
     assert "normalize@textvqa" in stages and "merge" in stages
     assert not {"normalize@mmbench", "normalize@mmmu", "normalize@llava", "normalize@mmbench_lite"} & stages

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, reran, sh, up_to_date
+from conftest import ENV, ran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def round_trip(origin: Path, clone_dir: Path, url: str, local_config: dict, env:
     configure(clone_dir)
     run(clone_dir, "dvc", "pull")
     assert up_to_date(run(clone_dir, "dvc", "status"))
-    assert reran(run(clone_dir, "dvc", "repro")) == set()
+    assert ran(run(clone_dir, "dvc", "repro")) == set()
     assert (clone_dir / "models" / "vovnet" / "head.safetensors").exists()
     return clone_dir
 
@@ -52,7 +52,7 @@ def test_local_remote_round_trip_and_offline_experiment(origin, tmp_path):
     clone = round_trip(origin, tmp_path / "server", str(tmp_path / "remote"), {})
     # The server: no hub, no datasets network; an experiment reruns train and what reads the model only.
     out = sh(clone, "dvc", "exp", "run", "-S", "train.lr=1e-5")
-    stages = reran(out)
+    stages = ran(out)
     downstream = {f"evaluate@{k}" for k in ("mmbench", "mmbench_test", "mmmu", "textvqa")} | {"plot_training"}
     assert "train" in stages and {s for s in stages if s != "train"} <= downstream
     assert not (clone / ".dvc" / "config").read_text().count(str(tmp_path / "remote"))  # kept in config.local
