@@ -112,6 +112,7 @@ def kill_when(proc: subprocess.Popen, folder: Path, lines: int) -> None:
     proc.wait()
 
 
+@pytest.mark.slow  # over 60 s each: 94 s with 1 process on the shared 2-CPU machine; 2 processes take longer
 @pytest.mark.parametrize("processes", [1, 2])
 def test_killed_evaluation_resumes_byte_identical_without_generating_twice(trained, processes):
     ws = trained
