@@ -53,6 +53,11 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "python -m vovnet prepare --mode fast_dev": "the data stages of a preset through DVC, a minute; "
     "tests/test_guide.py runs it with the hub sources swapped for the samples",
     "hf auth login": "asks for a token (huggingface_hub's CLI); the downloads read HF_TOKEN, tests/test_download.py",
+    "dvc exp run -S 'evaluation.sets.mmstar.prompt=qwen' -S 'evaluation.sets.mmmu.prompt=qwen' "
+    "-S evaluation.max_new_tokens=128": "evaluation of the paper preset on real weights (GPUs); "
+    "tests/test_eval_prompts.py renders the variants and checks the set param",
+    "cat eval/mmstar/baselines/always_full.json eval/mmmu/baselines/always_full.json": "reads the outputs of the "
+    "run above (the paper preset's sets)",
 }
 
 

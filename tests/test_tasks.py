@@ -77,6 +77,7 @@ def test_params_entries_start_from_their_task_defaults(tmp_path):
         "images": "tv",
         "split": "validation",
         "protocol": "textvqa",
+        "prompt": "standard",  # the schema's default question text (docs/evaluation.md)
     }
 
 

@@ -287,6 +287,11 @@ class EvalSet(Section):
     split: str
     protocol: Literal[PROTOCOLS]
     images: str = Field(description="the dataset whose image store it reads")
+    prompt: Literal["standard", "qwen", "lmms_eval_qwen"] = Field(
+        "standard",
+        description="the question text: standard (the project's), or a variant the protocol offers to compare "
+        "always-FULL with Qwen3-VL's reported scores (docs/evaluation.md)",
+    )
 
 
 class Uncertainty(Section):

@@ -16,6 +16,7 @@ from vovnet.data.overlap import find_overlap
 from vovnet.evaluation import comparisons, policies, report, scoring
 from vovnet.evaluation.generation_log import GenerationLog, batch_key, generation_settings, log_root
 from vovnet.evaluation.interfaces import EvalProtocol
+from vovnet.evaluation.prompt_variants import STANDARD, question_text_of
 from vovnet.evaluation.sharding import Shard, current_shard, run_sharded, shard_batches
 from vovnet.evaluation.sweep import compare_at_equal_tokens, generate_baselines
 from vovnet.io_utils import atomic_path, read_jsonl, write_json, write_jsonl
@@ -198,8 +199,9 @@ def setup(name: str, set_cfg: dict, params: dict, shard: Shard, protocol: EvalPr
     if ecfg["cpu_threads"]:
         torch.set_num_threads(ecfg["cpu_threads"])
     model, processor, trained = load_vovnet(ecfg["model_dir"], params, shard.device)
-    # evaluation.max_length applies per action
-    encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template)
+    # evaluation.max_length applies per action; the set's prompt variant is its protocol's (prompt_variants.py)
+    text = question_text_of(protocol, set_cfg.get("prompt", STANDARD), name)
+    encoder = Encoder(processor, params["vision_budget"], None, model.prompt_order, model.full_template, text)
     batches = len(shard_batches(len(records), ecfg["batch_size"], shard))
     log.info(
         "evaluate@%s: process %d of %d on %s: %d of the %d-question batches",

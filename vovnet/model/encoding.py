@@ -19,7 +19,8 @@ IGNORE = -100
 class Encoder:
     """`order`: model.prompt_order; `full_template`: the chat template that the prompts of the actions the
     Thinking model answers (the table's `thinking`) are rendered with, when it answers them (None: the
-    processor's own)."""
+    processor's own); `question_text`: the user turn's text, record -> str (an evaluation set's prompt
+    variant; None: prompts.question_text)."""
 
     def __init__(
         self,
@@ -28,14 +29,17 @@ class Encoder:
         max_length: int | None,
         order: str = "text_first",
         full_template: str | None = None,
+        question_text=None,
     ):
         # max_length None: the caller applies its own limit per action (evaluation, predict)
         self.processor, self.budgets, self.max_length = processor, budgets, max_length
         self.tokenizer = processor.tokenizer
         self.merge_size = processor.image_processor.merge_size
         self.image_token_id = processor.image_token_id
-        self.renderer = prompts.Renderer.of(processor, order)
-        self.full_renderer = prompts.Renderer.of(processor, order, full_template) if full_template else self.renderer
+        self.renderer = prompts.Renderer.of(processor, order, text_of=question_text)
+        self.full_renderer = (
+            prompts.Renderer.of(processor, order, full_template, question_text) if full_template else self.renderer
+        )
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -17,6 +17,7 @@ template that includes its empty `<think>` block).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from vovnet import VovnetError
 from vovnet.data.records import LETTERS
@@ -43,11 +44,12 @@ def question_text(rec: dict) -> str:
     return "\n".join(parts)
 
 
-def messages(rec: dict, n_images: int, order: str) -> list[dict]:
-    """The user turn: the question text and `n_images` image parts, in `order`."""
+def messages(rec: dict, n_images: int, order: str, text_of: Callable[[dict], str] = question_text) -> list[dict]:
+    """The user turn: the question text (`text_of`: an evaluation set's prompt variant) and `n_images` image
+    parts, in `order`."""
     if order not in PROMPT_ORDERS:
         raise VovnetError(f"params.yaml: model.prompt_order: expected one of {', '.join(PROMPT_ORDERS)}, got {order!r}")
-    text = [{"type": "text", "text": question_text(rec)}]
+    text = [{"type": "text", "text": text_of(rec)}]
     images = [{"type": "image"}] * n_images
     return [{"role": "user", "content": images + text if order == "image_first" else text + images}]
 
@@ -59,12 +61,16 @@ class Renderer:
     processor: object
     template: str
     order: str
+    text_of: Callable[[dict], str] = question_text  # the user turn's text (an evaluation set's prompt variant)
 
     @classmethod
-    def of(cls, processor, order: str, template: str | None = None) -> "Renderer":
+    def of(
+        cls, processor, order: str, template: str | None = None, text_of: Callable[[dict], str] | None = None
+    ) -> "Renderer":
         """`template`: another model's template (the Thinking model's for FULL); default: the processor's own,
-        or TEMPLATE when the model directory carries none."""
-        return cls(processor, template or getattr(processor, "chat_template", None) or TEMPLATE, order)
+        or TEMPLATE when the model directory carries none. `text_of`: default question_text."""
+        template = template or getattr(processor, "chat_template", None) or TEMPLATE
+        return cls(processor, template, order, text_of or question_text)
 
     def _render(self, conversation: list[dict], generation_prompt: bool) -> str:
         return self.processor.apply_chat_template(
@@ -73,7 +79,7 @@ class Renderer:
 
     def prompt(self, rec: dict, image_tokens: list[int]) -> str:
         """The full prompt; `image_tokens` holds each image's vision-token count (empty: text only)."""
-        text = self._render(messages(rec, len(image_tokens), self.order), True)
+        text = self._render(messages(rec, len(image_tokens), self.order, self.text_of), True)
         slots = text.split(IMAGE_PAD)
         if len(slots) != len(image_tokens) + 1:
             raise VovnetError(
@@ -87,7 +93,7 @@ class Renderer:
         starts with (its KV cache is reused); image_first: None (each vision prompt is prefilled whole)."""
         if self.order != "text_first":
             return None
-        text_only, text = self.prompt(rec, []), question_text(rec)
+        text_only, text = self.prompt(rec, []), self.text_of(rec)
         prefix = text_only[: text_only.index(text) + len(text)]
         if not self.prompt(rec, [1]).startswith(prefix):
             raise VovnetError(
@@ -102,7 +108,7 @@ class Renderer:
         answer = target(rec)
         if answer is None:
             return None
-        conversation = messages(rec, 0, self.order)
+        conversation = messages(rec, 0, self.order, self.text_of)
         prompt = self._render(conversation, True)
         turn = self._render(conversation + [{"role": "assistant", "content": answer}], False)
         if not turn.startswith(prompt) or END not in turn[len(prompt) :]:

@@ -23,11 +23,13 @@ import csv
 from pathlib import Path
 
 from vovnet.data.records import LETTERS
+from vovnet.evaluation import prompt_variants
 from vovnet.io_utils import atomic_path
 from vovnet.model.answer_parsing import REJECT, extract_choice, match_option
 
 __all__ = ["BREAKDOWNS", "REJECT", "extract_choice", "match_option", "score_records", "write_submission"]
 BREAKDOWNS = ("category", "l2_category")
+PROMPTS = {"qwen": prompt_variants.qwen}  # Qwen3-VL's reported scores' prompts (docs/evaluation.md)
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:

@@ -24,10 +24,13 @@ import random
 import re
 
 from vovnet.data.records import LETTERS
+from vovnet.evaluation import prompt_variants
 from vovnet.evaluation.submission import write_answers
 
 write_submission = write_answers  # no upload layout of its own: id, question, prediction
 BREAKDOWNS = ("subject",)
+# the prompts Qwen3-VL's reported scores were made with (docs/evaluation.md)
+PROMPTS = {"qwen": prompt_variants.qwen, "lmms_eval_qwen": prompt_variants.lmms_eval_mmmu}
 STRIP_CHARS = (",", ".", "!", "?", ";", ":", "'")
 INDICATORS = ("could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result ")
 TRIVIAL_TAILS = (":", ",", ".", "!", "?", ";", "'")

@@ -16,11 +16,14 @@ breakdowns by the record fields `category` and `l2_category`.
 from __future__ import annotations
 
 from vovnet.data.records import LETTERS
+from vovnet.evaluation import prompt_variants
 from vovnet.evaluation.submission import write_answers
 from vovnet.model.answer_parsing import REJECT, match_option
 
 write_submission = write_answers  # VLMEvalKit scores its own prediction file: id, question, prediction
 BREAKDOWNS = ("category", "l2_category")
+# the prompts Qwen3-VL's reported scores were made with (docs/evaluation.md)
+PROMPTS = {"qwen": prompt_variants.qwen, "lmms_eval_qwen": prompt_variants.lmms_eval_mmstar}
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:

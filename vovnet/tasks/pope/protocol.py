@@ -28,6 +28,7 @@ from vovnet.evaluation.submission import write_answers
 
 write_submission = write_answers  # POPE has no upload layout: id, question, prediction
 BREAKDOWNS = ("category",)
+PROMPTS = {}  # no Qwen variant (docs/evaluation.md)
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 DIGIT_COMMA = re.compile(r"\d,\d")
 PERIOD = re.compile(r"(?<!\d)\.(?!\d)")

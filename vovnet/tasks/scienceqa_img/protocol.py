@@ -14,11 +14,13 @@ is found by the letter and text rules alone, as officially. `report_acc` breaks 
 from __future__ import annotations
 
 from vovnet.data.records import LETTERS
+from vovnet.evaluation import prompt_variants
 from vovnet.evaluation.submission import write_answers
 from vovnet.model.answer_parsing import REJECT, match_option
 
 write_submission = write_answers  # VLMEvalKit scores its own prediction file: id, question, prediction
 BREAKDOWNS = ("category", "subject")
+PROMPTS = {"qwen": prompt_variants.qwen}  # Qwen3-VL's reported scores' prompts (docs/evaluation.md)
 
 
 def score_records(records: list[dict], outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:

@@ -17,6 +17,7 @@ from vovnet.evaluation.vqa_answers import normalize
 
 write_submission = write_answers  # no upload layout of its own: id, question, prediction
 BREAKDOWNS = ("family", "format")  # the generated demo set's question family and answer format
+PROMPTS: dict = {}  # no Qwen variant: custom and generated sets
 
 
 def references(rec: dict) -> set[str]:

@@ -14,9 +14,10 @@ import statistics
 from vovnet.evaluation.submission import write_answers
 from vovnet.evaluation.vqa_answers import normalize
 
-__all__ = ["BREAKDOWNS", "normalize", "score_records", "vqa_accuracy", "write_submission"]
+__all__ = ["BREAKDOWNS", "PROMPTS", "normalize", "score_records", "vqa_accuracy", "write_submission"]
 write_submission = write_answers  # no upload layout of its own: id, question, prediction
 BREAKDOWNS: tuple[str, ...] = ()
+PROMPTS: dict = {}  # no Qwen variant (docs/evaluation.md)
 
 
 def vqa_accuracy(prediction: str, answers: list[str]) -> float:
