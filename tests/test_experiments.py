@@ -46,3 +46,27 @@ def test_commits_from_before_the_row_layout_still_show_their_headline():
     m = data[1]["data"]["metrics"]["eval/mmmu/metrics.json"]
     m["data"] = {"learned": {"acc": 0.5, "tokens": 2.0}, "questions": 8}
     assert rows_from_json(data)[1]["sets"]["mmmu"] == {"acc": 0.5, "acc_se": None, "tokens": 2.0}
+
+
+def test_seeds_are_summarised_as_mean_and_std():
+    """`dvc exp run --queue -S train.seed=...`: rows that differ only in train.seed get a mean ± std row; the
+    workspace, which repeats the seed-0 experiment, counts once."""
+    import copy
+    import statistics
+
+    data = json.loads(FIXTURE.read_text())
+    exp = data[1]["experiments"][0]
+    for seed, acc in ((1, 0.5), (2, 0.375)):
+        rev = copy.deepcopy(exp["revs"][0])
+        rev["name"] = f"seed-{seed}"
+        rev["data"]["params"]["params.yaml"]["data"]["train"]["seed"] = seed
+        rev["data"]["metrics"]["eval/mmmu/metrics.json"]["data"]["acc"] = acc
+        data[1]["experiments"].append({**exp, "name": f"seed-{seed}", "revs": [rev]})
+    rows = rows_from_json(data)
+    (summary,) = [r for r in table(rows).splitlines() if r.startswith("mean ± std, 3 seeds")]
+    accs = [0.25, 0.5, 0.375]  # seeds 0 (workspace and dotty-yawl: one run), 1, 2
+    assert f"{statistics.mean(accs):.4g}±{statistics.stdev(accs):.2g}" in summary
+    assert "0.75±0" in summary  # tokens: the same under every seed
+    text = table(rows)
+    assert "train.seed" in text.splitlines()[0] and text.splitlines()[-1].startswith("mean ± std rows")
+    assert max(map(len, text.splitlines())) <= 160

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 
 from vovnet import VovnetError
@@ -19,6 +20,8 @@ from vovnet.io_utils import flatten
 HEADLINE = ("acc", "tokens")
 Z95 = 1.959963984540054  # as vovnet/evaluation/intervals.py: the standard normal's 97.5% quantile
 INTERVAL_NOTE = "acc: learned policy's accuracy ± half its 95% interval (clustered by shared image)"
+SEED = "train.seed"
+SEEDS_NOTE = "mean ± std rows: experiments that differ only in train.seed, one value per seed"
 
 
 def rows_from_json(data: list[dict]) -> list[dict]:
@@ -60,8 +63,39 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _spread(values: list) -> tuple[float, float] | None:
+    """(mean, sample standard deviation) over the seeds; None when a seed lacks the figure."""
+    if any(v is None for v in values):
+        return None
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def seed_summaries(rows: list[dict]) -> list[dict]:
+    """One row per group of rows whose params differ only in train.seed, with two seeds or more: each set's acc
+    and tokens as (mean, std) over the seeds. A seed counts once (the workspace repeats a committed run)."""
+    groups: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if r["error"] or SEED not in r["params"]:
+            continue
+        rest = json.dumps({k: v for k, v in r["params"].items() if k != SEED}, sort_keys=True)
+        groups.setdefault(rest, {}).setdefault(json.dumps(r["params"][SEED]), r)
+    out = []
+    for by_seed in groups.values():
+        members = list(by_seed.values())
+        if len(members) < 2:
+            continue
+        names = sorted({s for m in members for s in m["sets"]})
+        sets = {s: {h: _spread([m["sets"].get(s, {}).get(h) for m in members]) for h in HEADLINE} for s in names}
+        params = {**members[0]["params"], SEED: ",".join(sorted(by_seed, key=str))}
+        out.append({"name": f"mean ± std, {len(members)} seeds", "params": params, "sets": sets, "error": False})
+    return out
+
+
 def _figure(figs: dict, key: str) -> str:
-    """A set's figure; acc with half its 95% interval where the row has acc_se."""
+    """A set's figure; acc with half its 95% interval where the row has acc_se; a seed summary's mean ± std."""
+    if isinstance(figs.get(key), tuple):
+        mean, std = figs[key]
+        return f"{mean:.4g}±{std:.2g}"
     cell = _cell(figs.get(key))
     if key == "acc" and figs.get("acc") is not None and figs.get("acc_se") is not None:
         cell += f"±{Z95 * figs['acc_se']:.2g}"
@@ -69,7 +103,10 @@ def _figure(figs: dict, key: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """Experiment | each parameter that differs between rows | <set> acc, <set> tokens per evaluation set."""
+    """Experiment | each parameter that differs between rows | <set> acc, <set> tokens per evaluation set;
+    then a mean ± std row per group of seeds (`dvc exp run --queue -S train.seed=...`)."""
+    summaries = seed_summaries(rows)
+    rows = rows + summaries
     # rows without params (a failed experiment, a commit that could not be read) would make every key differ
     known = [r for r in rows if r["params"]]
     keys = sorted({k for r in known for k in r["params"]})
@@ -93,6 +130,8 @@ def table(rows: list[dict]) -> str:
     ]
     if any(r["sets"].get(s, {}).get("acc_se") is not None for r in rows for s in sets):
         lines.append(INTERVAL_NOTE)
+    if summaries:
+        lines.append(SEEDS_NOTE)
     return "\n".join(lines)
 
 
