@@ -4,7 +4,7 @@
 through to the editable install, which points at the workspace. A queued or `--temp` experiment runs in a
 copy of the repository: without this, its outputs would come from the workspace's code while its dvc.lock
 records the copy's. Loading the package from this checkout (its submodules follow the package's own
-__path__) keeps the stage commands, and so every stage's lock entry, unchanged; sys.path is left alone.
+__path__) keeps the stage commands, and so every stage's lock entry, unchanged; the import path is left alone.
 """
 
 import importlib.util

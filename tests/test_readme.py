@@ -38,6 +38,9 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "dvc exp run --queue -S policy.lambda_cost=0.05": "queued training and evaluation, minutes; "
     "tests/test_queued_experiments.py queues and runs experiments",
     "dvc queue start": "runs the queue (tests/test_queued_experiments.py)",
+    "dvc exp run --queue -S launch.gpus_per_experiment=2 -S train.lr=1e-5": "queued training on GPU servers; "
+    "tests/test_gpu_claims.py runs two queued launches on fake GPU ids",
+    "dvc queue start -j 4": "four queue workers on an 8-GPU server; tests/test_gpu_claims.py claims disjoint sets",
     "dvc exp run --temp -S train.lr=1e-5": "training and evaluation in a copy, minutes; "
     "tests/test_queued_experiments.py runs --temp",
     "dvc config --local cache.type reflink,hardlink,symlink": "changes the user's cache setting; "
