@@ -84,6 +84,7 @@ def test_non_finite_logits_in_evaluation_name_the_record_the_action_and_the_reme
         processor,
         Encoder(processor, params["vision_budget"], None),
         Shard(0, 1, torch.device("cpu")),
+        {"probe": "NaN vision tower"},  # the generation log's key: this model is nobody's
     )
     with pytest.raises(VovnetError) as err:
         core.generate(ev)
