@@ -222,9 +222,11 @@ def test_committed_json_schema_is_current():
     assert committed == json_schema(), "run `python -m vovnet schema` and commit params.schema.json"
 
 
-@pytest.mark.parametrize("names,module", [("PROTOCOLS", "protocol"), ("ADAPTERS", "adapter")])
-def test_schema_choices_are_the_task_folders(names, module):
-    import vovnet.config
+@pytest.mark.parametrize(
+    "schema,names,module", [("config_run", "PROTOCOLS", "protocol"), ("config", "ADAPTERS", "adapter")]
+)
+def test_schema_choices_are_the_task_folders(schema, names, module):
+    import importlib
 
     folders = sorted(p.parent.name for p in (ROOT / "vovnet" / "tasks").glob(f"*/{module}.py"))
-    assert sorted(getattr(vovnet.config, names)) == folders and folders
+    assert sorted(getattr(importlib.import_module(f"vovnet.{schema}"), names)) == folders and folders
