@@ -25,24 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from vovnet.data.mmbench_layout import TSV_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 csv.field_size_limit(sys.maxsize)
-COLUMNS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+COLUMNS = list(TSV_COLUMNS)
 
 
 def photo_jpegs(n_variants: int, size=(320, 240), seed=0) -> list[bytes]:

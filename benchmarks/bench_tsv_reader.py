@@ -15,26 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from vovnet.data.mmbench_layout import TSV_COLUMNS
 from vovnet.data.tsv import read_tsv
 
 csv.field_size_limit(sys.maxsize)
 
-COLUMNS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+COLUMNS = list(TSV_COLUMNS)
 
 
 def write(path: Path, rows: int, quoting: int) -> None:

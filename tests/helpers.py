@@ -9,6 +9,8 @@ import io
 import random
 from pathlib import Path
 
+from vovnet.data.mmbench_layout import TSV_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 89_478_485  # PIL's default pixel limit, the schema's default max_image_pixels
 
@@ -60,22 +62,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-MMB_COLUMNS = [  # VLMEvalKit's MMBench TSV header, in its order
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+MMB_COLUMNS = list(TSV_COLUMNS)  # VLMEvalKit's MMBench TSV header, in its order
 
 
 def mmb_row(index, question="Q?", answer="A", image=None, options=("x", "y", "z", "w"), **extra):

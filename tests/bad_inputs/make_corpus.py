@@ -16,24 +16,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from vovnet.data.mmbench_layout import TSV_COLUMNS
+
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "cases"
-COLS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+COLS = list(TSV_COLUMNS)
 
 
 def jpeg(colour=(200, 20, 20), size=(16, 16)) -> bytes:

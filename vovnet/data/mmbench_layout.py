@@ -25,6 +25,22 @@ from vovnet.data.records import (
 )
 from vovnet.data.tsv import TsvRowError, read_tsv
 
+TSV_COLUMNS = (  # VLMEvalKit's MMBench TSV header, in its order
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+)
 REF_MAX_CHARS = 64  # an image cell this short is the index of the row whose image it reuses
 
 

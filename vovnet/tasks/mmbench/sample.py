@@ -7,6 +7,7 @@ import base64
 import random
 from pathlib import Path
 
+from vovnet.data.mmbench_layout import TSV_COLUMNS
 from vovnet.data.samples import COLOURS, SHAPES, colour_image, jpeg, png, shape_image, write_tsv
 
 ORDER = 0
@@ -18,22 +19,7 @@ FACTS = [
     ("Which is a primary colour?", ["blue", "pink", "brown", "grey"]),
     ("Which of these is frozen water?", ["ice", "sand", "wood", "glass"]),
 ]
-MMBENCH_COLUMNS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
+MMBENCH_COLUMNS = list(TSV_COLUMNS)
 
 
 def mmbench_rows(rng: random.Random, n_colour: int = 10, n_shape: int = 6) -> list[dict]:
