@@ -125,6 +125,10 @@ def test_killed_evaluation_resumes_byte_identical_without_generating_twice(train
         run = evaluate(ws, log_dir.name, f"eval-killed-{processes}", processes)
         kill_when(run, log_dir, point)
         assert logged_lines(log_dir) < batches
+    # in the scoring step: every batch logged, the outputs (a plot among them, a second's work) not yet written
+    run = evaluate(ws, log_dir.name, f"eval-killed-{processes}", processes)
+    kill_when(run, log_dir, batches)
+    assert logged_lines(log_dir) == batches and not (ws / f"eval-killed-{processes}" / "metrics.json").exists()
     rerun = evaluate(ws, log_dir.name, f"eval-killed-{processes}", processes)
     assert rerun.wait() == 0, rerun.stdout.read()
     assert logged_lines(log_dir) == batches  # every batch generated once, over all the runs
