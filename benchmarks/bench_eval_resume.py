@@ -1,4 +1,4 @@
-"""A killed evaluation resumed from its generation logs, against an uninterrupted run (sample pipeline, CPU).
+"""A killed evaluation resumed from its generation logs, against an uninterrupted run (a CPU pipeline: the sample or the demo).
 
 Copies the working tree (the files git does not ignore) to a temporary folder and runs the sample pipeline
 there (`dvc repro`).
@@ -14,6 +14,7 @@ Last, on the pipeline, `dvc exp run -S policy.cost_shift=0.5`: the stages it ran
 they generated (none: the choice is re-read from the logged scores), and its wall time.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_eval_resume.py [--set mmbench] [--kill-at 0.75]
+    OMP_NUM_THREADS=1 python benchmarks/bench_eval_resume.py --preset demo --set demo   # the demo, ~10 min
 """
 
 from __future__ import annotations
@@ -156,14 +157,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", default="mmbench", help="the evaluation set to kill and resume")
     ap.add_argument("--kill-at", type=float, default=0.75, help="the kill point, a share of the full run's time")
+    ap.add_argument("--preset", default="sample", help="the pipeline to build first, e.g. demo (--set demo)")
     args = ap.parse_args()
     if not 0 < args.kill_at < 1:
         sys.exit(f"bench_eval_resume: --kill-at must be between 0 and 1, got {args.kill_at}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "vovnet"
         copy_repository(work)
+        run(work, sys.executable, "-m", "vovnet", "preset", args.preset)
         t_repro, _ = run(work, "dvc", "repro")
-        print(f"{'setup: dvc repro of the sample pipeline':<52} {t_repro:8.1f} s")
+        print(f"{'setup: dvc repro of the ' + args.preset + ' pipeline':<52} {t_repro:8.1f} s")
         resume(work, args.set, args.kill_at)
         cost_shift_experiment(work)
 
