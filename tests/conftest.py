@@ -109,6 +109,7 @@ def in_workspace(workspace, monkeypatch):
 
 
 # --- temporary copies of the repository, for dvc-level tests ---
+import contextlib  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -181,3 +182,43 @@ def reproduced(tmp_path_factory) -> Reproduced:
     p = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     return Reproduced(repo, p.stdout + p.stderr)
+
+
+@contextlib.contextmanager
+def private_sshd(d: Path, address: str = "127.0.0.1"):
+    """An sshd of this test's own on `address` and a free port, with a generated host key and one client key:
+    yields (port, client key). Skips, saying why, where openssh-server is missing (.ci/run installs it)."""
+    import socket
+    import time
+
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd_bin):
+        pytest.skip("openssh-server is not installed (.ci/run installs it with apt-get)")
+    d.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    with socket.socket() as s:
+        s.bind((address, 0))
+        port = s.getsockname()[1]
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress {address}\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
+        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex((address, port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
+    try:
+        yield port, d / "client"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -13,7 +13,7 @@ import pytest
 from vovnet import VovnetError
 from vovnet.config import defaults
 from vovnet.launch import Launch
-from vovnet.nodes import difference, expand_nodelist, node_plan, slurm_nodes, slurm_step
+from vovnet.nodes import difference, expand_nodelist, node_plan, slurm_nodes, slurm_step, stage_inputs
 
 LCFG = defaults()["launch"]
 
@@ -68,6 +68,17 @@ def test_the_first_difference_names_what_differs():
     assert difference(here, {**here, "data": {}}) == "data d.jsonl is missing there, m1 here"
 
 
+def test_the_nodes_compare_what_the_launched_stage_reads_not_what_it_writes(monkeypatch):
+    from helpers import ROOT
+
+    monkeypatch.chdir(ROOT)
+    inputs = stage_inputs(["stages/evaluate.py", "--set", "mmbench"])
+    assert "models/vovnet" in inputs and "data/processed/mmbench" in inputs  # train's model, the set's data
+    assert not [p for p in inputs if p.startswith(("eval/", "vovnet/", "stages/"))]  # outputs; code is the commit
+    assert "models/vovnet" not in stage_inputs(["stages/train.py"])
+    assert stage_inputs(["probe.py"]) is None  # no stage launches it: every output dvc.lock records
+
+
 PROBE = textwrap.dedent(
     """
     import json, sys
@@ -83,6 +94,8 @@ PROBE = textwrap.dedent(
     if dist.get_rank() == 0:
         out = {"world": dist.get_world_size(), "sum": t.item(), "shards": got}
         open(sys.argv[1], "w").write(json.dumps(out))
+    dist.barrier()  # rank 0 holds the store: leaving first would cut the others off mid-teardown (SIGABRT)
+    dist.destroy_process_group()
     """
 )
 FAKE_SSH = (  # `ssh -o ... HOST CMD`, run here: skip the options and the host

@@ -3,14 +3,11 @@ nothing reruns; the pulled clone trains offline. Remotes: local folder, S3 (moto
 (an sshd on loopback started here)."""
 
 import os
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, ran, sh, up_to_date
+from conftest import ENV, private_sshd, ran, sh, up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -81,42 +78,10 @@ def test_s3_remote_round_trip(origin, tmp_path):
         server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def sshd(tmp_path):
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not os.path.exists(sshd_bin):
-        pytest.skip("openssh-server is not installed (.ci/run installs it with apt-get)")
-    d = tmp_path / "ssh"
-    d.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")], check=True)
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
-        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
-    for _ in range(50):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
-    yield port, d / "client"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with private_sshd(tmp_path / "ssh") as server:
+        yield server
 
 
 def test_ssh_remote_round_trip(origin, tmp_path, sshd):

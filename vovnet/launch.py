@@ -19,7 +19,17 @@ from pathlib import Path
 from vovnet import VovnetError
 from vovnet.gpu_claims import claim_for_launch
 from vovnet.launch_configs import check_launch_config, uses_deepspeed
-from vovnet.nodes import PORT_ENV, Nodes, node_plan, node_problems, on_node, peer_env, slurm_step, started_by_first_node
+from vovnet.nodes import (
+    PORT_ENV,
+    Nodes,
+    node_plan,
+    node_problems,
+    on_node,
+    peer_env,
+    slurm_step,
+    stage_inputs,
+    started_by_first_node,
+)
 
 # set by torchrun / accelerate launch in every worker: a stage started there is already launched
 WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
@@ -228,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch_all_nodes(nodes: Nodes, launch: Launch, lcfg: dict, argv: list[str], params_path: str) -> int:
     """On the first node: check every other node, then start the launcher on each (srun, or ssh and this one)."""
-    problems = node_problems(nodes, lcfg, params_path)
+    # what the stage reads (dvc.yaml's deps), not what it writes: DVC has just deleted those here
+    problems = node_problems(nodes, lcfg, params_path, stage_inputs(argv, params_path))
     for line in problems[1:]:
         print(f"error: {line}", file=sys.stderr)
     if problems:

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 from vovnet import VovnetError
@@ -91,30 +92,70 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_state(lock: Path = Path("dvc.lock")) -> dict[str, str]:
-    """Every file output dvc.lock records, as its md5 here (or `missing`); folders as present or missing."""
+def _digest(path: Path) -> str:
+    """A file's md5; a folder's, over its files' relative paths and md5s; `missing`."""
+    if path.is_file():
+        return _md5(path)
+    if not path.is_dir():
+        return "missing"
+    h = hashlib.md5()
+    for f in sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(f"{f.relative_to(path).as_posix()} {_md5(f)}\n".encode())
+    return h.hexdigest()
+
+
+def locked_outputs(lock: Path = Path("dvc.lock")) -> list[str]:
+    """Every output dvc.lock records: what a stage of this pipeline wrote in this checkout."""
     from vovnet.config import read_yaml
 
-    out = {}
     stages = read_yaml(lock).get("stages", {}) if lock.is_file() else {}
-    for stage in stages.values():
-        for o in stage.get("outs", []):
-            p = Path(o["path"])
-            out[o["path"]] = _md5(p) if p.is_file() else ("present" if p.is_dir() else "missing")
-    return out
+    return [o["path"] for stage in stages.values() for o in stage.get("outs", [])]
 
 
-def fingerprint(params_path: str = "params.yaml") -> dict:
-    """What must be equal on every node: the commit, uncommitted changes, params, data, torch, GPUs."""
+def _resolve(text: str, params: dict, key=None, item=None) -> str:
+    """dvc.yaml's `${key}`, `${item.x}` and `${a.b}` (params.yaml), as DVC resolves them."""
+    scope = {**params, "key": key, "item": item}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: str(reduce(lambda d, k: d[k], m[1].strip().split("."), scope)), text)
+
+
+def stage_inputs(argv: list[str], params_path: str = "params.yaml") -> list[str] | None:
+    """The data deps of the dvc.yaml stage whose cmd launches `argv` (not the files git tracks: the commit
+    covers those); None when no stage does (a launch by hand). Not the stage's outputs: DVC deletes those on
+    this node before it runs."""
+    from vovnet.config import read_yaml
+
+    if not Path("dvc.yaml").is_file():
+        return None
+    params, cmd = read_yaml(params_path), shlex.join(["python", "-m", "vovnet.launch", *argv])
+    for spec in (read_yaml("dvc.yaml").get("stages") or {}).values():
+        body, items = spec.get("do", spec), spec.get("foreach", {None: None})
+        if isinstance(items, str):  # foreach: ${a.b} of params.yaml
+            items = reduce(lambda d, k: d[k], items.strip()[2:-1].split("."), params)
+        for key, item in items.items() if isinstance(items, dict) else [(None, i) for i in items]:
+            if _resolve(body.get("cmd", ""), params, key, item) == cmd:
+                deps = [_resolve(next(iter(d)) if isinstance(d, dict) else d, params, key, item) for d in body["deps"]]
+                tracked = set(_git("ls-files", "--", *deps).splitlines())
+                return [d for d in deps if d not in tracked]
+    return None
+
+
+def data_state(paths: list[str] | None = None) -> dict[str, str]:
+    """The digest of each path: by default every output dvc.lock records."""
+    return {p: _digest(Path(p)) for p in (locked_outputs() if paths is None else paths)}
+
+
+def fingerprint(params_path: str = "params.yaml", paths: list[str] | None = None) -> dict:
+    """What must be equal on every node: the commit, uncommitted changes, params, data, torch, GPUs. dvc.lock is
+    left out of the changes: the first node's records what it ran in this `dvc repro`."""
     import torch
 
     from vovnet import gpu_env
 
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "changes": _git("status", "--porcelain", "--untracked-files=no"),
+        "changes": _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock"),
         "params": _md5(Path(params_path)) if Path(params_path).is_file() else "missing",
-        "data": data_state(),
+        "data": data_state(paths),
         "torch": torch.__version__,
         "gpus": gpu_env.driver().names,
     }
@@ -144,10 +185,15 @@ def started_by_first_node(env: dict | None = None) -> bool:
 
 def on_node(nodes: Nodes, host: str, lcfg: dict, argv: list[str], env: dict[str, str]) -> list[str]:
     """The argv that runs `python <argv>` in the node's checkout: over ssh, or as a one-node srun step."""
-    checkout = lcfg["node_checkout"] or os.getcwd()
     python = lcfg["node_python"] or sys.executable
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    inner = f"cd {shlex.quote(checkout)} && {exports} {shlex.quote(python)} {shlex.join(argv)}".replace("  ", " ")
+    return in_checkout(nodes, host, lcfg, f"{exports} {shlex.quote(python)} {shlex.join(argv)}".strip())
+
+
+def in_checkout(nodes: Nodes, host: str, lcfg: dict, script: str) -> list[str]:
+    """The argv that runs the shell `script` in the node's checkout: over ssh (ports, users and keys come from
+    ~/.ssh/config, as for any ssh), or as a one-node srun step."""
+    inner = f"cd {shlex.quote(lcfg['node_checkout'] or os.getcwd())} && {script}"
     if nodes.slurm:
         return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={host}", "bash", "-c", inner]
     return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", host, inner]
@@ -169,31 +215,72 @@ def slurm_step(nodes: Nodes, port: int, argv: list[str]) -> list[str]:
     ]
 
 
-def node_problems(nodes: Nodes, lcfg: dict, params_path: str, timeout_s: float = 300) -> list[str]:
+def copy_to_node(nodes: Nodes, host: str, lcfg: dict, paths: list[str]) -> str | None:
+    """Streams `paths` from this checkout into the node's (tar over the same ssh or srun), replacing what is
+    there (the files, not links into this node's DVC cache); the last line of what failed, or None."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    cmd = in_checkout(nodes, host, lcfg, f"rm -rf {quoted} && tar -xf -")
+    tar = subprocess.Popen(["tar", "-chf", "-", *paths], stdout=subprocess.PIPE)
+    p = subprocess.run(cmd, stdin=tar.stdout, capture_output=True, text=True)
+    tar.stdout.close()
+    if tar.wait() or p.returncode:
+        return (p.stderr.strip().splitlines() or [f"exit {p.returncode or tar.returncode}"])[-1]
+    return None
+
+
+def _remote_fingerprint(nodes, host, lcfg, params_path, paths, timeout_s) -> dict | str:
+    args = ["-m", "vovnet.nodes", "fingerprint", params_path, *([] if paths is None else [json.dumps(paths)])]
+    try:
+        p = subprocess.run(on_node(nodes, host, lcfg, args, {}), capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"launch: node {host} cannot be reached: {exc}"
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        return f"launch: node {host} cannot be reached or has no checkout: {last}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def node_problems(
+    nodes: Nodes, lcfg: dict, params_path: str, inputs: list[str] | None = None, timeout_s: float = 300
+) -> list[str]:
     """One line per other node that cannot be reached or differs from this one (commit, uncommitted changes,
-    params, data md5s, torch, GPUs)."""
-    here = fingerprint(params_path)
+    params, torch, GPUs, and the md5s of `inputs`, by default every output dvc.lock records). With `inputs`
+    (a launch), an input that an earlier stage wrote here (this dvc.lock's outputs, e.g. train's model for
+    evaluate@) and that differs there is first copied to the node: it cannot have it from `dvc pull` yet."""
+    here = fingerprint(params_path, inputs)
+    made_here = set(locked_outputs()) if inputs is not None else set()
     out = []
     for rank, host in enumerate(nodes.hosts):
         if rank == nodes.rank:
             continue
-        cmd = on_node(nodes, host, lcfg, ["-m", "vovnet.nodes", "fingerprint", params_path], {})
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            out.append(f"launch: node {host} cannot be reached: {exc}")
-            continue
-        if p.returncode != 0:
-            last = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
-            out.append(f"launch: node {host} cannot be reached or has no checkout: {last}")
-            continue
-        diff = difference(here, json.loads(p.stdout.strip().splitlines()[-1]))
-        if diff:
+        there = _remote_fingerprint(nodes, host, lcfg, params_path, inputs, timeout_s)
+        stale = _stale_outputs(here, there, made_here)
+        if stale:
+            print(
+                f"launch: copying {', '.join(stale)} to node {host} (written here by an earlier stage)", file=sys.stderr
+            )
+            failed = copy_to_node(nodes, host, lcfg, stale)
+            there = (
+                f"launch: copying to node {host} failed: {failed}"
+                if failed
+                else _remote_fingerprint(nodes, host, lcfg, params_path, inputs, timeout_s)
+            )
+        if isinstance(there, str):
+            out.append(there)
+        elif diff := difference(here, there):
             out.append(f"launch: node {host} differs from this node: {diff}")
     return out
 
 
-if __name__ == "__main__":  # what the first node runs on the others: `python -m vovnet.nodes fingerprint [params]`
-    if sys.argv[1:2] != ["fingerprint"]:
-        sys.exit("usage: python -m vovnet.nodes fingerprint [params.yaml]")
-    print(json.dumps(fingerprint(*sys.argv[2:3])))
+def _stale_outputs(here: dict, there: dict | str, made_here: set[str]) -> list[str]:
+    """The inputs this node's pipeline made that differ there, when nothing but data does (the same commit,
+    params, torch and GPUs): what copying would fix."""
+    if isinstance(there, str) or difference({**here, "data": {}}, {**there, "data": {}}):
+        return []
+    return sorted(p for p in made_here & set(here["data"]) if there["data"].get(p) != here["data"][p])
+
+
+if __name__ == "__main__":  # the first node runs on the others: `python -m vovnet.nodes fingerprint PARAMS [PATHS]`
+    if sys.argv[1:2] != ["fingerprint"] or len(sys.argv) < 3:
+        sys.exit("usage: python -m vovnet.nodes fingerprint params.yaml ['[\"path\", ...]']")
+    print(json.dumps(fingerprint(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)))
