@@ -170,9 +170,8 @@ def test_a_rank_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupte
         edit_params(work / "params.yaml", **{"launch.processes": processes, "launch.config_file": config})
         out = sh(work, *cmd, check=False)
         last = out.strip().splitlines()[-1]
-        assert "Traceback" not in out and f"checkpoint {ckpt} was written by DeepSpeed ZeRO-{name[-1]}" in out, out[
-            -2000:
-        ]
+        said = f"checkpoint {work.resolve() / ckpt} was written by DeepSpeed ZeRO-{name[-1]}"  # the workspace's
+        assert "Traceback" not in out and said in out, out[-2000:]
         assert "resume with the launch that wrote it" in out, last
     edit_params(work / "params.yaml", **{"launch.processes": 2, "launch.config_file": CONFIGS[name]})
     out = sh(work, *cmd)

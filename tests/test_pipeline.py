@@ -70,7 +70,7 @@ def test_repro_runs_everything_then_nothing(repo, reproduced):
     assert ran(sh(repo, "dvc", "repro")) == set()
     assert up_to_date(sh(repo, "dvc", "status"))
     sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "ran")
+    sh(repo, "git", "commit", "--allow-empty", "-qm", "ran")
     exps = sh(repo, "python", "-m", "vovnet", "exps").splitlines()
     assert exps[0].startswith("experiment") and "mmbench acc" in exps[0] and exps[1].startswith("workspace")
     # The token was in the environment of every stage: no output, lock, log, cache or git object holds it.

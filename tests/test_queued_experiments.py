@@ -32,7 +32,7 @@ def base(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("queue") / "vovnet")
     sh(repo, "dvc", "repro", "merge")
     sh(repo, "git", "add", "dvc.lock")
-    sh(repo, "git", "commit", "-qm", "merge built")
+    sh(repo, "git", "commit", "--allow-empty", "-qm", "merge built")
     return repo
 
 

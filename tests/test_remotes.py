@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def origin(reproduced, tmp_path_factory):
     repo = reproduced.copy(tmp_path_factory.mktemp("origin") / "vovnet")
     sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "reproduced")
+    sh(repo, "git", "commit", "--allow-empty", "-qm", "reproduced")
     return repo
 
 

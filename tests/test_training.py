@@ -30,7 +30,16 @@ def params_file(ws, name, **train):
 
 
 def train_cmd(params, launcher=None):
-    return (launcher or [sys.executable]) + [TRAIN, "--params", str(params), "--metrics", f"metrics/{params.stem}.json"]
+    metrics, launched = f"metrics/{params.stem}.json", f"logs/{params.stem}.json"
+    return (launcher or [sys.executable]) + [
+        TRAIN,
+        "--params",
+        str(params),
+        "--metrics",
+        metrics,
+        "--launch-log",
+        launched,
+    ]
 
 
 def run_train(ws, params, env=None, launcher=None):
@@ -119,8 +128,7 @@ def test_two_process_cpu_run_writes_one_model(workspace):
         launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561"],
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    m = json.loads((workspace / "metrics" / f"{p.stem}.json").read_text())
-    assert m["processes"] == 2
+    assert json.loads((workspace / "logs" / f"{p.stem}.json").read_text())["processes"] == 2  # how it ran: a log
     assert (workspace / "models" / "ddp" / "head.safetensors").exists()
 
 
