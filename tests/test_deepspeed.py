@@ -175,7 +175,7 @@ def test_a_rank_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupte
         assert "resume with the launch that wrote it" in out, last
     edit_params(work / "params.yaml", **{"launch.processes": 2, "launch.config_file": CONFIGS[name]})
     out = sh(work, *cmd)
-    assert f"resuming from {ckpt}" in out
+    assert f"resuming from {work.resolve() / ckpt}" in out
     gap = relative_gap(trained(work / "models" / "killed"), trained(base / "models" / name))
     print(f"{name}: killed and resumed vs uninterrupted, largest relative gap per tensor {gap:.2e}")
     assert gap < SAME_BATCH_RTOL
