@@ -1,6 +1,7 @@
 """The equal-token baselines through the evaluation core on the tiny model (vovnet/evaluation/sweep.py): the
 resolution sweep at the COARSE and FULL budgets is always-COARSE and always-FULL, pruning at share 1.0 is
-always-FULL, policy-then-prune at 1.0 is the learned policy, smaller shares cost what they keep, and a bad
+always-FULL, policy-then-prune at 1.0 is the learned policy, smaller shares cost what they keep, each margin
+carries its paired interval on the same interpolated figure, and a bad
 budget or share is refused in one line naming its key."""
 
 import json
@@ -67,8 +68,18 @@ def test_sweep_and_pruning_ends_are_the_actions_and_the_margins_are_read_at_lear
     for curve, at in eq["accuracy_at_learned_tokens"].items():
         margin = eq["learned_margin"][curve]
         assert (margin is None) == (at is None)
+        paired = eq["comparisons"][curve]
+        assert (paired is None) == (at is None)
         if at is not None:
             assert margin == pytest.approx(learned["accuracy"] - at)
+            # the paired interval is on the same interpolated figure, question by question
+            assert (paired["baseline"], paired["difference"]) == (pytest.approx(at), pytest.approx(margin))
+            lo, hi = paired["ci95"]
+            assert lo <= paired["difference"] <= hi
+            assert paired["beyond_interval"] == (lo > 0 or hi < 0)
+    same = eq["comparisons"]["learned_then_prune"]  # share 1.0: the learned policy itself
+    assert (same["difference"], same["ci95"], same["beyond_interval"]) == (0.0, [0.0, 0.0], False)
+    assert same["baseline_tokens"] == learned["vision_tokens"]
     pareto = json.loads(Path("eval/mmbench/pareto.json").read_text())
     assert {"resolution", "prune_random", "prune_attention", "learned_then_prune"} <= {p["policy"] for p in pareto}
 

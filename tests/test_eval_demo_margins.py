@@ -1,4 +1,5 @@
-"""The demo report's targets give each margin's paired 95% interval and say whether the margin is beyond it."""
+"""The demo report's targets give each margin's paired 95% interval and say whether the margin is beyond it; the
+equal-token baselines (downsampling, pruning, learned-then-prune) get their rows, margins and plot lines."""
 
 import json
 import math
@@ -50,3 +51,32 @@ def test_uncertainty_margin_is_the_evaluations_paired_comparison(tmp_path, monke
     fig = run(tmp_path, monkeypatch, {"uncertainty": unc})
     value = fig["targets"]["learned - uncertainty (equal tokens) >= 3 pts"]["value"]
     assert value == "+25.0 pts (95% CI +15.2 to +34.8 pts, beyond its interval)"
+
+
+def test_equal_token_baselines_get_rows_margins_and_plot_lines(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "eval" / "demo" / "report.json"
+    demo_eval_outputs(tmp_path)
+    res = {"difference": 0.5, "se": 0.1, "ci95": [0.304, 0.696], "beyond_interval": True}
+    then = {"difference": 0.25, "se": 0.2, "ci95": [-0.142, 0.642], "beyond_interval": False}
+    eq = {
+        "curves": {
+            "resolution": [{"vision_tokens": 0.5, "accuracy": 0.2}, {"vision_tokens": 2.0, "accuracy": 0.3}],
+            "prune_random": [{"vision_tokens": 2.0, "accuracy": 0.6}, {"vision_tokens": 4.0, "accuracy": 0.75}],
+        },
+        "accuracy_at_learned_tokens": {"resolution": 0.25, "prune_random": None},
+        "comparisons": {"resolution": res, "prune_random": None, "learned_then_prune": then},
+        "learned_then_prune": {"method": "attention", "keep_share": 0.5, "accuracy": 0.5, "vision_tokens": 0.75},
+    }
+    path.write_text(json.dumps({**json.loads(path.read_text()), "equal_token_baselines": eq}))
+    monkeypatch.chdir(tmp_path)
+    assert vovnet_main(["demo-report", "--set", "demo", "--out-dir", "figs"]) == 0
+    fig = json.loads((tmp_path / "figs" / "demo_report.json").read_text())["equal_tokens"]
+    assert fig["resolution"] == {"accuracy": 0.25, "margin": res}
+    assert fig["prune_random"] == {"accuracy": None, "margin": None}
+    assert fig["learned_then_prune"]["rule"] == "attention 0.5" and fig["learned_then_prune"]["margin"] == then
+    out = capsys.readouterr().out
+    assert "always at a lower resolution" in out and "+50.0 pts (95% CI +30.4 to +69.6 pts, beyond its interval)" in out
+    assert "FULL, random token pruning" in out and "n/a: no point of it at 1.25 tokens" in out
+    assert "learned, then attention 0.5" in out and "+25.0 pts (95% CI -14.2 to +64.2 pts, within its interval)" in out
+    svg = (tmp_path / "figs" / "demo_pareto.svg").read_text()
+    assert "always at a lower resolution" in svg and "learned, then attention 0.5 pruning" in svg

@@ -4,7 +4,8 @@ The report reads "beats X at equal cost" on X's curve at the learned policy's me
 same comparison is made question by question, so what two policies share (the easy and the impossible
 questions) cancels and the interval is the one on the difference, clustered by shared image
 (vovnet/evaluation/intervals.py):
-- a curve baseline (uncertainty, uncertainty_coarse): each question's scores at the two curve points around
+- a curve baseline (uncertainty, uncertainty_coarse, and vovnet/evaluation/sweep.py's downsampling and pruning
+  curves): each question's scores at the two curve points around
   the learned tokens, weighted as the interpolation weighs their accuracies (`policies.cost_weights`), so the
   baseline's mean is the report's `accuracy_at_learned_tokens`;
 - random: its expectation at equal tokens, not one draw: each record takes FULL with the probability that
@@ -38,12 +39,18 @@ def random_expectation(qs: list[list[int]], rows: dict, gens: list[dict], tokens
 def on_curve(qs: list[list[int]], rows: dict, gens: list[dict], curve: list, tokens: float) -> list[float] | None:
     """Each question's score on a baseline's curve ([(param, choices)]) at `tokens`; None outside its range."""
     costs = [scoring.mean_vision_tokens(gens, choices) for _, choices in curve]
+    return interpolated([scoring.question_scores(qs, rows, choices) for _, choices in curve], costs, tokens)
+
+
+def interpolated(point_scores: list[list[float]], costs: list[float], tokens: float) -> list[float] | None:
+    """Each question's score on a curve at `tokens`, from its points' per-question scores and mean vision
+    tokens, weighted as `policies.at_cost` weighs their accuracies; None outside the curve's range."""
     weights = policies.cost_weights(costs, tokens)
     if weights is None:
         return None
-    scores = [0.0] * len(qs)
+    scores = [0.0] * len(point_scores[0])
     for i, w in weights.items():
-        for k, s in enumerate(scoring.question_scores(qs, rows, curve[i][1])):
+        for k, s in enumerate(point_scores[i]):
             scores[k] += w * s
     return scores
 

@@ -184,7 +184,8 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path, pr
         pareto.extend(points)
     write_outputs(ev, Path(out_dir), gens, scored, rep, baseline_figs, at_learned, pareto)
     table_rows = [("learned", scored.learned_fig), *baseline_figs.items()]
-    table = report.table(name, table_rows, rep.get("comparisons", {}), rep["overlap"])
+    paired = {**rep.get("comparisons", {}), **rep.get("equal_token_baselines", {}).get("comparisons", {})}
+    table = report.table(name, table_rows, paired, rep["overlap"])
     return {"metrics": scored.metrics, "report": rep, "table": table}
 
 

@@ -14,6 +14,9 @@ Each target on a margin gives the margin's paired 95% interval (per question, cl
 vovnet/evaluation/intervals.py) and says whether the margin is beyond it (the interval excludes 0): random's
 is on its expectation, uncertainty's is the evaluation's own (report.json `comparisons`, on the same
 interpolated figure).
+Where the evaluation measured them (evaluation.resolution_sweep, evaluation.pruning), the downsampling and
+pruning curves are read the same way, with the learned policy's paired margin over each from report.json's
+`equal_token_baselines`, and the learned-then-prune row at its own tokens; the plot draws them.
 The oracle is no policy: each question's cheapest action that answers it right, at the same tokens. It is
 the ceiling of any policy over this model's answers, so `oracle - uncertainty` bounds what the learned
 policy can gain over uncertainty (an analysis of the held-out outputs; nothing is chosen with it).
@@ -33,6 +36,7 @@ from vovnet import VovnetError
 from vovnet.config import processed_file
 from vovnet.evaluation import policies
 from vovnet.evaluation.intervals import paired_interval, question_clusters
+from vovnet.evaluation.svg_chart import svg_plot
 from vovnet.io_utils import atomic_path, read_jsonl
 from vovnet.model.budgets import ACTIONS
 
@@ -76,46 +80,6 @@ def load_held_out(eval_dir: Path, get_protocol: Callable, processed_root: str = 
     }
     tokens = {a: [q["vision_tokens_by_action"][a] for q in p] for a in ACTIONS}
     return HeldOut(records, p, correct, tokens, report)
-
-
-def svg_plot(series: list, x_max: float, w: int = 560, h: int = 360) -> str:
-    """A plain SVG line/point chart (text, diffable, no plotting library): accuracy vs vision tokens."""
-    left, right, top, bottom = 50, 190, 15, 40
-    px = lambda x: left + (w - left - right) * x / max(1e-9, x_max)  # noqa: E731
-    py = lambda y: top + (h - top - bottom) * (1 - y)  # noqa: E731
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-        f'<rect width="{w}" height="{h}" fill="white"/>',
-    ]
-    for k in range(6):
-        y = k / 5
-        out.append(
-            f'<line x1="{left}" x2="{w - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>'
-        )
-        x = x_max * k / 5
-        out.append(f'<text x="{px(x):.1f}" y="{h - bottom + 15}" text-anchor="middle">{x:.1f}</text>')
-    out.append(
-        f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">mean vision tokens per question</text>'
-        f'<text x="12" y="{(top + h - bottom) / 2}" transform="rotate(-90 12 {(top + h - bottom) / 2})" '
-        'text-anchor="middle">accuracy (held-out)</text>'
-    )
-    for n, (name, colour, pts, dots) in enumerate(series):
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-        if len(pts) > 1 and not name.startswith("always"):
-            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        if dots:
-            out += [
-                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{5 if len(pts) == 1 else 3}" fill="{colour}"/>'
-                for x, y in pts
-            ]
-        ly = top + 14 + 18 * n
-        out.append(
-            f'<rect x="{w - right + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{w - right + 26}" y="{ly + 1}">{name}</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
 
 
 def uncertainty_full_share(entropy: list[float], tokens: dict, budget: float) -> list[float]:
@@ -204,13 +168,59 @@ def figures(h: HeldOut, shifts: list[float]) -> dict:
             "oracle": oracle_accuracy(h.correct, h.tokens, tok_l * n),
         },
         "per_family": family_table(h, learned_choice, frac, p_full),
+        "equal_tokens": equal_tokens(h.report),
         "_curves": {
+            **{c: [(p["vision_tokens"], p["accuracy"]) for p in pts] for c, pts in _eq(h.report)["curves"].items()},
             "learned": sorted((t, a) for a, t in learned_curve),
             "uncertainty": sorted(
                 (c["vision_tokens"], c["accuracy"]) for c in h.report.get("curves", {}).get("uncertainty", [])
             ),
         },
     }
+
+
+EQUAL_TOKEN_CURVES = {  # report.json's equal_token_baselines curves (vovnet/evaluation/sweep.py): label, colour
+    "resolution": ("always at a lower resolution", "#2a9d4a"),
+    "prune_random": ("FULL, random token pruning", "#8a5cc2"),
+    "prune_attention": ("FULL, attention pruning", "#c25c9a"),
+}
+
+
+def _eq(report: dict) -> dict:
+    return report.get("equal_token_baselines") or {"curves": {}}
+
+
+def equal_tokens(report: dict) -> dict:
+    """The downsampling and pruning baselines the evaluation measured (none when evaluation.resolution_sweep
+    and evaluation.pruning are off): each curve's accuracy at the learned policy's tokens and the learned
+    policy's paired margin over it, and the learned-then-prune row with its pairing."""
+    eq = _eq(report)
+    paired = eq.get("comparisons") or {}
+    out = {c: {"accuracy": a, "margin": paired.get(c)} for c, a in eq.get("accuracy_at_learned_tokens", {}).items()}
+    then = eq.get("learned_then_prune")
+    if then:
+        out["learned_then_prune"] = {
+            "accuracy": then["accuracy"],
+            "vision_tokens": then["vision_tokens"],
+            "rule": f"{then['method']} {then['keep_share']:g}",
+            "margin": paired.get("learned_then_prune"),
+        }
+    return out
+
+
+def _print_equal_tokens(fig: dict) -> None:
+    if not fig["equal_tokens"]:
+        return
+    print("\ndownsampling and pruning at equal tokens (report.json equal_token_baselines): learned minus each")
+    tok_l, acc_l = fig["learned"]["vision_tokens"], fig["learned"]["accuracy"]
+    for curve, row in fig["equal_tokens"].items():
+        label = EQUAL_TOKEN_CURVES[curve][0] if curve in EQUAL_TOKEN_CURVES else f"learned, then {row['rule']}"
+        tok = row.get("vision_tokens", tok_l)
+        if row["accuracy"] is None:
+            print(f"  {label:34} n/a: no point of it at {tok:.2f} tokens")
+            continue
+        diff = 100 * (acc_l - row["accuracy"])
+        print(f"  {label:34} {row['accuracy']:8.3f} {tok:13.2f}   {diff:+.1f} pts ({_beyond(row['margin'])})")
 
 
 def margins(h: HeldOut, fig: dict) -> dict[str, dict | None]:
@@ -293,6 +303,7 @@ def print_report(fig: dict, checks: list[tuple[str, bool, str]]) -> None:
     print(f"{'policy':34} {'accuracy':>8} {'vision tokens':>13}")
     for name, acc, tok in rows:
         print(f"{name:34} {acc:8.3f} {tok:13.2f}")
+    _print_equal_tokens(fig)
     print("\nper family: the learned policy's actions; accuracy: learned, always each action, and random and")
     print("uncertainty at the learned policy's tokens")
     print(f"{'family':8} {'n':>4} " + " ".join(f"{a.upper():>6}" for a in ACTIONS) + f" {'learned':>8} ", end="")
@@ -312,7 +323,7 @@ def print_report(fig: dict, checks: list[tuple[str, bool, str]]) -> None:
 def plot_series(fig: dict) -> list[tuple]:
     """(legend, colour, points (tokens, accuracy), dots) per line of the Pareto plot."""
     no, full = fig["always_no"], fig["always_full"]
-    learned = fig["learned"]
+    learned, curves = fig["learned"], fig["_curves"]
     return [
         ("uncertainty threshold (sweep)", "#e08020", fig["_curves"]["uncertainty"], False),
         (
@@ -321,6 +332,7 @@ def plot_series(fig: dict) -> list[tuple]:
             [(no["vision_tokens"], no["accuracy"]), (full["vision_tokens"], full["accuracy"])],
             False,
         ),
+        *[(label, colour, fig["_curves"][c], True) for c, (label, colour) in EQUAL_TOKEN_CURVES.items() if c in curves],
         ("learned (cost-shift sweep)", "#1f5fbf", fig["_curves"]["learned"], True),
         (
             "always " + " / ".join(a.upper() for a in ACTIONS),
@@ -329,6 +341,10 @@ def plot_series(fig: dict) -> list[tuple]:
             True,
         ),
         ("learned (cost_shift 0)", "#d02020", [(learned["vision_tokens"], learned["accuracy"])], True),
+    ] + [
+        (f"learned, then {then['rule']} pruning", "#f0a0a0", [(then["vision_tokens"], then["accuracy"])], True)
+        for then in [fig["equal_tokens"].get("learned_then_prune")]
+        if then
     ]
 
 

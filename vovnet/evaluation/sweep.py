@@ -11,7 +11,8 @@
 
 Each is generated like the actions (batched, sharded over processes, one resumable log per variant) and
 scored by substituting its answers for the action it replaces; a curve is read at the learned policy's mean
-vision tokens (linear between its points) and the learned policy's margin over it reported.
+vision tokens (linear between its points) and the learned policy's margin over it reported, with the margin's
+paired 95% interval (vovnet/evaluation/comparisons.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from vovnet import VovnetError, actions
-from vovnet.evaluation import policies, report, scoring
+from vovnet.evaluation import comparisons, policies, report, scoring
 from vovnet.evaluation.generation_log import GenerationLog, batch_key, log_root
+from vovnet.evaluation.intervals import question_clusters
 from vovnet.evaluation.sharding import run_sharded
 from vovnet.model.encoding import Encoder, RecordDataset
 from vovnet.model.generation import TokenIds, answer_action, text_prefill
@@ -128,8 +130,9 @@ def generate_baselines(ev) -> dict | None:
     return out if ev.shard.is_main else None
 
 
-def figures_with(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices: list[int]) -> dict:
-    """A policy's figures with some actions' answers replaced by a variant's (`subs`: action -> answers)."""
+def substituted(ev, sc, gens: list[dict], subs: dict[str, list[dict]]) -> tuple[dict, list[dict]]:
+    """(rows, gens) with some actions' scored answers and vision tokens replaced by a variant's (`subs`:
+    action -> answers)."""
     rows, gens = dict(sc.rows), [dict(g) for g in gens]
     for action, outs in subs.items():
         scored, _ = scoring.score(
@@ -140,24 +143,45 @@ def figures_with(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices:
         ]
         for g, o in zip(gens, outs):
             g["vision_tokens"] = {**g["vision_tokens"], action: o["vision_tokens"]}
-    return scoring.policy_figures(ev.records, sc.questions, rows, gens, choices)
+    return rows, gens
+
+
+@dataclass
+class Point:
+    """One baseline point: its figures and each question's score (for the paired comparison)."""
+
+    fig: dict
+    scores: list[float]
+
+
+def point(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices: list[int]) -> Point:
+    rows, sub_gens = substituted(ev, sc, gens, subs)
+    return Point(
+        scoring.policy_figures(ev.records, sc.questions, rows, sub_gens, choices),
+        scoring.question_scores(sc.questions, rows, choices),
+    )
 
 
 def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[dict, list[dict]]:
-    """(report section, Pareto points): each curve, its accuracy at the learned policy's tokens and the
-    learned policy's margin over it, and the learned-then-prune row."""
+    """(report section, Pareto points): each curve, its accuracy at the learned policy's tokens, the learned
+    policy's margin over it with the margin's paired 95% interval (`comparisons`, as the evaluation's other
+    curve baselines get), and the learned-then-prune row, paired with the learned policy at its own tokens."""
     vs = variants_by_curve(ev.ecfg)
-    curves, points = {}, []
+    clusters = question_clusters(ev.records, sc.questions)
+    mine = scoring.question_scores(sc.questions, sc.rows, sc.learned)
+    tokens, acc = sc.learned_fig["vision_tokens"], sc.learned_fig["accuracy"]
+    curves, points, paired = {}, [], {}
     for curve, members in vs.items():
         if curve == "learned_then_prune":
             continue
-        pts = []
-        for v in members:
-            fig = figures_with(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action))
-            pts.append(report.pareto_point(curve, fig, v.param))
-        curves[curve] = sorted(pts, key=lambda p: (p["vision_tokens"], p["param"]))
-        points.extend(pts)
-    tokens, acc = sc.learned_fig["vision_tokens"], sc.learned_fig["accuracy"]
+        pts = [point(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action)) for v in members]
+        marks = [report.pareto_point(curve, p.fig, v.param) for p, v in zip(pts, members)]
+        curves[curve] = sorted(marks, key=lambda p: (p["vision_tokens"], p["param"]))
+        points.extend(marks)
+        costs = [p.fig["vision_tokens"] for p in pts]
+        paired[curve] = comparisons.compared(
+            mine, comparisons.interpolated([p.scores for p in pts], costs, tokens), clusters, tokens
+        )
     at = {c: policies.at_cost(p, tokens) for c, p in curves.items()}
     section = {
         "curves": curves,
@@ -166,10 +190,12 @@ def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[
     }
     if "learned_then_prune" in vs:
         subs = {v.action: generated[_canonical(v)] for v in vs["learned_then_prune"]}
-        fig = figures_with(ev, sc, gens, subs, sc.learned)
+        then = point(ev, sc, gens, subs, sc.learned)
         rule = vs["learned_then_prune"][0].rule
-        section["learned_then_prune"] = {"method": rule.method, "keep_share": rule.share, **fig}
-        points.append(report.pareto_point("learned_then_prune", fig))
+        section["learned_then_prune"] = {"method": rule.method, "keep_share": rule.share, **then.fig}
+        paired["learned_then_prune"] = comparisons.compared(mine, then.scores, clusters, then.fig["vision_tokens"])
+        points.append(report.pareto_point("learned_then_prune", then.fig))
+    section["comparisons"] = paired
     return section, points
 
 
