@@ -1,7 +1,8 @@
 """The equal-token baselines through the evaluation core on the tiny model (vovnet/evaluation/sweep.py): the
 resolution sweep at the COARSE and FULL budgets is always-COARSE and always-FULL, pruning at share 1.0 is
 always-FULL, policy-then-prune at 1.0 is the learned policy, smaller shares cost what they keep, each margin
-carries its paired interval on the same interpolated figure, and a bad
+carries its paired interval on the same interpolated figure, the baselines are asked in the set's prompt
+variant, and a bad
 budget or share is refused in one line naming its key."""
 
 import json
@@ -87,22 +88,24 @@ def test_sweep_and_pruning_ends_are_the_actions_and_the_margins_are_read_at_lear
 def test_sweep_answers_match_the_actions_record_by_record(evaluated):
     from vovnet.evaluation.core import generate, setup
     from vovnet.evaluation.sharding import current_shard
-    from vovnet.evaluation.sweep import generate_baselines, variants
+    from vovnet.evaluation.sweep import Variant, generate_baselines, generate_variant, variants
 
     params, set_cfg, _ = evaluated
     ev = setup("mmbench", set_cfg, params, current_shard(), get_protocol(set_cfg["protocol"]))
     gens, generated = generate(ev), generate_baselines(ev)  # both read back from the generation logs
-    by = {(v.budget, v.rule): outs for v, outs in generated.items()}
     vb = params["vision_budget"]
-    coarse = by[((vb["coarse"]["min_pixels"], vb["coarse"]["max_pixels"]), None)]
-    full = by[((vb["full"]["min_pixels"], vb["full"]["max_pixels"]), None)]
-    assert [o["output"] for o in coarse] == [g["outputs"]["coarse"] for g in gens]
-    assert [o["output"] for o in full] == [g["outputs"]["full"] for g in gens]
+    for action in ("coarse", "full"):  # what the sweep reuses at an action's budget, generated its own way
+        budget = (vb[action]["min_pixels"], vb[action]["max_pixels"])
+        assert all(v.budget != budget for v in generated)
+        outs = generate_variant(ev, Variant("resolution", budget[1], "coarse", budget))
+        assert [o["output"] for o in outs] == [g["outputs"][action] for g in gens]
+        assert [o["vision_tokens"] for o in outs] == [g["vision_tokens"][action] for g in gens]
     pruned = [(v, outs) for v, outs in generated.items() if v.rule and v.rule.share == 0.5 and v.action == "full"]
     assert {v.rule.method for v, _ in pruned} == {"random", "attention"}
     for _, outs in pruned:
         assert [o["vision_tokens"] for o in outs] == [max(1, (g["vision_tokens"]["full"] + 1) // 2) for g in gens]
     assert len(variants(params["evaluation"])) == 3 + 4 + 1  # policy-then-prune's FULL is the 1.0 curve point
+    assert len(generated) == 1 + 4 + 1  # the sweep's COARSE and FULL budgets are the actions' answers
 
 
 def test_bad_budgets_and_shares_name_their_key(in_workspace):
@@ -121,3 +124,23 @@ def test_bad_budgets_and_shares_name_their_key(in_workspace):
         with pytest.raises(VovnetError, match=r"evaluation\.pruning\.keep_shares") as exc:
             revalidate(params)
         assert "\n" not in str(exc.value)
+
+
+def test_baselines_are_asked_in_the_set_s_prompt_variant(evaluated):
+    from vovnet.evaluation.core import setup
+    from vovnet.evaluation.sharding import current_shard
+    from vovnet.model.encoding import RecordDataset
+
+    params, set_cfg, _ = evaluated
+    protocol = get_protocol(set_cfg["protocol"])
+    standard = setup("mmbench", set_cfg, params, current_shard(), protocol).encoder
+    qwen = setup("mmbench", {**set_cfg, "prompt": "qwen"}, params, current_shard(), protocol).encoder
+    budget = params["vision_budget"]["coarse"]
+    ev = setup("mmbench", set_cfg, params, current_shard(), protocol)
+    rec = ev.records[0]
+    images = RecordDataset([rec], qwen, with_target=False).images(rec)
+
+    def ids(encoder):
+        return encoder.encode(rec, images, "coarse", with_target=False)["input_ids"]
+
+    assert ids(qwen.with_budget("coarse", budget)) == ids(qwen) != ids(standard)

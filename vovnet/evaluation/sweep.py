@@ -9,10 +9,11 @@
 - `learned_then_prune`: the learned policy's choices, its COARSE and FULL images pruned by one rule (the
   original VoVNet's "policy + pruning" row).
 
-Each is generated like the actions (batched, sharded over processes, one resumable log per variant) and
-scored by substituting its answers for the action it replaces; a curve is read at the learned policy's mean
-vision tokens (linear between its points) and the learned policy's margin over it reported, with the margin's
-paired 95% interval (vovnet/evaluation/comparisons.py).
+Each is generated like the actions (batched, sharded over processes, one resumable log per variant; a sweep
+budget equal to an action's takes that action's answers) and scored by substituting its answers for the action
+it replaces; a curve is read at the learned policy's mean vision tokens (linear between its points) and the
+learned policy's margin over it reported, with the margin's paired 95% interval
+(vovnet/evaluation/comparisons.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from vovnet.evaluation import comparisons, policies, report, scoring
 from vovnet.evaluation.generation_log import GenerationLog, batch_key, log_root
 from vovnet.evaluation.intervals import question_clusters
 from vovnet.evaluation.sharding import run_sharded
-from vovnet.model.encoding import Encoder, RecordDataset
+from vovnet.model.encoding import RecordDataset
 from vovnet.model.generation import TokenIds, answer_action, text_prefill
 from vovnet.model.pruning import PruneRule, answer_pruned
 
@@ -97,12 +98,22 @@ def _answers(ev, v: Variant, encs_no, encs_vis, tids: TokenIds) -> list[dict]:
     return per
 
 
+def reused_action(ev, v: Variant) -> str | None:
+    """The action whose answers are this sweep point's, already generated: a budget equal to that action's,
+    answered by the same model (tests/test_baselines_sweep.py checks the two paths give the same answers)."""
+    if v.budget is None or v.rule is not None or ev.model.thinks(v.action):
+        return None
+    for a in actions.VISION:
+        b = ev.encoder.budgets[a.name]
+        if (b["min_pixels"], b["max_pixels"]) == v.budget and not ev.model.thinks(a.name):
+            return a.name
+    return None
+
+
 def generate_variant(ev, v: Variant) -> list[dict] | None:
     """Every record's answer under `v`, sharded like the actions' (main process; None elsewhere)."""
-    budgets = dict(ev.params["vision_budget"])
-    if v.budget:
-        budgets[v.action] = {"min_pixels": v.budget[0], "max_pixels": v.budget[1]}
-    encoder = Encoder(ev.processor, budgets, None, ev.model.prompt_order, ev.model.full_template)
+    budget = {"min_pixels": v.budget[0], "max_pixels": v.budget[1]} if v.budget else ev.encoder.budgets[v.action]
+    encoder = ev.encoder.with_budget(v.action, budget)
     dataset = RecordDataset(ev.records, encoder, with_target=False)
     ids, tids = [r["id"] for r in ev.records], TokenIds.of(ev.processor)
     settings = {**ev.settings, "kind": "baseline", "variant": asdict(v)}
@@ -126,7 +137,8 @@ def generate_baselines(ev) -> dict | None:
         check_budgets(ev.ecfg["resolution_sweep"], ev.params["vision_budget"], ev.processor.image_processor)
     out = {}
     for v in variants(ev.ecfg):
-        out[v] = generate_variant(ev, v)
+        if reused_action(ev, v) is None:
+            out[v] = generate_variant(ev, v)
     return out if ev.shard.is_main else None
 
 
@@ -162,6 +174,13 @@ def point(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices: list[i
     )
 
 
+def _curve_point(ev, sc, gens: list[dict], generated: dict, v: Variant) -> Point:
+    same = reused_action(ev, v)
+    if same is not None:
+        return point(ev, sc, gens, {}, _constant(gens, same))
+    return point(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action))
+
+
 def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[dict, list[dict]]:
     """(report section, Pareto points): each curve, its accuracy at the learned policy's tokens, the learned
     policy's margin over it with the margin's paired 95% interval (`comparisons`, as the evaluation's other
@@ -174,7 +193,7 @@ def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[
     for curve, members in vs.items():
         if curve == "learned_then_prune":
             continue
-        pts = [point(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action)) for v in members]
+        pts = [_curve_point(ev, sc, gens, generated, v) for v in members]
         marks = [report.pareto_point(curve, p.fig, v.param) for p, v in zip(pts, members)]
         curves[curve] = sorted(marks, key=lambda p: (p["vision_tokens"], p["param"]))
         points.extend(marks)

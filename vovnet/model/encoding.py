@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -40,6 +41,12 @@ class Encoder:
         self.full_renderer = (
             prompts.Renderer.of(processor, order, full_template, question_text) if full_template else self.renderer
         )
+
+    def with_budget(self, action: str, budget: dict) -> Encoder:
+        """This encoder (prompts and all) with `action`'s images resized within another pixel budget."""
+        other = copy.copy(self)
+        other.budgets = {**self.budgets, action: budget}
+        return other
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
