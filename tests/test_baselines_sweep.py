@@ -105,7 +105,12 @@ def test_sweep_answers_match_the_actions_record_by_record(evaluated):
     for _, outs in pruned:
         assert [o["vision_tokens"] for o in outs] == [max(1, (g["vision_tokens"]["full"] + 1) // 2) for g in gens]
     assert len(variants(params["evaluation"])) == 3 + 4 + 1  # policy-then-prune's FULL is the 1.0 curve point
-    assert len(generated) == 1 + 4 + 1  # the sweep's COARSE and FULL budgets are the actions' answers
+    # the sweep's COARSE and FULL budgets, and every kept share of 1.0, are the actions' own answers
+    assert sorted(str((v.budget, v.rule and (v.rule.method, v.rule.share))) for v in generated) == [
+        "((1024, 4096), None)",
+        "(None, ('attention', 0.5))",
+        "(None, ('random', 0.5))",
+    ]
 
 
 def test_bad_budgets_and_shares_name_their_key(in_workspace):

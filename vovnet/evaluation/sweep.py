@@ -10,9 +10,9 @@
   original VoVNet's "policy + pruning" row).
 
 Each is generated like the actions (batched, sharded over processes, one resumable log per variant; a sweep
-budget equal to an action's takes that action's answers) and scored by substituting its answers for the action
-it replaces; a curve is read at the learned policy's mean vision tokens (linear between its points) and the
-learned policy's margin over it reported, with the margin's paired 95% interval
+budget equal to an action's, or a kept share of 1.0, takes that action's answers) and scored by substituting
+its answers for the action it replaces; a curve is read at the learned policy's mean vision tokens (linear
+between its points) and the learned policy's margin over it reported, with the margin's paired 95% interval
 (vovnet/evaluation/comparisons.py).
 """
 
@@ -99,10 +99,13 @@ def _answers(ev, v: Variant, encs_no, encs_vis, tids: TokenIds) -> list[dict]:
 
 
 def reused_action(ev, v: Variant) -> str | None:
-    """The action whose answers are this sweep point's, already generated: a budget equal to that action's,
-    answered by the same model (tests/test_baselines_sweep.py checks the two paths give the same answers)."""
-    if v.budget is None or v.rule is not None or ev.model.thinks(v.action):
+    """The action whose answers are this variant's, already generated: a sweep budget equal to that action's,
+    or a kept share of 1.0, answered by the same model (tests/test_baselines_sweep.py and
+    tests/test_baselines_pruning.py check that the two paths give the same answers)."""
+    if ev.model.thinks(v.action):
         return None
+    if v.rule is not None:
+        return v.action if v.rule.share == 1.0 else None
     for a in actions.VISION:
         b = ev.encoder.budgets[a.name]
         if (b["min_pixels"], b["max_pixels"]) == v.budget and not ev.model.thinks(a.name):
@@ -208,7 +211,7 @@ def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[
         "learned_margin": {c: None if a is None or acc is None else acc - a for c, a in at.items()},
     }
     if "learned_then_prune" in vs:
-        subs = {v.action: generated[_canonical(v)] for v in vs["learned_then_prune"]}
+        subs = {v.action: generated[_canonical(v)] for v in vs["learned_then_prune"] if reused_action(ev, v) is None}
         then = point(ev, sc, gens, subs, sc.learned)
         rule = vs["learned_then_prune"][0].rule
         section["learned_then_prune"] = {"method": rule.method, "keep_share": rule.share, **then.fig}
