@@ -105,7 +105,9 @@ def _deep_set(doc: dict, values: dict, path: tuple = (), replace: bool = True, e
                 if was_empty and hasattr(value, "fa") and value.fa.flow_style():
                     cur.fa.set_flow_style()  # `[]` records no style: take the preset's
         elif not _same(cur, value):
-            doc[key] = value  # the key keeps its comment
+            doc[key] = value  # the key keeps its comment, but a preset's own comment wins over its base's
+            if not replace and isinstance(values, CommentedMap) and key in values.ca.items:
+                doc.ca.items[key] = values.ca.items[key]
 
 
 def apply_preset(name: str, params_text: str, preset_dir: Path = PRESET_DIR):
