@@ -2,7 +2,7 @@
 resolution sweep at the COARSE and FULL budgets is always-COARSE and always-FULL, pruning at share 1.0 is
 always-FULL, policy-then-prune at 1.0 is the learned policy, smaller shares cost what they keep, each margin
 carries its paired interval on the same interpolated figure, the baselines are asked in the set's prompt
-variant, and a bad
+variant, the demo_wide preset gives them room (FULL 64 tokens), and a bad
 budget or share is refused in one line naming its key."""
 
 import json
@@ -149,3 +149,30 @@ def test_baselines_are_asked_in_the_set_s_prompt_variant(evaluated):
         return encoder.encode(rec, images, "coarse", with_target=False)["input_ids"]
 
     assert ids(qwen.with_budget("coarse", budget)) == ids(qwen) != ids(standard)
+
+
+def test_demo_wide_gives_the_curves_room_full_64_tokens(tmp_path):
+    from transformers import Qwen2VLImageProcessor
+
+    from vovnet.evaluation.sweep import check_budgets
+    from vovnet.model.budgets import budget_tokens
+    from vovnet.presets import write_preset
+
+    path = tmp_path / "params.yaml"
+    path.write_text(Path("params.yaml").read_text())
+    write_preset("demo_wide", path)
+    params = load_params(path)
+    tiny, vb, ecfg = params["model"]["tiny"], params["vision_budget"], params["evaluation"]
+    processor = Qwen2VLImageProcessor(patch_size=tiny["patch_size"], merge_size=2, temporal_patch_size=2)
+    side = params["datasets"]["demo"]["generator"]["image_size"]
+
+    def tokens(budget):
+        return budget_tokens(processor, [(side, side)], budget)
+
+    assert (tokens(vb["coarse"]), tokens(vb["full"])) == (4, 64)
+    check_budgets(ecfg["resolution_sweep"], vb, processor)
+    assert [tokens(b) for b in ecfg["resolution_sweep"]] == [1, 4, 16, 36, 64]  # below, at and above COARSE
+    assert [max(1, round(s * 64)) for s in ecfg["pruning"]["keep_shares"]] == [4, 16, 32, 64]
+    assert set(ecfg["pruning"]["methods"]) == {"random", "attention"} and ecfg["pruning"]["policy_then_prune"]
+    assert ecfg["pruning"]["attention_layer"] < params["model"]["tiny"]["layers"]
+    assert tiny["vision_positions"] >= (side // tiny["patch_size"]) ** 2
