@@ -25,6 +25,7 @@ OUTPUTS = ("predictions.jsonl", "submission.tsv", "report.json", "metrics.json",
 def test_torn_and_corrupt_lines_are_dropped_and_counted(tmp_path, caplog):
     settings = {"model": "m", "kind": "answers"}
     glog = GenerationLog(tmp_path, settings, "rank-0", "t")
+    entropies = GenerationLog(tmp_path, {**settings, "kind": "entropy"}, "rank-0", "t")  # another generation
     calls = []
     for k in range(3):
         glog.run(f"k{k}", [str(k)], lambda k=k: calls.append(k) or [{"x": k / 3}])
@@ -45,7 +46,9 @@ def test_torn_and_corrupt_lines_are_dropped_and_counted(tmp_path, caplog):
     assert again.run("k0", ["0"], lambda: pytest.fail("k0 is logged")) == [{"x": 0.0}]
     assert again.run("k1", ["1"], lambda: [{"x": 1 / 3}]) == [{"x": 1 / 3}]
     assert again.counts() == (1, 1) and calls == [0, 1, 2]
-    assert f"ignoring generation logs of other settings in {tmp_path}: {again.folder.name}" in caplog.text
+    # the same kind under another model is named; another kind in the same root is another generation
+    assert f"ignoring generation logs of other settings in {tmp_path}: {again.folder.name} (model" in caplog.text
+    assert entropies.folder.name not in caplog.text
 
 
 def fill_up(folder: str) -> None:  # in a child process: a file-size limit stands in for a full disk

@@ -24,6 +24,7 @@ from vovnet.resume import workspace_of
 
 log = logging.getLogger("vovnet.evaluate")
 SETTINGS_FILE = "settings.json"
+IDENTITY = ("kind", "variant")  # what a log generates; the rest of its settings say how
 
 
 def files_digest(path: str | Path) -> str:
@@ -123,11 +124,21 @@ class GenerationLog:
         (self.folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         self.done: dict[str, list] = {}
         self.generated = self.reused = 0
-        self._name_other_settings(root)
+        self._name_other_settings(root, settings)
         self._load()
 
-    def _name_other_settings(self, root: Path) -> None:
-        others = sorted(p.name for p in root.iterdir() if p.is_dir() and p != self.folder)
+    def _name_other_settings(self, root: Path, settings: dict) -> None:
+        """Name the logs of the same generation under other settings (a retrained model, other decoding),
+        not those of the other kinds and variants that share the root."""
+        mine = {k: settings.get(k) for k in IDENTITY}
+        others = []
+        for p in sorted(q for q in root.iterdir() if q.is_dir() and q != self.folder):
+            try:
+                theirs = json.loads((p / SETTINGS_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                theirs = {}  # no readable settings: named, since it could be this generation's
+            if not isinstance(theirs, dict) or all(theirs.get(k) == v for k, v in mine.items()) or not theirs:
+                others.append(p.name)
         if others:
             log.info(
                 "%s: ignoring generation logs of other settings in %s: %s (model, prompts or decoding differ)",
