@@ -23,6 +23,14 @@ SLOW = {  # command -> why it is not run here (and what covers it)
     "tested in tests/test_presets.py)",
     "python -m vovnet preset demo_easyvqa && dvc repro": "the easy-VQA demo pipeline, up to 15 minutes (its data "
     "path is tested in tests/test_easy_vqa.py, the preset switch in tests/test_presets.py)",
+    "python -m vovnet preset demo_wide && dvc repro": "the demo at 64 FULL tokens with the equal-token baselines, "
+    "about 9 minutes (tests/test_baselines_sweep.py checks the preset's budgets and runs every baseline path)",
+    "dvc exp run -S 'evaluation.resolution_sweep=[{min_pixels: 256, max_pixels: 256}, {min_pixels: 1024, "
+    "max_pixels: 1024}, {min_pixels: 2304, max_pixels: 2304}, {min_pixels: 1024, max_pixels: 4096}]' -S "
+    "'evaluation.pruning.methods=[random, attention]' -S 'evaluation.pruning.keep_shares=[0.0625, 0.125, 0.25, "
+    "0.5, 1.0]' -S evaluation.pruning.attention_layer=2 -S 'evaluation.pruning.policy_then_prune={method: "
+    "attention, keep_share: 0.5}'": "the easy-VQA demo's evaluation with the baselines (after its pipeline, "
+    "minutes); tests/test_baselines_sweep.py runs the baselines through evaluate_set",
     "python -m vovnet demo-report --set demo": "reads the outputs of the demo pipeline above; tests/test_demo.py "
     "runs the command on a small evaluation folder",
     "dvc repro": "the whole pipeline, minutes (tests/test_pipeline.py)",
