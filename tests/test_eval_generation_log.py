@@ -1,5 +1,6 @@
 """Resumable generation: a killed evaluate@ reruns only what its log lacks, with byte-identical outputs; the
-log drops a torn or corrupt tail (counted), names logs of other settings, and survives a failed write."""
+log drops a torn or corrupt tail (counted), names logs of other settings, and survives a failed write; large
+model files are hashed once per size, mtime and inode."""
 
 import json
 import logging
@@ -49,6 +50,43 @@ def test_torn_and_corrupt_lines_are_dropped_and_counted(tmp_path, caplog):
     # the same kind under another model is named; another kind in the same root is another generation
     assert f"ignoring generation logs of other settings in {tmp_path}: {again.folder.name} (model" in caplog.text
     assert entropies.folder.name not in caplog.text
+
+
+def test_large_model_files_are_hashed_once_per_size_mtime_and_inode(tmp_path, monkeypatch):
+    from vovnet.evaluation import generation_log as gl
+
+    monkeypatch.setattr(gl, "CACHED_FROM", 1024)  # the threshold in bytes, not the behaviour, is scaled down
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"a" * 4096)
+    cache: dict = {}
+    first = gl.files_digest(model, cache)
+    assert first == gl.files_digest(model, {})  # the cache never changes a digest
+    assert len(cache) == 1 and next(iter(cache)).startswith(str(weights.resolve()))  # only the large file
+    key = next(iter(cache))
+    cache[key] = "0" * 64
+    assert gl.files_digest(model, cache) != first  # read from the cache, not the file
+    weights.write_bytes(b"b" * 4096)  # same size, new content and mtime
+    os.utime(weights, ns=(1, 1))
+    changed = gl.files_digest(model, cache)
+    assert changed == gl.files_digest(model, {}) != first and len(cache) == 2
+
+
+def test_generation_settings_keep_the_digest_cache_in_the_log_folder(tmp_path, monkeypatch):
+    from vovnet.evaluation import generation_log as gl
+
+    monkeypatch.setattr(gl, "CACHED_FROM", 1024)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.safetensors").write_bytes(b"w" * 2048)
+    params = load_params(ROOT / "params.yaml")
+    ecfg = {**params["evaluation"], "model_dir": str(tmp_path / "m"), "generation_log": str(tmp_path / "logs")}
+    settings = gl.generation_settings(ecfg, params["model"], params["vision_budget"], "hub/name", "cpu")
+    saved = json.loads((tmp_path / "logs" / gl.DIGESTS_FILE).read_text())
+    assert len(saved) == 1
+    (tmp_path / "logs" / gl.DIGESTS_FILE).write_text('{"torn')  # a torn cache: hashed again, same settings
+    assert gl.generation_settings(ecfg, params["model"], params["vision_budget"], "hub/name", "cpu") == settings
 
 
 def fill_up(folder: str) -> None:  # in a child process: a file-size limit stands in for a full disk

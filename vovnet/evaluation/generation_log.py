@@ -24,10 +24,28 @@ from vovnet.resume import workspace_of
 
 log = logging.getLogger("vovnet.evaluate")
 SETTINGS_FILE = "settings.json"
+DIGESTS_FILE = "file_digests.json"  # in the generation log folder: large model files' hashes (file_sha256)
+CACHED_FROM = 64 << 20
 IDENTITY = ("kind", "variant")  # what a log generates; the rest of its settings say how
 
 
-def files_digest(path: str | Path) -> str:
+def file_sha256(f: Path, cache: dict) -> str:
+    """One file's sha256; a file of CACHED_FROM bytes or more is read once per (path, size, mtime, inode), as
+    DVC's own state database does, so a 16 GB checkpoint is not hashed again by every evaluate@."""
+    st = f.stat()
+    key = f"{f.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    if st.st_size >= CACHED_FROM and key in cache:
+        return cache[key]
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    if st.st_size >= CACHED_FROM:
+        cache[key] = h.hexdigest()
+    return h.hexdigest()
+
+
+def files_digest(path: str | Path, cache: dict) -> str:
     """A model by the content of its files (a hub id that is not a local folder: by its name)."""
     root = Path(path).expanduser()
     h = hashlib.sha256()
@@ -35,21 +53,43 @@ def files_digest(path: str | Path) -> str:
         h.update(f"hub:{path}".encode())
         return h.hexdigest()
     for f in sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()):
-        h.update(f"{f.relative_to(root) if f != root else f.name}\0{f.stat().st_size}\0".encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        name = f.relative_to(root) if f != root else f.name
+        h.update(f"{name}\0{f.stat().st_size}\0{file_sha256(f, cache)}\0".encode())
     return h.hexdigest()
+
+
+def _load_digests(path: Path) -> dict:
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or torn: every large file is hashed again
+    return cached if isinstance(cached, dict) else {}
+
+
+def _save_digests(path: Path, cache: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per process: ranks write side by side
+    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def generation_settings(ecfg: dict, mcfg: dict, vision_budget: dict, base_model: str, device: str) -> dict:
     """The model (its files: trained folder, base, Thinking model), its dtype and device, and the decoding
-    settings; evaluation.seed and the process count do not change a greedy answer."""
+    settings; evaluation.seed and the process count do not change a greedy answer. The large files' hashes
+    are cached in the generation log folder (file_sha256)."""
     full = mcfg["full_model_name"] if mcfg["use_thinking_for_full"] else None
+    digests = log_root(ecfg["generation_log"], DIGESTS_FILE)
+    cache = _load_digests(digests)
+    known = dict(cache)
+    models = {
+        "model_dir": files_digest(ecfg["model_dir"], cache),
+        "base_model": files_digest(base_model, cache),
+        "full_model": files_digest(full, cache) if full else None,
+    }
+    if cache != known:
+        _save_digests(digests, cache)
     return {
-        "model_dir": files_digest(ecfg["model_dir"]),
-        "base_model": files_digest(base_model),
-        "full_model": files_digest(full) if full else None,
+        **models,
         "dtype": mcfg["dtype"],
         "device": device,
         "vision_budget": vision_budget,
