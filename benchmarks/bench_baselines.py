@@ -8,7 +8,7 @@ read back from an earlier run. Prints each run's seconds, the medians, the time 
 and against the run without them), and per question the generations and vision tokens each side spent
 (the actions' from the report, the baselines' counted from the `with` run's generation logs).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_baselines.py --set demo [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_baselines.py --set demo_wide [--reps 3]
 """
 
 from __future__ import annotations

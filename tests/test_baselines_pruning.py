@@ -1,4 +1,5 @@
-"""Vision-token pruning on the tiny Qwen3-VL (vovnet/model/pruning.py): share 1.0 is FULL token for token, kept
+"""Vision-token pruning on the tiny Qwen3-VL (vovnet/model/pruning.py): share 1.0 is FULL token for token (with
+the text pass's prefix shared, text_first, and without it, image_first), kept
 tokens keep their M-RoPE positions and DeepStack rows, counts follow the share, and the attention rule's layer-K
 scores are the eager attention's own."""
 
@@ -49,6 +50,38 @@ def test_share_one_is_always_full_token_for_token(tiny, method):
     pruned, counts = pruning.answer_pruned(model.lm, prefill, rows, _full(encs), ids, 12, rule, True)
     assert pruned == full
     assert counts == [e["full"]["vision_tokens"] for e in encs]
+
+
+@pytest.fixture(scope="module")
+def tiny_image_first(workspace):
+    """The same model with prompts in image_first order: no text prefix is shared with the vision branches."""
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        params = load_params("params.yaml")
+        torch.manual_seed(0)
+        model, processor = build_vovnet(params)
+        model.eval()
+        encoder = Encoder(processor, params["vision_budget"], None, "image_first")
+        records = [r for r in read_jsonl(params["train"]["train_file"]) if r["images"]][:3]
+        encs = [RecordDataset(records, encoder, with_target=False)[i] for i in range(len(records))]
+    finally:
+        os.chdir(cwd)
+    ids = TokenIds.of(processor)
+    prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, torch.device("cpu"))
+    return model, encs, ids, prefill
+
+
+@pytest.mark.parametrize("method", pruning.METHODS)
+def test_share_one_is_always_full_token_for_token_without_a_shared_prefix(tiny_image_first, method):
+    model, encs, ids, prefill = tiny_image_first
+    assert prefill.prefix_end is None  # image_first: what evaluation then passes as shared=False
+    rows = list(range(len(encs)))
+    full = answer_action(model, prefill, rows, _full(encs), "full", ids, 12)
+    rule = pruning.PruneRule(method, 1.0, layer=1)
+    assert pruning.answer_pruned(model.lm, prefill, rows, _full(encs), ids, 12, rule, False)[0] == full
 
 
 def _pruned(tiny, method, share):

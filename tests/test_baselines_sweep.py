@@ -85,6 +85,26 @@ def test_sweep_and_pruning_ends_are_the_actions_and_the_margins_are_read_at_lear
     assert {"resolution", "prune_random", "prune_attention", "learned_then_prune"} <= {p["policy"] for p in pareto}
 
 
+def test_baselines_that_only_reuse_the_actions_answers_still_report(evaluated, tmp_path):
+    from vovnet.evaluation.core import evaluate_set
+
+    params = _params()  # the model `evaluated` saved, other baselines
+    vb, ecfg = params["vision_budget"], params["evaluation"]
+    ecfg["resolution_sweep"] = [dict(vb["coarse"]), dict(vb["full"])]
+    ecfg["pruning"].update(methods=["random"], keep_shares=[1.0])
+    ecfg["generation_log"] = str(tmp_path / "logs")
+    params = revalidate(params)
+    set_cfg = params["evaluation"]["sets"]["mmbench"]
+    rep = evaluate_set("mmbench", set_cfg, params, str(tmp_path / "eval"), get_protocol(set_cfg["protocol"]))["report"]
+    eq, base = rep["equal_token_baselines"], rep["baselines"]
+    assert [(p["accuracy"], p["vision_tokens"]) for p in eq["curves"]["resolution"]] == [
+        (base[f"always_{a}"]["accuracy"], base[f"always_{a}"]["vision_tokens"]) for a in ("coarse", "full")
+    ]
+    assert eq["curves"]["prune_random"][0]["accuracy"] == base["always_full"]["accuracy"]
+    assert eq["learned_then_prune"]["accuracy"] == rep["learned"]["accuracy"]
+    assert not (tmp_path / "logs" / "mmbench.baselines").exists()  # nothing generated for them
+
+
 def test_sweep_answers_match_the_actions_record_by_record(evaluated):
     from vovnet.evaluation.core import generate, setup
     from vovnet.evaluation.sharding import current_shard

@@ -75,8 +75,10 @@ def test_equal_token_baselines_get_rows_margins_and_plot_lines(tmp_path, monkeyp
     assert fig["prune_random"] == {"accuracy": None, "margin": None}
     assert fig["learned_then_prune"]["rule"] == "attention 0.5" and fig["learned_then_prune"]["margin"] == then
     out = capsys.readouterr().out
-    assert "always at a lower resolution" in out and "+50.0 pts (95% CI +30.4 to +69.6 pts, beyond its interval)" in out
+    assert "resolution sweep (one budget for all)" in out
+    assert "+50.0 pts (95% CI +30.4 to +69.6 pts, beyond its interval)" in out
     assert "FULL, random token pruning" in out and "n/a: no point of it at 1.25 tokens" in out
     assert "learned, then attention 0.5" in out and "+25.0 pts (95% CI -14.2 to +64.2 pts, within its interval)" in out
     svg = (tmp_path / "figs" / "demo_pareto.svg").read_text()
-    assert "always at a lower resolution" in svg and "learned, then attention 0.5 pruning" in svg
+    assert "resolution sweep (one budget for all)" in svg and "learned, then attention 0.5 pruning" in svg
+    assert svg.count("<polyline") == 5  # uncertainty, random NO/FULL, the learned sweep and both curves

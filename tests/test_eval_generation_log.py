@@ -52,6 +52,15 @@ def test_torn_and_corrupt_lines_are_dropped_and_counted(tmp_path, caplog):
     assert entropies.folder.name not in caplog.text
 
 
+def test_a_baseline_variant_s_logs_under_other_settings_are_named(tmp_path, caplog):
+    variant = {"curve": "generated", "budget": (256, 1024), "rule": None}  # a tuple, read back as a list
+    old = GenerationLog(tmp_path, {"model": "old", "kind": "baseline", "variant": variant}, "rank-0", "t")
+    GenerationLog(tmp_path, {"model": "old", "kind": "baseline", "variant": {**variant, "budget": (64, 64)}}, "r", "t")
+    with caplog.at_level(logging.INFO, "vovnet.evaluate"):
+        GenerationLog(tmp_path, {"model": "new", "kind": "baseline", "variant": variant}, "rank-0", "t")
+    assert f"ignoring generation logs of other settings in {tmp_path}: {old.folder.name} (model" in caplog.text
+
+
 def test_large_model_files_are_hashed_once_per_size_mtime_and_inode(tmp_path, monkeypatch):
     from vovnet.evaluation import generation_log as gl
 

@@ -179,7 +179,7 @@ def evaluate_set(name: str, set_cfg: dict, params: dict, out_dir: str | Path, pr
         return None
     scored = score(ev, gens)
     rep, baseline_figs, at_learned, pareto = compare(ev, scored, gens, reference)
-    if generated:
+    if generated is not None:
         rep["equal_token_baselines"], points = compare_at_equal_tokens(ev, scored, gens, generated)
         pareto.extend(points)
     write_outputs(ev, Path(out_dir), gens, scored, rep, baseline_figs, at_learned, pareto)

@@ -180,7 +180,7 @@ def figures(h: HeldOut, shifts: list[float]) -> dict:
 
 
 EQUAL_TOKEN_CURVES = {  # report.json's equal_token_baselines curves (vovnet/evaluation/sweep.py): label, colour
-    "resolution": ("always at a lower resolution", "#2a9d4a"),
+    "resolution": ("resolution sweep (one budget for all)", "#2a9d4a"),
     "prune_random": ("FULL, random token pruning", "#8a5cc2"),
     "prune_attention": ("FULL, attention pruning", "#c25c9a"),
 }

@@ -67,10 +67,15 @@ def _load_digests(path: Path) -> dict:
 
 
 def _save_digests(path: Path, cache: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache; where it cannot be written, say so and go on (the next run hashes again)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per process: ranks write side by side
-    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot save the model files' digests to %s (%s); they are hashed again next run", path, exc)
+        tmp.unlink(missing_ok=True)
 
 
 def generation_settings(ecfg: dict, mcfg: dict, vision_budget: dict, base_model: str, device: str) -> dict:
@@ -170,7 +175,7 @@ class GenerationLog:
     def _name_other_settings(self, root: Path, settings: dict) -> None:
         """Name the logs of the same generation under other settings (a retrained model, other decoding),
         not those of the other kinds and variants that share the root."""
-        mine = {k: settings.get(k) for k in IDENTITY}
+        mine = json.loads(dumps({k: settings.get(k) for k in IDENTITY}))  # as settings.json reads back
         others = []
         for p in sorted(q for q in root.iterdir() if q.is_dir() and q != self.folder):
             try:

@@ -135,14 +135,15 @@ def generate_variant(ev, v: Variant) -> list[dict] | None:
 
 
 def generate_baselines(ev) -> dict | None:
-    """Every configured variant's answers, keyed by variant (main process; None elsewhere)."""
+    """Every configured variant's answers that no action's answers give, keyed by variant (main process;
+    None elsewhere, and where no baseline is configured)."""
     if ev.ecfg["resolution_sweep"]:
         check_budgets(ev.ecfg["resolution_sweep"], ev.params["vision_budget"], ev.processor.image_processor)
-    out = {}
-    for v in variants(ev.ecfg):
+    configured, out = variants(ev.ecfg), {}
+    for v in configured:
         if reused_action(ev, v) is None:
             out[v] = generate_variant(ev, v)
-    return out if ev.shard.is_main else None
+    return out if ev.shard.is_main and configured else None
 
 
 def substituted(ev, sc, gens: list[dict], subs: dict[str, list[dict]]) -> tuple[dict, list[dict]]:
