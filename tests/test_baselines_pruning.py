@@ -15,8 +15,9 @@ from vovnet.model.generation import TokenIds, _vision_extra, answer_action, text
 from vovnet.model.prefix_reuse import _rope_model
 
 
-@pytest.fixture(scope="module")
-def tiny(workspace):
+def _built(workspace, order: str | None):
+    """The tiny model, three sample records with images encoded in `order` (None: the model's own), and the
+    text pass's prefill."""
     import os
 
     cwd = os.getcwd()
@@ -27,7 +28,7 @@ def tiny(workspace):
         model, processor = build_vovnet(params)
         model.eval()
         budgets = {**params["vision_budget"], "full": {"min_pixels": 16384, "max_pixels": 65536}}
-        encoder = Encoder(processor, budgets, None, model.prompt_order)
+        encoder = Encoder(processor, budgets, None, order or model.prompt_order)
         records = [r for r in read_jsonl(params["train"]["train_file"]) if r["images"]][:3]
         encs = [RecordDataset(records, encoder, with_target=False)[i] for i in range(len(records))]
     finally:
@@ -35,6 +36,11 @@ def tiny(workspace):
     ids = TokenIds.of(processor)
     prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, torch.device("cpu"))
     return model, processor, encs, ids, prefill
+
+
+@pytest.fixture(scope="module")
+def tiny(workspace):
+    return _built(workspace, None)
 
 
 def _full(encs):
@@ -55,28 +61,12 @@ def test_share_one_is_always_full_token_for_token(tiny, method):
 @pytest.fixture(scope="module")
 def tiny_image_first(workspace):
     """The same model with prompts in image_first order: no text prefix is shared with the vision branches."""
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(workspace)
-    try:
-        params = load_params("params.yaml")
-        torch.manual_seed(0)
-        model, processor = build_vovnet(params)
-        model.eval()
-        encoder = Encoder(processor, params["vision_budget"], None, "image_first")
-        records = [r for r in read_jsonl(params["train"]["train_file"]) if r["images"]][:3]
-        encs = [RecordDataset(records, encoder, with_target=False)[i] for i in range(len(records))]
-    finally:
-        os.chdir(cwd)
-    ids = TokenIds.of(processor)
-    prefill = text_prefill(model.lm, [e["no"] for e in encs], ids.pad, ids.image, torch.device("cpu"))
-    return model, encs, ids, prefill
+    return _built(workspace, "image_first")
 
 
 @pytest.mark.parametrize("method", pruning.METHODS)
 def test_share_one_is_always_full_token_for_token_without_a_shared_prefix(tiny_image_first, method):
-    model, encs, ids, prefill = tiny_image_first
+    model, _, encs, ids, prefill = tiny_image_first
     assert prefill.prefix_end is None  # image_first: what evaluation then passes as shared=False
     rows = list(range(len(encs)))
     full = answer_action(model, prefill, rows, _full(encs), "full", ids, 12)
