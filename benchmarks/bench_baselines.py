@@ -30,28 +30,21 @@ from vovnet.evaluation.generation_log import read_log
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
 
 
-def params_files(folder: Path) -> dict[str, Path]:
-    yaml = YAML(typ="safe")
-    params = yaml.load(Path("params.yaml").read_text(encoding="utf-8"))
+def both_params() -> dict[str, dict]:
+    """params.yaml as it is (`with`) and with the baselines emptied (`without`)."""
+    params = YAML(typ="safe").load(Path("params.yaml").read_text(encoding="utf-8"))
     without = json.loads(json.dumps(params))
     without["evaluation"]["resolution_sweep"] = []
     without["evaluation"]["pruning"].update(methods=[], keep_shares=[], policy_then_prune=None)
-    out = {}
-    for name, p in (("with", params), ("without", without)):
-        out[name] = folder / f"params_{name}.yaml"
-        with open(out[name], "w", encoding="utf-8") as fh:
-            yaml.dump(p, fh)
-    return out
+    return {"with": params, "without": without}
 
 
-def run(set_name: str, params: Path, folder: Path) -> float:
-    """One evaluation on a fresh generation log: its wall seconds."""
-    yaml = YAML(typ="safe")
-    p = yaml.load(params.read_text(encoding="utf-8"))
-    p["evaluation"]["generation_log"] = str(folder / "generations")
+def run(set_name: str, params: dict, folder: Path) -> float:
+    """One evaluation in `folder`, on a fresh generation log there: its wall seconds."""
+    evaluation = {**params["evaluation"], "generation_log": str(folder / "generations")}
     run_params = folder / "params.yaml"
     with open(run_params, "w", encoding="utf-8") as fh:
-        yaml.dump(p, fh)
+        YAML(typ="safe").dump({**params, "evaluation": evaluation}, fh)
     cmd = [sys.executable, "stages/evaluate.py", "--set", set_name, "--params", str(run_params)]
     t0 = time.perf_counter()
     done = subprocess.run([*cmd, "--out", str(folder / "eval")], env=ENV, capture_output=True, text=True)
@@ -85,12 +78,12 @@ def main() -> int:
     args = ap.parse_args()
     times: dict[str, list[float]] = {"without": [], "with": []}
     with tempfile.TemporaryDirectory(prefix="bench_baselines_") as tmp:
-        files = params_files(Path(tmp))
+        params = both_params()
         for rep in range(args.reps):
             for name in ("without", "with"):
                 folder = Path(tmp) / f"{name}_{rep}"
                 folder.mkdir()
-                times[name].append(run(args.set, files[name], folder))
+                times[name].append(run(args.set, params[name], folder))
                 print(f"round {rep + 1}, {name:7} baselines: {times[name][-1]:.1f} s", flush=True)
         report = json.loads((Path(tmp) / "with_0" / "eval" / "report.json").read_text(encoding="utf-8"))
         gens, tokens, extra_gens, extra_tokens = spent(

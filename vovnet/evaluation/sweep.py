@@ -178,11 +178,16 @@ def point(ev, sc, gens: list[dict], subs: dict[str, list[dict]], choices: list[i
     )
 
 
-def _curve_point(ev, sc, gens: list[dict], generated: dict, v: Variant) -> Point:
+def _taken(ev, generated: dict, v: Variant) -> tuple[str, dict[str, list[dict]]]:
+    """(the action whose answers are `v`'s, the substitution that puts them there: none where an action's own
+    answers are `v`'s)."""
     same = reused_action(ev, v)
-    if same is not None:
-        return point(ev, sc, gens, {}, _constant(gens, same))
-    return point(ev, sc, gens, {v.action: generated[_canonical(v)]}, _constant(gens, v.action))
+    return (same, {}) if same is not None else (v.action, {v.action: generated[_canonical(v)]})
+
+
+def _curve_point(ev, sc, gens: list[dict], generated: dict, v: Variant) -> Point:
+    action, subs = _taken(ev, generated, v)
+    return point(ev, sc, gens, subs, _constant(gens, action))
 
 
 def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[dict, list[dict]]:
@@ -212,7 +217,7 @@ def compare_at_equal_tokens(ev, sc, gens: list[dict], generated: dict) -> tuple[
         "learned_margin": {c: None if a is None or acc is None else acc - a for c, a in at.items()},
     }
     if "learned_then_prune" in vs:
-        subs = {v.action: generated[_canonical(v)] for v in vs["learned_then_prune"] if reused_action(ev, v) is None}
+        subs = {a: outs for v in vs["learned_then_prune"] for a, outs in _taken(ev, generated, v)[1].items()}
         then = point(ev, sc, gens, subs, sc.learned)
         rule = vs["learned_then_prune"][0].rule
         section["learned_then_prune"] = {"method": rule.method, "keep_share": rule.share, **then.fig}
